@@ -1,0 +1,37 @@
+# One command each: `make demo` builds the embedded corpus and trains on it; `make test` tests.
+# Both create the virtual environment (.venv, pinned by constraints.txt) when needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   ?= demo
+
+.PHONY: setup test test-fast demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	# torch comes from the [train] extra pinned to the CPU wheel; pipeline deps never need it.
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,test]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m 'not slow'
+
+# The embedded default: the stdlib and installed distributions, capped to a small size.
+demo: setup
+	$(BIN)/fimpack build --out $(DEMO)/corpus --max-repos 12 --max-files-per-repo 120 \
+		--vocab-size 4096 --tokenizer-sample-chars 4000000 --workers 2
+	$(BIN)/fimpack inspect $(DEMO)/corpus --limit 1 | head -40
+	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor debug --steps 150 --out $(DEMO)/run
+
+bench: setup
+	@echo "benchmarks: see BENCHMARKS.md (none yet in this revision)"
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,3 @@
+from fimpack.cli import main
+
+raise SystemExit(main())

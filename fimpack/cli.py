@@ -1,0 +1,141 @@
+"""The ``fimpack`` command line.
+
+    fimpack build [--input DIR] --out OUT [beam options...]   build a corpus (Beam pipeline)
+    fimpack inspect OUT [--example ID] [--json]                read examples back
+    fimpack train --data OUT --flavor debug --steps N --out RUN train a small model on the shards
+
+Pipeline commands pass every option they don't know to Beam's PipelineOptions, e.g.
+``--runner DataflowRunner --project P --region R --temp_location gs://...``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("fimpack").setLevel(logging.INFO)  # progress is always visible
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="fimpack", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build a corpus: ingest, dedup, pack, FIM, tokenise, shard")
+    b.add_argument("--input", help="folder of repositories (subfolders, .tar.gz/.zip archives, "
+                   ".jsonl/.parquet rows); default: the Python source installed here")
+    b.add_argument("--out", required=True, help="output folder (local or a Beam filesystem URL)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--fim-rate", type=float, default=0.8)
+    b.add_argument("--max-example-chars", type=int, default=24_000)
+    b.add_argument("--val-fraction", type=float, default=0.05)
+    b.add_argument("--vocab-size", type=int, default=32_000)
+    b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")
+    b.add_argument("--tokenizer-sample-docs", type=int, default=4_000)
+    b.add_argument("--tokenizer-sample-chars", type=int, default=20_000_000)
+    b.add_argument("--examples-per-shard", type=int, default=20_000)
+    b.add_argument("--max-file-bytes", type=int, default=1_000_000)
+    b.add_argument("--max-files-per-repo", type=int, default=0, help="0 = no cap")
+    b.add_argument("--max-repos", type=int, default=0,
+                   help="embedded default only: number of code repositories (0 = all)")
+    b.add_argument("--workers", type=int, default=1, help="local FnApiRunner processes")
+    b.add_argument("-v", "--verbose", action="store_true", help="Beam's own logs too")
+
+    i = sub.add_parser("inspect", help="show a build's examples")
+    i.add_argument("out")
+    i.add_argument("--example", help="example id (e.g. 'repo:00000')")
+    i.add_argument("--json", action="store_true", help="one JSON object per line, per example")
+    i.add_argument("--limit", type=int, default=3, help="examples to render (0 = all)")
+
+    t = sub.add_parser("train", help="train a small Gemma-style model on a build's shards")
+    t.add_argument("--data", required=True, help="a build's output folder")
+    t.add_argument("--flavor", default="debug")
+    t.add_argument("--steps", type=int, default=100)
+    t.add_argument("--out", required=True, help="run folder: log.jsonl, ckpt.pt, config.json")
+    t.add_argument("--seq-len", type=int, default=256)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--ckpt-every", type=int, default=0)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--grad-accum", type=int, default=1)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--attention", default="auto")
+    t.add_argument("--compile", action="store_true")
+    return ap
+
+
+def cmd_build(args, beam_args: list[str]) -> int:
+    from fimpack.pipelines import build
+    from fimpack.pipelines.embedded import embedded_sources
+    from fimpack.pipelines.ingest import Limits, discover
+
+    _setup_logging(args.verbose)
+    limits = Limits(max_file_bytes=args.max_file_bytes,
+                    max_files_per_repo=args.max_files_per_repo)
+    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
+    cfg = build.BuildConfig(
+        out=args.out, input=args.input, seed=args.seed, fim_rate=args.fim_rate,
+        max_example_chars=args.max_example_chars, val_fraction=args.val_fraction,
+        vocab_size=args.vocab_size, tokenizer=args.tokenizer,
+        tokenizer_sample_docs=args.tokenizer_sample_docs,
+        tokenizer_sample_chars=args.tokenizer_sample_chars,
+        examples_per_shard=args.examples_per_shard, max_repos=args.max_repos,
+        workers=args.workers, limits=limits)
+    manifest = build.run(cfg, sources, beam_args)
+    print(summary(manifest))
+    if not manifest["counts"]["examples"]:
+        print("fimpack: no examples were produced: every input file was dropped "
+              "(see dropped_by_reason in manifest.json)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summary(manifest: dict) -> str:
+    c = manifest["counts"]
+    rows = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
+            ("dropped files", c["dropped_files"])]
+    rows += [(f"  dropped: {k}", v) for k, v in c["dropped_by_reason"].items()]
+    rows += [("examples", c["examples"]),
+             ("tokens (code)", c["tokens_by_source"]["code"]),
+             ("tokens (natural language)", c["tokens_by_source"]["nl"]),
+             ("seconds", manifest["timing"]["seconds"])]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {v:>12}"
+                     for k, v in rows)
+
+
+def cmd_train(args) -> int:
+    from fimpack.train.trainer import train
+
+    _setup_logging(False)
+    result = train(args.data, args.flavor, args.steps, args.out, seq_len=args.seq_len,
+                   batch_size=args.batch_size, seed=args.seed, ckpt_every=args.ckpt_every,
+                   resume=args.resume, grad_accum=args.grad_accum, device=args.device,
+                   compile=args.compile, attention=args.attention,
+                   **({"lr": args.lr} if args.lr is not None else {}),
+                   progress=lambda line: print(line, flush=True))
+    print(json.dumps(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "build":
+        return cmd_build(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "inspect":
+        from fimpack import inspect
+        return inspect.main(args.out, args.example, args.json, args.limit)
+    if args.command == "train":
+        return cmd_train(args)
+    parser.error(f"unknown command {args.command}")
+    return 2

@@ -1,0 +1,81 @@
+"""The record types that cross stage boundaries, defined once.
+
+A ``SourceFile`` leaves ingest and flows through dedup and ordering; a ``Drop`` records why an
+input file was left out (every input file ends as exactly one kept ``SourceFile`` or one
+``Drop``); an ``Example`` is one formatted training example made of ``Piece``s.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+# CodeGemma's sentinels, exactly as the model cards write them.
+FIM_PREFIX = "<|fim_prefix|>"
+FIM_SUFFIX = "<|fim_suffix|>"
+FIM_MIDDLE = "<|fim_middle|>"
+FILE_SEPARATOR = "<|file_separator|>"
+SENTINELS = (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, FILE_SEPARATOR)
+
+CODE = "code"
+NATURAL_LANGUAGE = "nl"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    repo: str          # repository name (folder or archive name, or distribution name)
+    path: str          # POSIX path relative to the repository root
+    language: str      # from the extension; "text" for natural-language documents
+    content: str       # the file decoded as UTF-8, byte-exact (no newline or BOM changes)
+    source: str = CODE  # CODE or NATURAL_LANGUAGE
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    repo: str
+    path: str
+    reason: str        # a short snake_case reason: "binary", "invalid_utf8", "too_large", ...
+    detail: str = ""   # e.g. the kept copy of an exact duplicate
+
+
+# Kinds of piece in an example. Sentinel pieces are structure (they become control tokens);
+# the others are text (tokenised with sentencepiece). Keeping the structure, instead of
+# re-parsing rendered text, is what keeps a file that contains a literal "<|fim_prefix|>" safe.
+SENTINEL = "sentinel"
+PATH = "path"          # "path/to/file.py\n" before each file
+CONTENT = "content"    # a file without FIM
+PREFIX = "prefix"
+MIDDLE = "middle"
+SUFFIX = "suffix"
+TEXT = "text"          # a natural-language document
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    kind: str
+    text: str
+    file: int = -1     # index into Example.files, -1 for sentinels between files
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    language: str
+    fim: str           # "none", "psm" or "spm"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    id: str            # stable: derived from the repository and the first file, not arrival order
+    repo: str
+    source: str        # CODE or NATURAL_LANGUAGE
+    split: str         # "train" or "validation" (by repository)
+    files: tuple[FileEntry, ...]
+    pieces: tuple[Piece, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.pieces)

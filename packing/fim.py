@@ -1,0 +1,59 @@
+"""Fill-in-the-middle formatting with CodeGemma's sentinels, and its exact inverse.
+
+A file is split at two character positions drawn uniformly (Bavarian et al. 2022), so any of
+prefix, middle and suffix may be empty. The two orders, in pieces:
+
+    PSM: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle
+    SPM: <|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix middle
+
+SPM is Bavarian et al.'s "variant 2" (the one StarCoder and Code Llama train on): both
+sentinels come first, so the model sees the suffix, then writes prefix + middle as one
+continuous left-to-right span, and PSM and SPM share the "<|fim_middle|> then the rest" shape.
+Nothing is added around sentinels; the content is byte-exact prefix + middle + suffix.
+"""
+from __future__ import annotations
+
+import random
+
+from fimpack.records import (CONTENT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MIDDLE, PREFIX,
+                             SENTINEL, SUFFIX, TEXT, Piece)
+
+NONE, PSM, SPM = "none", "psm", "spm"
+
+
+def choose_mode(rng: random.Random, fim_rate: float, spm_rate: float = 0.5) -> str:
+    if rng.random() >= fim_rate:
+        return NONE
+    return SPM if rng.random() < spm_rate else PSM
+
+
+def uniform_split(content: str, rng: random.Random) -> tuple[str, str, str]:
+    """Two uniform character positions in [0, len]: (prefix, middle, suffix)."""
+    i, j = sorted((rng.randint(0, len(content)), rng.randint(0, len(content))))
+    return content[:i], content[i:j], content[j:]
+
+
+def fim_pieces(content: str, mode: str, rng: random.Random, file: int) -> list[Piece]:
+    """The pieces of one file body in MODE (the path line is added by the caller)."""
+    if mode == NONE:
+        return [Piece(CONTENT, content, file)]
+    prefix, middle, suffix = uniform_split(content, rng)
+    sentinel = lambda s: Piece(SENTINEL, s, file)  # noqa: E731
+    if mode == PSM:
+        return [sentinel(FIM_PREFIX), Piece(PREFIX, prefix, file),
+                sentinel(FIM_SUFFIX), Piece(SUFFIX, suffix, file),
+                sentinel(FIM_MIDDLE), Piece(MIDDLE, middle, file)]
+    if mode == SPM:
+        return [sentinel(FIM_PREFIX), sentinel(FIM_SUFFIX), Piece(SUFFIX, suffix, file),
+                sentinel(FIM_MIDDLE), Piece(PREFIX, prefix, file), Piece(MIDDLE, middle, file)]
+    raise ValueError(f"unknown FIM mode {mode!r}")
+
+
+def reconstruct(pieces: list[Piece], file: int) -> str:
+    """Undo the FIM rearrangement of one file: its original content, byte-exact."""
+    parts = {CONTENT: "", PREFIX: "", MIDDLE: "", SUFFIX: ""}
+    for p in pieces:
+        kind = CONTENT if p.kind == TEXT else p.kind  # a document is plain content
+        if p.file == file and kind in parts:
+            parts[kind] += p.text
+    return parts[CONTENT] + parts[PREFIX] + parts[MIDDLE] + parts[SUFFIX]

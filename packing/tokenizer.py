@@ -1,0 +1,126 @@
+"""The sentencepiece tokenizer: trained on a sample of the corpus, sentinels as control symbols.
+
+Control symbols are never parsed out of raw text (user-defined symbols would be), so a source
+file containing the literal text ``<|fim_prefix|>`` stays ordinary text; the real sentinels are
+inserted by id from the example's structure. Settings keep code byte-exact: identity
+normalisation, no dummy prefix, no whitespace folding, byte fallback for unseen characters,
+digits split one by one.
+"""
+from __future__ import annotations
+
+import io
+from typing import Iterable
+
+import numpy as np
+import sentencepiece as spm
+
+from fimpack.records import SENTINEL, SENTINELS, Example
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+MAX_SENTENCE_CHARS = 4096  # training "sentences" are chunks of lines of at most this size
+
+
+def chunk_lines(text: str, limit: int = MAX_SENTENCE_CHARS) -> Iterable[str]:
+    """Split text at line ends into chunks of at most ``limit`` characters (a longer single
+    line is cut), newlines kept so the vocabulary learns them."""
+    buf = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > limit:
+            if buf:
+                yield buf
+                buf = ""
+            yield line[:limit]
+            line = line[limit:]
+        if len(buf) + len(line) > limit and buf:
+            yield buf
+            buf = ""
+        buf += line
+    if buf:
+        yield buf
+
+
+def train_model(texts: Iterable[str], vocab_size: int, max_chars: int = 20_000_000) -> bytes:
+    """Train a BPE model on TEXTS (in the given order, capped at ``max_chars``); the model's
+    bytes. Single-threaded so that the same sample gives the same model."""
+    def sentences():
+        seen = 0
+        for text in texts:
+            for chunk in chunk_lines(text):
+                if seen >= max_chars:
+                    return
+                seen += len(chunk)
+                yield chunk
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=sentences(), model_writer=model, vocab_size=vocab_size,
+        model_type="bpe", control_symbols=list(SENTINELS), byte_fallback=True,
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
+        add_dummy_prefix=False, split_digits=True, allow_whitespace_only_pieces=True,
+        split_by_whitespace=False, character_coverage=0.9999,
+        max_sentence_length=MAX_SENTENCE_CHARS * 4, input_sentence_size=0,
+        shuffle_input_sentence=False, hard_vocab_limit=False, num_threads=1,
+        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, minloglevel=2)
+    return model.getvalue()
+
+
+class Tokenizer:
+    def __init__(self, model_proto: bytes):
+        self.proto = model_proto
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.control_ids = {s: self.sp.piece_to_id(s) for s in SENTINELS}
+        for s, i in self.control_ids.items():
+            if i == self.sp.unk_id() or not self.sp.is_control(i):
+                raise ValueError(f"tokenizer model lacks control symbol {s}")
+
+    @classmethod
+    def load(cls, path: str) -> "Tokenizer":
+        with open(path, "rb") as f:
+            return cls(f.read())
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    @property
+    def bos_id(self) -> int:
+        return self.sp.bos_id()
+
+    @property
+    def eos_id(self) -> int:
+        return self.sp.eos_id()
+
+    @property
+    def pad_id(self) -> int:
+        return self.sp.pad_id()
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.sp.encode(text) if text else []
+
+    def encode_example(self, example: Example) -> np.ndarray:
+        """[bos] + pieces (text pieces tokenised separately, sentinels by id) + [eos]."""
+        ids = [self.bos_id]
+        texts = [p.text for p in example.pieces if p.kind != SENTINEL and p.text]
+        encoded = iter(self.sp.encode(texts))  # one batched call
+        for p in example.pieces:
+            if p.kind == SENTINEL:
+                ids.append(self.control_ids[p.text])
+            elif p.text:
+                ids.extend(next(encoded))
+        ids.append(self.eos_id)
+        return np.asarray(ids, dtype=np.int64)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ids, the sentinels written out (sentencepiece drops control pieces)."""
+        out, run = [], []
+        by_id = {i: s for s, i in self.control_ids.items()}
+        for i in ids:
+            i = int(i)
+            if i in by_id:
+                out.append(self.sp.decode(run))
+                out.append(by_id[i])
+                run = []
+            elif i not in (self.bos_id, self.eos_id, self.pad_id):
+                run.append(i)
+        out.append(self.sp.decode(run))
+        return "".join(out)

@@ -1,0 +1,1 @@
+"""fimpack.pipelines."""

@@ -1,0 +1,104 @@
+"""Writing a build's files: atomically (temp name, then rename) and through Beam's
+filesystems, so ``gs://`` and other remote outputs work the same as local folders.
+
+Example shards and token shards are written together from one group: row i of
+``examples/SPLIT-k-of-n.parquet`` is sequence i of ``tokens/SPLIT-k-of-n.bin``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from fimpack.packing.shards import encode_shard
+from fimpack.records import Example
+
+EXAMPLES_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("repo", pa.string()),
+    ("source", pa.string()),          # "code" or "nl"
+    ("split", pa.string()),
+    ("text", pa.string()),            # the formatted example, sentinels written out
+    ("num_tokens", pa.int64()),       # bos + pieces + eos
+    ("files", pa.list_(pa.struct([("path", pa.string()), ("language", pa.string()),
+                                  ("fim", pa.string())]))),
+    # The structure of ``text``: [start, end) in characters (code points), which file a
+    # piece belongs to (-1 for separators) and its kind (path, content, prefix, ...).
+    ("pieces", pa.list_(pa.struct([("kind", pa.string()), ("file", pa.int32()),
+                                   ("start", pa.int64()), ("end", pa.int64())]))),
+])
+
+
+def join(*parts: str) -> str:
+    return FileSystems.join(*parts)
+
+
+def write_atomic(path: str, data: bytes) -> str:
+    """Write DATA to PATH so that PATH never holds a partial file; its SHA-256."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path) as f:
+        return f.read()
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}"
+
+
+def example_row(example: Example, num_tokens: int) -> dict:
+    pieces, pos = [], 0
+    for p in example.pieces:
+        pieces.append({"kind": p.kind, "file": p.file, "start": pos, "end": pos + len(p.text)})
+        pos += len(p.text)
+    return {"id": example.id, "repo": example.repo, "source": example.source,
+            "split": example.split, "text": example.text, "num_tokens": num_tokens,
+            "files": [{"path": f.path, "language": f.language, "fim": f.fim}
+                      for f in example.files],
+            "pieces": pieces}
+
+
+def write_shard(out: str, split: str, index: int, count: int, rows: list, dtype) -> list[dict]:
+    """Write one examples Parquet shard and its token shard; their manifest entries.
+    ROWS are (example, token ids) sorted by example id."""
+    name = shard_name(split, index, count)
+    table = pa.Table.from_pylist([example_row(e, len(ids)) for e, ids in rows],
+                                 schema=EXAMPLES_SCHEMA)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    data, idx = encode_shard([ids for _, ids in rows], dtype)
+    entries = []
+    for rel, payload in ((f"examples/{name}.parquet", buf.getvalue()),
+                         (f"tokens/{name}.bin", data), (f"tokens/{name}.idx", idx)):
+        digest = write_atomic(join(out, rel), payload)
+        entries.append({"path": rel, "bytes": len(payload), "sha256": digest,
+                        "split": split, "examples": len(rows),
+                        "tokens": int(sum(len(ids) for _, ids in rows))})
+    return entries
+
+
+def write_drops(out: str, drops: list) -> str:
+    """Every dropped input file with its reason, sorted: ``OUT/drops.parquet``."""
+    rows = sorted(({"repo": d.repo, "path": d.path, "reason": d.reason, "detail": d.detail}
+                   for d in drops), key=lambda r: (r["repo"], r["path"], r["reason"]))
+    schema = pa.schema([("repo", pa.string()), ("path", pa.string()),
+                        ("reason", pa.string()), ("detail", pa.string())])
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf, compression="zstd")
+    return write_atomic(join(out, "drops.parquet"), buf.getvalue())
+
+
+def write_json(path: str, obj) -> str:
+    return write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
