@@ -16,9 +16,11 @@ import sys
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("fimpack").setLevel(logging.INFO)  # progress is always visible
+    """fimpack's progress always shows; other libraries' logs (Beam's import-time notes
+    about optional GCP clients, say) only with --verbose. Call before importing Beam."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, force=True,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("fimpack").setLevel(logging.INFO)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -71,11 +73,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_build(args, beam_args: list[str]) -> int:
+    _setup_logging(args.verbose)
     from fimpack.pipelines import build
     from fimpack.pipelines.embedded import embedded_sources
     from fimpack.pipelines.ingest import Limits, discover
 
-    _setup_logging(args.verbose)
     limits = Limits(max_file_bytes=args.max_file_bytes,
                     max_files_per_repo=args.max_files_per_repo)
     sources = discover(args.input) if args.input else embedded_sources(args.max_repos)

@@ -41,7 +41,7 @@ class GemmaConfig:
     final_softcap: float | None = None  # cap on output logits; None = off
     attention: str = "auto"        # backend: auto | segments | sdpa_mask | flex | eager
     loss_chunk: int = 1024         # token rows whose logits exist at once in the loss
-    init_std: float = 0.02         # std of the linear layers at init (not in the Gemma papers)
+    init_std: float = 0.02         # init std, embedding and linears (HF Gemma initializer_range)
 
 
 # Named sizes, torchtitan style. The two CodeGemma shapes are the published Gemma 2B / 7B ones;
@@ -114,7 +114,8 @@ def document_positions(doc_ids: torch.Tensor) -> torch.Tensor:
     return t - last_start
 
 
-def rope_angles(pos: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_angles(pos: torch.Tensor, head_dim: int,
+                theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin of shape (B, 1, T, head_dim / 2) for integer positions (B, T), in fp32."""
     inv_freq = theta ** -(torch.arange(0, head_dim, 2, device=pos.device).float() / head_dim)
     angles = pos.float()[:, None, :, None] * inv_freq  # (B, 1, T, hs/2)
@@ -321,10 +322,6 @@ class Gemma(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("norm.weight"):
                 nn.init.zeros_(p)
-            elif name == "embed.weight":
-                # x sqrt(d_model) gives the input unit RMS; as the tied output it gives logits
-                # of std ~1 from the unit-RMS final norm
-                nn.init.normal_(p, std=self.config.d_model ** -0.5)
             elif name.endswith(("o_proj.weight", "down_proj.weight")):
                 # GPT-2: layers that write into the residual stream shrink with depth
                 nn.init.normal_(p, std=std / math.sqrt(2 * self.config.n_layers))

@@ -2,8 +2,9 @@
 
 Packing
 -------
-The packing stage writes each training example (a repository's files in dependency order, or a
-FIM-transformed file) as one document ``[bos] + tokens + [eos]``. Here all documents of a split
+The packing stage writes each training example (files of one repository in dependency order,
+each plain or FIM-formatted, joined by ``<|file_separator|>``) as one document
+``[bos] + tokens + [eos]``. Here all documents of a split
 are read as one concatenated token stream, memory-mapped across shards, and cut into windows of
 ``T + 1`` tokens that overlap by one token, so every token of the stream is a target exactly once
 per epoch. The window order is a seeded permutation per epoch.
@@ -72,7 +73,8 @@ class TokenStream:
                 break
             base = int(self.shard_starts[i])
             take = min(stop, int(self.shard_starts[i + 1])) - pos
-            out[pos - start:pos - start + take] = self.shards[i].tokens[pos - base:pos - base + take]
+            local = pos - base
+            out[pos - start:pos - start + take] = self.shards[i].tokens[local:local + take]
             pos += take
         return out
 
@@ -145,6 +147,6 @@ class WindowSampler:
 
     def load_state(self, state: dict) -> None:
         if state["seq_len"] != self.seq_len:
-            raise ValueError(f"checkpoint windows are {state['seq_len']} tokens, not {self.seq_len}")
+            raise ValueError(f"saved windows have {state['seq_len']} tokens, not {self.seq_len}")
         self.seed, self.position = state["seed"], state["position"]
         self._order = (-1, None)

@@ -1,0 +1,180 @@
+"""The build end to end on a small real corpus with bad inputs mixed in."""
+import io
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from fimpack import inspect
+from fimpack.packing.shards import TokenShard
+from fimpack.packing.tokenizer import Tokenizer
+from fimpack.pipelines import build
+from fimpack.pipelines.ingest import Limits, discover
+
+from conftest import STDLIB
+
+
+def run_build(corpus_dir: Path, out: Path, **overrides) -> dict:
+    cfg = build.BuildConfig(out=str(out), input=str(corpus_dir), vocab_size=1000,
+                            val_fraction=0.3, limits=Limits(max_file_bytes=200_000),
+                            examples_per_shard=8, **overrides)
+    return build.run(cfg, discover(str(corpus_dir)), [])
+
+
+@pytest.fixture(scope="module")
+def built(corpus_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return out, run_build(corpus_dir, out)
+
+
+def original_contents(corpus_dir: Path) -> dict:
+    """(repo, path) -> text for every file as it sits in the input."""
+    found = {}
+    for repo in ("json", "email"):
+        for p in (corpus_dir / repo).rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                found[(repo, p.relative_to(corpus_dir / repo).as_posix())] = p.read_bytes()
+    with tarfile.open(corpus_dir / "http.tar.gz") as tar:
+        for m in tar:
+            if m.isfile() and m.name.startswith("http-main/"):
+                found[("http", m.name[len("http-main/"):])] = tar.extractfile(m).read()
+    with zipfile.ZipFile(corpus_dir / "urllib.zip") as zf:
+        for name in zf.namelist():
+            if name.startswith("urllib/"):
+                found[("urllib", name[len("urllib/"):])] = zf.read(name)
+    for line in (corpus_dir / "docs.jsonl").read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        found[("docs.jsonl", row["id"])] = row["text"].encode()
+    return found
+
+
+def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
+    out, manifest = built
+    c = manifest["counts"]
+    assert c["input_files"] == c["kept_files"] + c["dropped_files"]
+    assert sum(c["dropped_by_reason"].values()) == c["dropped_files"]
+    drops = pq.read_table(out / "drops.parquet").to_pylist()
+    assert len(drops) == c["dropped_files"]
+    reasons = {(d["repo"], d["path"]): d["reason"] for d in drops}
+    assert reasons[("email", "binary.py")] == "binary"
+    assert reasons[("email", "latin1.py")] == "invalid_utf8"
+    assert reasons[("email", "empty.py")] == "empty"
+    assert reasons[("email", "huge.py")] == "too_large"
+    assert reasons[("email", "outside.py")] == "symlink"
+    assert reasons[("email", "loop")] == "symlink"
+    assert reasons[("email", "notes.bin")] == "unsupported_language"
+    assert reasons[("http", "../escape.py")] == "unsafe_path"
+    assert reasons[("http", "/abs.py")] == "unsafe_path"
+    assert reasons[("urllib", "../../zip_escape.py")] == "unsafe_path"
+    assert reasons[("broken", "")] == "corrupt_archive"
+    assert reasons[("docs.jsonl", "short")] == "too_short"
+    # decoder.py exists twice; the copy kept is the smallest (repo, path).
+    assert reasons[("json", "decoder.py")] == "exact_duplicate"
+    # Every input file of the folder repositories is kept or dropped, never lost.
+    kept = {(f["repo"], f["path"]) for f in iter_files(out)}
+    for repo in ("json", "email"):
+        for p in (corpus_dir / repo).rglob("*"):
+            if p.is_symlink() or p.is_file():
+                key = (repo, p.relative_to(corpus_dir / repo).as_posix())
+                assert (key in kept) != (key in reasons), key
+    assert len(kept) == c["kept_files"]
+
+
+def iter_files(out):
+    for row in inspect.iter_examples(str(out)):
+        yield from ({"repo": row["repo"], **f} for f in inspect.as_json(row)["files"])
+
+
+def test_fim_round_trip_is_byte_exact_for_every_kept_file(built, corpus_dir):
+    out, manifest = built
+    originals = original_contents(corpus_dir)
+    checked = 0
+    for f in iter_files(out):
+        assert f["content"].encode("utf-8") == originals[(f["repo"], f["path"])], f["path"]
+        checked += 1
+    assert checked == manifest["counts"]["kept_files"] > 40
+    assert manifest["counts"]["fim_files"]["psm"] > 0 and manifest["counts"]["fim_files"]["spm"] > 0
+
+
+def test_literal_sentinels_are_kept_as_text(built):
+    """A file containing sentinel strings is kept; token-level checks are below."""
+    out, _ = built
+    found = [f for f in iter_files(out) if f["path"] == "sentinels.py"]
+    assert len(found) == 1
+    assert all(s in found[0]["content"] for s in ("<|fim_prefix|>", "<|file_separator|>"))
+
+
+def test_token_shards_match_examples(built):
+    out, manifest = built
+    tok = Tokenizer.load(str(out / "tokenizer.model"))
+    assert manifest["tokenizer"]["control_ids"] == tok.control_ids
+    n_examples = 0
+    for parquet in sorted((out / "examples").glob("*.parquet")):
+        rows = pq.read_table(parquet).to_pylist()
+        shard = TokenShard.open(str(out / "tokens" / parquet.name.replace(".parquet", "")))
+        assert len(shard) == len(rows)
+        for i, row in enumerate(rows):
+            ids = shard.sequence(i)
+            assert len(ids) == row["num_tokens"]
+            assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
+            assert tok.decode(ids) == row["text"]
+            # Literal sentinel text inside a file is ordinary tokens: control ids appear
+            # exactly as often as the structure says.
+            control = sum(int(t) in set(tok.control_ids.values()) for t in ids)
+            assert control == sum(p["kind"] == "sentinel" for p in row["pieces"])
+        n_examples += len(rows)
+    assert n_examples == manifest["counts"]["examples"]
+    tokens = manifest["counts"]["tokens_by_source"]
+    assert tokens["code"] > 0 and tokens["nl"] > 0
+    # Several shards per split, named like HF datasets expects.
+    names = sorted(p.name for p in (out / "examples").glob("train-*.parquet"))
+    assert len(names) > 1 and names[0] == f"train-00000-of-{len(names):05d}.parquet"
+
+
+def test_split_is_by_repository(built):
+    out, _ = built
+    splits = {}
+    for row in inspect.iter_examples(str(out)):
+        splits.setdefault(row["repo"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    assert {s for v in splits.values() for s in v} == {"train", "validation"}
+
+
+def test_manifest_checksums(built):
+    import hashlib
+    out, manifest = built
+    assert manifest["shards"]
+    for entry in manifest["shards"]:
+        assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+
+
+def test_deterministic_across_worker_counts(built, corpus_dir, tmp_path):
+    out, manifest = built
+    out2 = tmp_path / "out2"
+    manifest2 = run_build(corpus_dir, out2, workers=2)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()
+                   and p.name != "manifest.json")
+    assert files == sorted(p.relative_to(out2) for p in out2.rglob("*") if p.is_file()
+                           and p.name != "manifest.json")
+    for rel in files:
+        assert (out / rel).read_bytes() == (out2 / rel).read_bytes(), rel
+    for m in (manifest, manifest2):
+        m.pop("timing"), m["config"].pop("workers"), m["config"].pop("out")
+    assert manifest == manifest2
+
+
+def test_empty_input_reports_clearly(tmp_path, capsys):
+    from fimpack.cli import main
+    (tmp_path / "in" / "repo").mkdir(parents=True)
+    (tmp_path / "in" / "repo" / "blob.bin").write_bytes(b"\x00")
+    rc = main(["build", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    assert rc == 1
+    assert "no examples" in capsys.readouterr().err
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["counts"]["dropped_by_reason"] == {"unsupported_language": 1}

@@ -1,0 +1,77 @@
+import random
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import io
+
+from fimpack.packing.examples import code_example
+from fimpack.packing.tokenizer import Tokenizer, chunk_lines, train_model
+from fimpack.records import SENTINELS, SourceFile
+
+from conftest import STDLIB
+
+TRAIN_FILES = sorted((STDLIB / "json").glob("*.py")) + sorted((STDLIB / "email").glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def tok():
+    texts = [p.read_text() for p in TRAIN_FILES]
+    return Tokenizer(train_model(texts, vocab_size=800))
+
+
+def test_sentinels_are_control_symbols(tok):
+    assert set(tok.control_ids) == set(SENTINELS)
+    for s, i in tok.control_ids.items():
+        assert tok.sp.is_control(i)
+        assert i not in tok.encode_text(s)  # literal text never becomes the sentinel
+
+
+@pytest.mark.parametrize("module", ["textwrap.py", "csv.py", "difflib.py", "tabnanny.py"])
+def test_decode_encode_is_identity_on_real_code(tok, module):
+    text = (STDLIB / module).read_text()
+    assert tok.sp.decode(tok.encode_text(text)) == text
+
+
+def test_identity_on_whitespace_and_unicode(tok):
+    for text in ["\tx\n\t\ty\n", "  lead", "trail  \n\n\n", "\u03c0 \u2603 caf\u00e9\r\n",
+                 "0123456789", " ", "\n"]:
+        assert tok.sp.decode(tok.encode_text(text)) == text
+
+
+def test_digits_are_split(tok):
+    pieces = [tok.sp.id_to_piece(i) for i in tok.encode_text("12345")]
+    assert pieces == ["1", "2", "3", "4", "5"]
+
+
+def test_encode_example_inserts_control_ids(tok):
+    src = SourceFile("r", "a.py", "python", "x = '<|fim_prefix|>'\n")
+    ex = code_example("r", 0, [src, SourceFile("r", "b.py", "python", "y = 2\n")],
+                      seed=3, fim_rate=1.0, split="train")
+    ids = tok.encode_example(ex)
+    assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
+    n_sentinels = sum(1 for p in ex.pieces if p.kind == "sentinel")
+    control = set(tok.control_ids.values())
+    assert sum(int(i) in control for i in ids) == n_sentinels
+    assert tok.decode(ids) == ex.text
+
+
+def test_training_is_deterministic():
+    texts = [p.read_text() for p in TRAIN_FILES[:6]]
+    assert train_model(texts, 500) == train_model(texts, 500)
+
+
+def test_model_without_control_symbols_is_rejected():
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=chunk_lines((STDLIB / "csv.py").read_text()),
+                                   model_writer=model, vocab_size=300, minloglevel=2,
+                                   hard_vocab_limit=False)
+    with pytest.raises(ValueError, match="control symbol"):
+        Tokenizer(model.getvalue())
+
+
+def test_chunk_lines_keeps_text_and_bounds():
+    text = (STDLIB / "difflib.py").read_text() + "x" * 10_000 + "\n"
+    chunks = list(chunk_lines(text, 4096))
+    assert "".join(chunks) == text
+    assert max(len(c) for c in chunks) <= 4096
