@@ -11,7 +11,7 @@ from typing import Iterable
 
 import apache_beam as beam
 
-from fimpack.records import Drop, SourceFile
+from fimpack.records import ClusterMember, Drop, SourceFile
 
 
 def choose_keeper(copies: Iterable[SourceFile]) -> tuple[SourceFile, list[Drop]]:
@@ -24,18 +24,26 @@ def choose_keeper(copies: Iterable[SourceFile]) -> tuple[SourceFile, list[Drop]]
 
 class _KeepOne(beam.DoFn):
     def process(self, item):
-        _, copies = item
+        sha, copies = item
         keeper, drops = choose_keeper(copies)
         yield keeper
+        if drops:
+            cluster = f"file-exact:{sha[:16]}"
+            yield beam.pvalue.TaggedOutput(
+                "clusters", ClusterMember("file", "exact", keeper.repo, keeper.path, cluster, True))
         for drop in drops:
             yield beam.pvalue.TaggedOutput("drops", drop)
+            yield beam.pvalue.TaggedOutput(
+                "clusters", ClusterMember("file", "exact", drop.repo, drop.path, cluster, False))
 
 
 class ExactDedup(beam.PTransform):
-    """SourceFiles -> unique SourceFiles (main) and Drops of the duplicates (``drops``)."""
+    """SourceFiles -> unique SourceFiles (``files``), Drops of the other copies (``drops``)
+    and the members of every duplicate group (``clusters``)."""
 
     def expand(self, files):
         return (files
                 | "KeyByContent" >> beam.Map(lambda f: (f.sha256, f))
                 | "GroupByContent" >> beam.GroupByKey()
-                | "KeepOne" >> beam.ParDo(_KeepOne()).with_outputs("drops", main="files"))
+                | "KeepOne" >> beam.ParDo(_KeepOne()).with_outputs("drops", "clusters",
+                                                                   main="files"))

@@ -89,33 +89,49 @@ def _densify_plan(num_perm: int, seed: int) -> np.ndarray:
 _PLANS: dict[tuple[int, int], np.ndarray] = {}
 
 
-def oph_signature(shingles: np.ndarray, num_perm: int = NUM_PERM,
-                  seed: int = SEED) -> np.ndarray:
-    """One-permutation MinHash with optimal densification: uint32[num_perm]."""
+def oph_bins(shingles: np.ndarray, num_perm: int = NUM_PERM, seed: int = SEED) -> np.ndarray:
+    """The bins of a one-permutation MinHash before densification (EMPTY where no shingle
+    fell). Bins merge by element-wise minimum: the bins of a union of shingle sets are the
+    minimum of their bins, which lets a repository's signature be combined from its files'."""
     sig = np.full(num_perm, EMPTY, dtype=np.uint32)
     if len(shingles) == 0:
         return sig
     with np.errstate(over="ignore"):
         h = _fmix64(shingles ^ np.uint64(seed * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
-    # High bits choose the bin (multiply-shift onto [0, num_perm)), low bits are the value.
+    # High bits choose the bin (multiply-shift onto [0, num_perm)), low bits are the value;
+    # a low value of EMPTY itself is folded so that EMPTY only ever means "no shingle".
     bins = ((h >> np.uint64(32)) * np.uint64(num_perm)) >> np.uint64(32)
-    values = (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    values = np.minimum(h & np.uint64(0xFFFFFFFF), np.uint64(0xFFFFFFFE)).astype(np.uint32)
     np.minimum.at(sig, bins.astype(np.intp), values)
-    empty = np.flatnonzero(sig == EMPTY)
-    if len(empty):
-        plan = _PLANS.get((num_perm, seed))
-        if plan is None:
-            plan = _PLANS.setdefault((num_perm, seed), _densify_plan(num_perm, seed))
-        filled = sig != EMPTY
-        source = sig.copy()
-        for i in empty:
-            for j in plan[i]:
-                if filled[j]:
-                    sig[i] = source[j]
-                    break
-            else:  # 64 misses in a row: only for near-empty documents; scan in a fixed order
-                sig[i] = source[filled.argmax()]
     return sig
+
+
+def densify(bins: np.ndarray, seed: int = SEED) -> np.ndarray:
+    """Optimal densification: an empty bin takes the value of the first non-empty bin in its
+    fixed probe order (the same order for every document). All-empty stays all EMPTY."""
+    empty = np.flatnonzero(bins == EMPTY)
+    if len(empty) == 0 or len(empty) == len(bins):
+        return bins
+    num_perm = len(bins)
+    plan = _PLANS.get((num_perm, seed))
+    if plan is None:
+        plan = _PLANS.setdefault((num_perm, seed), _densify_plan(num_perm, seed))
+    filled = bins != EMPTY
+    sig = bins.copy()
+    for i in empty:
+        for j in plan[i]:
+            if filled[j]:
+                sig[i] = bins[j]
+                break
+        else:  # 64 misses in a row happen only for near-empty documents
+            sig[i] = bins[filled.argmax()]
+    return sig
+
+
+def oph_signature(shingles: np.ndarray, num_perm: int = NUM_PERM,
+                  seed: int = SEED) -> np.ndarray:
+    """One-permutation MinHash with optimal densification: uint32[num_perm]."""
+    return densify(oph_bins(shingles, num_perm, seed), seed)
 
 
 def datasketch_signature(shingles: np.ndarray, num_perm: int = NUM_PERM,

@@ -1,6 +1,7 @@
 """The ``fimpack`` command line.
 
     fimpack build [--input DIR] --out OUT [beam options...]   build a corpus (Beam pipeline)
+    fimpack dedup [--input DIR] --out OUT [beam options...]   ingest + dedup only: clusters
     fimpack inspect OUT [--example ID] [--json]                read examples back
     fimpack train --data OUT --flavor debug --steps N --out RUN train a small model on the shards
 
@@ -29,9 +30,17 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="build a corpus: ingest, dedup, pack, FIM, tokenise, shard")
-    b.add_argument("--input", help="folder of repositories (subfolders, .tar.gz/.zip archives, "
-                   ".jsonl/.parquet rows); default: the Python source installed here")
-    b.add_argument("--out", required=True, help="output folder (local or a Beam filesystem URL)")
+    _source_args(b)
+    _dedup_args(b)
+    g = b.add_argument_group("filters")
+    g.add_argument("--no-quality-filter", action="store_true")
+    g.add_argument("--max-line-length", type=int, default=1000)
+    g.add_argument("--max-mean-line-length", type=float, default=100.0)
+    g.add_argument("--min-alphanumeric-fraction", type=float, default=0.25)
+    g.add_argument("--benchmark", action="append", default=None, metavar="JSONL",
+                   help="decontaminate against this JSONL (repeatable; default: HumanEval)")
+    g.add_argument("--no-decontaminate", action="store_true")
+    g.add_argument("--no-pii", action="store_true", help="do not redact emails, IPs, keys")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--fim-rate", type=float, default=0.8)
     b.add_argument("--max-example-chars", type=int, default=24_000)
@@ -41,12 +50,10 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tokenizer-sample-docs", type=int, default=4_000)
     b.add_argument("--tokenizer-sample-chars", type=int, default=20_000_000)
     b.add_argument("--examples-per-shard", type=int, default=20_000)
-    b.add_argument("--max-file-bytes", type=int, default=1_000_000)
-    b.add_argument("--max-files-per-repo", type=int, default=0, help="0 = no cap")
-    b.add_argument("--max-repos", type=int, default=0,
-                   help="embedded default only: number of code repositories (0 = all)")
-    b.add_argument("--workers", type=int, default=1, help="local FnApiRunner processes")
-    b.add_argument("-v", "--verbose", action="store_true", help="Beam's own logs too")
+
+    d = sub.add_parser("dedup", help="ingest and deduplicate only: OUT/dedup/clusters.parquet")
+    _source_args(d)
+    _dedup_args(d)
 
     i = sub.add_parser("inspect", help="show a build's examples")
     i.add_argument("out")
@@ -72,25 +79,77 @@ def _build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def cmd_build(args, beam_args: list[str]) -> int:
-    _setup_logging(args.verbose)
-    from fimpack.pipelines import build
-    from fimpack.pipelines.embedded import embedded_sources
-    from fimpack.pipelines.ingest import Limits, discover
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", help="folder of repositories (subfolders, .tar.gz/.zip archives, "
+                   ".jsonl/.parquet rows); default: the Python source installed here")
+    p.add_argument("--out", required=True, help="output folder (local or a Beam filesystem URL)")
+    p.add_argument("--max-file-bytes", type=int, default=1_000_000)
+    p.add_argument("--max-files-per-repo", type=int, default=0, help="0 = no cap")
+    p.add_argument("--max-repos", type=int, default=0,
+                   help="embedded default only: number of code repositories (0 = all)")
+    p.add_argument("--workers", type=int, default=1, help="local FnApiRunner processes")
+    p.add_argument("-v", "--verbose", action="store_true", help="Beam's own logs too")
 
-    limits = Limits(max_file_bytes=args.max_file_bytes,
-                    max_files_per_repo=args.max_files_per_repo)
-    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
-    cfg = build.BuildConfig(
-        out=args.out, input=args.input, seed=args.seed, fim_rate=args.fim_rate,
+
+def _dedup_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("deduplication")
+    g.add_argument("--no-repo-near-dedup", action="store_true")
+    g.add_argument("--no-file-exact-dedup", action="store_true")
+    g.add_argument("--file-near-dedup", action="store_true", help="off by default: it leaves "
+                   "holes in repositories that multi-file packing would use")
+    g.add_argument("--near-threshold", type=float, default=0.7)
+    g.add_argument("--num-perm", type=int, default=256)
+    g.add_argument("--ngram", type=int, default=5)
+    g.add_argument("--bands", type=int, default=0, help="0: optimum for the threshold")
+    g.add_argument("--rows", type=int, default=0)
+    g.add_argument("--no-verify", action="store_true",
+                   help="keep LSH candidate pairs without checking estimated Jaccard")
+
+
+def _config(args, dedup_only: bool):
+    from fimpack.dedup.near import NearDedupConfig
+    from fimpack.dedup.quality import QualityConfig
+    from fimpack.dedup.stages import DedupConfig
+    from fimpack.pipelines import build
+    from fimpack.pipelines.ingest import Limits
+
+    near = NearDedupConfig(threshold=args.near_threshold, num_perm=args.num_perm,
+                           ngram=args.ngram, bands=args.bands, rows=args.rows,
+                           verify=not args.no_verify)
+    dedup = DedupConfig(repo_near=not args.no_repo_near_dedup,
+                        file_exact=not args.no_file_exact_dedup,
+                        file_near=args.file_near_dedup, near=near)
+    common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
+                  workers=args.workers, dedup=dedup, dedup_only=dedup_only,
+                  limits=Limits(max_file_bytes=args.max_file_bytes,
+                                max_files_per_repo=args.max_files_per_repo))
+    if dedup_only:
+        return build.BuildConfig(**common)
+    quality = None if args.no_quality_filter else QualityConfig(
+        max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
+        min_alphanumeric_fraction=args.min_alphanumeric_fraction)
+    return build.BuildConfig(
+        **common, seed=args.seed, fim_rate=args.fim_rate,
         max_example_chars=args.max_example_chars, val_fraction=args.val_fraction,
         vocab_size=args.vocab_size, tokenizer=args.tokenizer,
         tokenizer_sample_docs=args.tokenizer_sample_docs,
         tokenizer_sample_chars=args.tokenizer_sample_chars,
-        examples_per_shard=args.examples_per_shard, max_repos=args.max_repos,
-        workers=args.workers, limits=limits)
+        examples_per_shard=args.examples_per_shard, quality=quality,
+        benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)
+
+
+def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
+    _setup_logging(args.verbose)
+    from fimpack.pipelines import build
+    from fimpack.pipelines.embedded import embedded_sources
+    from fimpack.pipelines.ingest import discover
+
+    cfg = _config(args, dedup_only)
+    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
     manifest = build.run(cfg, sources, beam_args)
     print(summary(manifest))
+    if dedup_only:
+        return 0
     if not manifest["counts"]["examples"]:
         print("fimpack: no examples were produced: every input file was dropped "
               "(see dropped_by_reason in manifest.json)", file=sys.stderr)
@@ -103,6 +162,8 @@ def summary(manifest: dict) -> str:
     rows = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
             ("dropped files", c["dropped_files"])]
     rows += [(f"  dropped: {k}", v) for k, v in c["dropped_by_reason"].items()]
+    rows += [(f"dup clusters ({level})", d["clusters"]) for level, d in manifest["dedup"].items()
+             if d["members"]]
     rows += [("examples", c["examples"]),
              ("tokens (code)", c["tokens_by_source"]["code"]),
              ("tokens (natural language)", c["tokens_by_source"]["nl"]),
@@ -130,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command == "build":
-        return cmd_build(args, rest)
+    if args.command in ("build", "dedup"):
+        return cmd_build(args, rest, dedup_only=args.command == "dedup")
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "inspect":

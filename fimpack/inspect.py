@@ -46,7 +46,8 @@ def as_json(row: dict) -> dict:
     return {"id": row["id"], "repo": row["repo"], "source": row["source"],
             "split": row["split"], "text": row["text"], "num_tokens": row["num_tokens"],
             "files": [{"path": f["path"], "language": f["language"], "fim": f["fim"],
-                       "content": reconstruct(pieces, i)} for i, f in enumerate(row["files"])]}
+                       "redactions": f["redactions"], "content": reconstruct(pieces, i)}
+                      for i, f in enumerate(row["files"])]}
 
 
 def render(row: dict, colour: bool) -> str:

@@ -27,6 +27,7 @@ class SourceFile:
     language: str      # from the extension; "text" for natural-language documents
     content: str       # the file decoded as UTF-8, byte-exact (no newline or BOM changes)
     source: str = CODE  # CODE or NATURAL_LANGUAGE
+    redactions: int = 0  # PII spans replaced by placeholders (content is then not the input)
 
     @property
     def sha256(self) -> str:
@@ -39,6 +40,18 @@ class Drop:
     path: str
     reason: str        # a short snake_case reason: "binary", "invalid_utf8", "too_large", ...
     detail: str = ""   # e.g. the kept copy of an exact duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMember:
+    """One member of a duplicate cluster (size >= 2), as ``dedup/clusters.parquet`` lists it."""
+
+    level: str         # "repo" or "file"
+    kind: str          # "exact" or "near"
+    repo: str
+    path: str | None   # None at repository level
+    cluster: str       # the cluster's id: its keeper's key, prefixed by level and kind
+    kept: bool
 
 
 # Kinds of piece in an example. Sentinel pieces are structure (they become control tokens);
@@ -65,6 +78,7 @@ class FileEntry:
     path: str
     language: str
     fim: str           # "none", "psm" or "spm"
+    redactions: int = 0
 
 
 @dataclass(frozen=True, slots=True)

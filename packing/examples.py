@@ -56,7 +56,7 @@ def code_example(repo: str, index: int, files: list[SourceFile], *, seed: int,
             pieces.append(Piece(SENTINEL, FILE_SEPARATOR, -1))
         pieces.append(Piece(PATH, f.path + "\n", i))
         pieces.extend(fim_pieces(f.content, mode, rng, i))
-        entries.append(FileEntry(f.path, f.language, mode))
+        entries.append(FileEntry(f.path, f.language, mode, f.redactions))
     return Example(f"{repo}:{index:05d}", repo, CODE, split, tuple(entries), tuple(pieces))
 
 
@@ -71,5 +71,5 @@ def document_example(doc: SourceFile, *, val_fraction: float) -> Example:
     """A natural-language document is one example of plain text."""
     return Example(f"{doc.repo}:{doc.path}", doc.repo, NATURAL_LANGUAGE,
                    repo_split(doc.repo, val_fraction),
-                   (FileEntry(doc.path, doc.language, "none"),),
+                   (FileEntry(doc.path, doc.language, "none", doc.redactions),),
                    (Piece(TEXT, doc.content, 0),))

@@ -23,7 +23,10 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 import fimpack
-from fimpack.dedup import ExactDedup
+from fimpack.dedup.decontaminate import Decontaminate, humaneval_path
+from fimpack.dedup.pii import RedactPII
+from fimpack.dedup.quality import QualityConfig, QualityFilter
+from fimpack.dedup.stages import Dedup, DedupConfig
 from fimpack.packing.examples import document_example, repo_examples, stable_hash
 from fimpack.packing.order import order_files
 from fimpack.packing.shards import token_dtype
@@ -53,6 +56,11 @@ class BuildConfig:
     max_repos: int = 0                # embedded default only: cap the repositories
     workers: int = 1
     limits: Limits = field(default_factory=Limits)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    quality: QualityConfig | None = field(default_factory=QualityConfig)  # None: no filter
+    benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
+    pii: bool = True                     # redact emails, IPs, keys
+    dedup_only: bool = False             # `fimpack dedup`: stop after dedup
 
 
 class _Tokenize(beam.DoFn):
@@ -130,14 +138,51 @@ def fim_counter(example: Example) -> dict:
     return c
 
 
+def _counts(pcoll, label: str, fn):
+    return pcoll | label >> beam.Map(fn)
+
+
 def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     """Wire the build into P. Returns nothing: every output is a file under cfg.out."""
+    out = cfg.out
     files, read_drops = p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits)
-    unique, dup_drops = files | "ExactDedup" >> ExactDedup()
-    drops = (read_drops, dup_drops) | "AllDrops" >> beam.Flatten()
-
-    code = unique | "Code" >> beam.Filter(lambda f: f.source == CODE)
-    docs = unique | "Docs" >> beam.Filter(lambda f: f.source != CODE)
+    unique, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
+    _ = (clusters
+         | "ClusterList" >> beam.combiners.ToList()
+         | "WriteClusters" >> beam.Map(lambda rows: outputs.write_clusters(out, rows)))
+    drop_sets = [read_drops, dedup_drops]
+    counts = [_counts(clusters, "ClusterCounts",
+                      lambda c: {f"cluster_members:{c.level}-{c.kind}": 1,
+                                 f"cluster_dropped:{c.level}-{c.kind}": int(not c.kept),
+                                 f"clusters:{c.level}-{c.kind}": int(c.kept)})]
+    clean = unique
+    if not cfg.dedup_only:
+        if cfg.quality is not None:
+            clean, quality_drops = clean | "QualityFilter" >> QualityFilter(cfg.quality)
+            drop_sets.append(quality_drops)
+        benchmarks = [humaneval_path()] if cfg.benchmarks is None else cfg.benchmarks
+        if benchmarks:
+            clean, contaminated = clean | "Decontaminate" >> Decontaminate(benchmarks)
+            drop_sets.append(contaminated)
+        if cfg.pii:
+            clean, pii_counts = clean | "RedactPII" >> RedactPII()
+            counts.append(pii_counts)
+    drops = tuple(drop_sets) | "AllDrops" >> beam.Flatten()
+    counts += [_counts(drops, "DropCounts",
+                       lambda d: {"dropped_files": 1, f"drop:{d.reason}": 1}),
+               _counts(clean, "KeptCounts", file_counter)]
+    _ = (drops
+         | "DropList" >> beam.combiners.ToList()
+         | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
+    if cfg.dedup_only:
+        _ = (tuple(counts)
+             | "AllCounts" >> beam.Flatten()
+             | "SumCounts" >> beam.CombineGlobally(_SumCounters())
+             | "Report" >> beam.Map(lambda c: outputs.write_json(
+                 outputs.join(out, ".build", "stats.json"), {"counts": c, "shards": []})))
+        return
+    code = clean | "Code" >> beam.Filter(lambda f: f.source == CODE)
+    docs = clean | "Docs" >> beam.Filter(lambda f: f.source != CODE)
     code_examples = (
         code
         | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
@@ -161,7 +206,6 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
             | "TrainTokenizer" >> beam.Map(
                 lambda sample: train_model([t for _, t in sample], cfg.vocab_size,
                                            cfg.tokenizer_sample_chars) if sample else b""))
-    out = cfg.out
     _ = model | "WriteTokenizer" >> beam.Map(
         lambda m: outputs.write_atomic(outputs.join(out, "tokenizer.model"), m) if m else None)
 
@@ -170,13 +214,13 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     # Shard counts come from the data (not the worker count), so outputs are identical
     # however the build is spread.
     per_shard = cfg.examples_per_shard
-    counts = (
+    split_counts = (
         examples
         | "SplitOf" >> beam.Map(lambda e: {e.split: 1})
         | "CountSplits" >> beam.CombineGlobally(_SumCounters())
         | "ShardCounts" >> beam.Map(lambda c: {**c, **{
             f"shards_{s}": shard_count(c, s, per_shard) for s in ("train", "validation")}}))
-    counts_side = beam.pvalue.AsSingleton(counts)
+    counts_side = beam.pvalue.AsSingleton(split_counts)
     shard_entries = (
         tokenized
         | "KeyByShard" >> beam.Map(
@@ -187,15 +231,10 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         | "WriteShards" >> beam.ParDo(_WriteShard(out), counts_side,
                                       beam.pvalue.AsSingleton(model)))
 
-    stats = (
-        (drops | "DropCounts" >> beam.Map(lambda d: {"dropped_files": 1, f"drop:{d.reason}": 1}),
-         unique | "KeptCounts" >> beam.Map(file_counter),
-         tokenized | "ExampleCounts" >> beam.Map(example_counter),
-         examples | "FimCounts" >> beam.Map(fim_counter))
-        | "AllCounts" >> beam.Flatten()
-        | "SumCounts" >> beam.CombineGlobally(_SumCounters()))
-    drop_list = drops | "DropList" >> beam.combiners.ToList()
-    _ = drop_list | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds))
+    counts += [_counts(tokenized, "ExampleCounts", example_counter),
+               _counts(examples, "FimCounts", fim_counter)]
+    stats = tuple(counts) | "AllCounts" >> beam.Flatten() | "SumCounts" >> beam.CombineGlobally(
+        _SumCounters())
     shard_list = shard_entries | "ShardList" >> beam.combiners.ToList()
     _ = (stats
          | "Report" >> beam.Map(
@@ -220,7 +259,7 @@ def versions() -> dict:
 def clear_outputs(out: str) -> None:
     """Remove what an earlier build left, so no stale shard can sit beside new ones."""
     for pattern in ("examples/*", "tokens/*", "manifest.json", "tokenizer.model",
-                    "drops.parquet", ".build/*"):
+                    "drops.parquet", "dedup/*", ".build/*"):
         matches = FileSystems.match([outputs.join(out, pattern)])[0].metadata_list
         if matches:
             FileSystems.delete([m.path for m in matches])
@@ -250,7 +289,15 @@ def make_manifest(cfg: BuildConfig, report: dict, tok: Tokenizer | None, seconds
             "tokens": total_tokens, "tokens_by_source": tokens,
             "tokens_by_split": {s: c.get(f"tokens_{s}", 0) for s in ("train", "validation")},
             "code_fraction": round(tokens["code"] / total_tokens, 6) if total_tokens else None,
+            "pii_redactions": {k.split(":", 1)[1]: v for k, v in c.items()
+                               if k.startswith("pii:")},
+            "pii_files": c.get("pii_files", 0),
         },
+        "dedup": {
+            level: {"clusters": c.get(f"clusters:{level}", 0),
+                    "members": c.get(f"cluster_members:{level}", 0),
+                    "dropped": c.get(f"cluster_dropped:{level}", 0)}
+            for level in ("repo-near", "file-exact", "file-near")},
         "tokenizer": None if tok is None else {
             "path": "tokenizer.model", "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
             "eos_id": tok.eos_id, "pad_id": tok.pad_id, "control_ids": tok.control_ids,

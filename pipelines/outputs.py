@@ -25,8 +25,9 @@ EXAMPLES_SCHEMA = pa.schema([
     ("split", pa.string()),
     ("text", pa.string()),            # the formatted example, sentinels written out
     ("num_tokens", pa.int64()),       # bos + pieces + eos
+    # Per file, in packing order; ``redactions`` counts PII spans replaced by placeholders.
     ("files", pa.list_(pa.struct([("path", pa.string()), ("language", pa.string()),
-                                  ("fim", pa.string())]))),
+                                  ("fim", pa.string()), ("redactions", pa.int32())]))),
     # The structure of ``text``: [start, end) in characters (code points), which file a
     # piece belongs to (-1 for separators) and its kind (path, content, prefix, ...).
     ("pieces", pa.list_(pa.struct([("kind", pa.string()), ("file", pa.int32()),
@@ -65,7 +66,8 @@ def example_row(example: Example, num_tokens: int) -> dict:
         pos += len(p.text)
     return {"id": example.id, "repo": example.repo, "source": example.source,
             "split": example.split, "text": example.text, "num_tokens": num_tokens,
-            "files": [{"path": f.path, "language": f.language, "fim": f.fim}
+            "files": [{"path": f.path, "language": f.language, "fim": f.fim,
+                       "redactions": f.redactions}
                       for f in example.files],
             "pieces": pieces}
 
@@ -98,6 +100,21 @@ def write_drops(out: str, drops: list) -> str:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf, compression="zstd")
     return write_atomic(join(out, "drops.parquet"), buf.getvalue())
+
+
+CLUSTERS_SCHEMA = pa.schema([("level", pa.string()), ("kind", pa.string()), ("repo", pa.string()),
+                             ("path", pa.string()), ("cluster", pa.string()),
+                             ("kept", pa.bool_())])
+
+
+def write_clusters(out: str, members: list) -> str:
+    """Every member of every duplicate cluster: ``OUT/dedup/clusters.parquet``, sorted."""
+    rows = sorted(({"level": m.level, "kind": m.kind, "repo": m.repo, "path": m.path,
+                    "cluster": m.cluster, "kept": m.kept} for m in members),
+                  key=lambda r: (r["level"], r["kind"], r["cluster"], r["repo"], r["path"] or ""))
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=CLUSTERS_SCHEMA), buf, compression="zstd")
+    return write_atomic(join(out, "dedup", "clusters.parquet"), buf.getvalue())
 
 
 def write_json(path: str, obj) -> str:

@@ -33,6 +33,9 @@ def corpus_dir(tmp_path_factory) -> Path:
     an empty repository, natural-language rows and the usual bad inputs."""
     root = tmp_path_factory.mktemp("corpus")
     copy_package("json", root / "json")
+    # A fork: the same package with one file patched. Repository-level near-dedup drops it.
+    fork = copy_package("json", root / "json_fork")
+    (fork / "tool.py").write_text((fork / "tool.py").read_text() + "\n# patched in the fork\n")
     email = copy_package("email", root / "email")
     # Edge cases inside a real repository.
     (email / "binary.py").write_bytes(b"\x7fELF\x00\x01\x02 not text")

