@@ -47,7 +47,7 @@ class GemmaConfig:
 # Named sizes, torchtitan style. The two CodeGemma shapes are the published Gemma 2B / 7B ones;
 # the small ones are for CI, laptops and quick ablations and get their vocabulary from the data.
 FLAVORS: dict[str, GemmaConfig] = {
-    # ~1M params with a 512-token vocabulary: runs a training step in milliseconds on a CPU
+    # ~1M params with a 512-token vocabulary: a CPU training step takes tens of milliseconds
     "debug": GemmaConfig(d_model=128, n_layers=4, n_heads=4, n_kv_heads=1, head_dim=32,
                          ffn_hidden=512),
     # ~13M params without the embedding

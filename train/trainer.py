@@ -139,6 +139,10 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     log_path = os.path.join(out_dir, "log.jsonl")
 
+    if compile and attention == "auto" and not cuda:
+        # segments cut rows at data-dependent places, so a compiled model would recompile for
+        # every new document layout; one dense mask keeps the graph static
+        attention = "sdpa_mask"
     config = _model_config(data_dir, flavor, attention)
     torch.manual_seed(seed)
     if cuda:
@@ -172,7 +176,7 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
     if start and os.path.exists(log_path):
         with open(log_path) as f:
             kept = [line for line in f if line.strip() and json.loads(line)["step"] < start]
-    log = open(log_path, "w")
+    log = open(log_path, "w")  # closed in the finally below, also when a step raises
     log.writelines(kept)
     log.flush()
 
@@ -186,53 +190,55 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
 
     first_loss = final_loss = None
     t_last, tokens_since, t_run, tokens_run = time.perf_counter(), 0, 0.0, 0
-    model.train()
-    for step in range(start, steps):
-        step_lr = lr_at(step, lr, warmup, steps)
-        for group in optimizer.param_groups:
-            group["lr"] = step_lr
-        loss_sum = torch.zeros((), device=dev)
-        for _ in range(grad_accum):
-            inputs, doc_ids, targets = sampler.next_batch().tensors(dev)
-            with autocast:
-                loss = run_model(inputs, doc_ids, targets)
-            (loss / grad_accum).backward()  # mean over micro-batches, as one big batch would
-            loss_sum += loss.detach()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip) if clip > 0
-                     else None)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens_since += tokens_per_step
+    try:
+        model.train()
+        for step in range(start, steps):
+            step_lr = lr_at(step, lr, warmup, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = step_lr
+            loss_sum = torch.zeros((), device=dev)
+            for _ in range(grad_accum):
+                inputs, doc_ids, targets = sampler.next_batch().tensors(dev)
+                with autocast:
+                    loss = run_model(inputs, doc_ids, targets)
+                (loss / grad_accum).backward()  # mean over micro-batches, as one big batch would
+                loss_sum += loss.detach()
+            # with clipping off, an infinite threshold still measures the norm for the log
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                       clip if clip > 0 else math.inf)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            tokens_since += tokens_per_step
 
-        last = step == steps - 1
-        if step % log_every == 0 or last or step == start:
-            step_loss = (loss_sum / grad_accum).item()  # also waits for the GPU
-            dt = time.perf_counter() - t_last
-            tps = tokens_since / dt
-            t_run, tokens_run = t_run + dt, tokens_run + tokens_since
-            record = {"step": step, "loss": step_loss, "lr": step_lr, "tokens_per_s": tps,
-                      "grad_norm": None if grad_norm is None else grad_norm.item(),
-                      "epoch": sampler.epoch}
-            if cuda:
-                record["mfu"] = None if peak is None else step_flops * tps / peak
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            if progress is not None:
-                progress(f"step {step + 1}/{steps} loss {step_loss:.4f} lr {step_lr:.2e} "
-                         f"{tps:,.0f} tok/s" + (f" mfu {record['mfu']:.1%}"
-                                                if record.get("mfu") is not None else ""))
-            first_loss = step_loss if first_loss is None else first_loss
-            final_loss = step_loss
-            tokens_since = 0
-            t_last = time.perf_counter()
+            last = step == steps - 1
+            if step % log_every == 0 or last or step == start:
+                step_loss = (loss_sum / grad_accum).item()  # also waits for the GPU
+                dt = time.perf_counter() - t_last
+                tps = tokens_since / dt
+                t_run, tokens_run = t_run + dt, tokens_run + tokens_since
+                record = {"step": step, "loss": step_loss, "lr": step_lr, "tokens_per_s": tps,
+                          "grad_norm": grad_norm.item(), "epoch": sampler.epoch}
+                if cuda:
+                    record["mfu"] = None if peak is None else step_flops * tps / peak
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if progress is not None:
+                    progress(f"step {step + 1}/{steps} loss {step_loss:.4f} lr {step_lr:.2e} "
+                             f"{tps:,.0f} tok/s" + (f" mfu {record['mfu']:.1%}"
+                                                    if record.get("mfu") is not None else ""))
+                first_loss = step_loss if first_loss is None else first_loss
+                final_loss = step_loss
+                tokens_since = 0
+                t_last = time.perf_counter()
 
-        if last or (ckpt_every and (step + 1) % ckpt_every == 0):
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": step + 1, "data": sampler.state(), "rng": _rng_state(cuda),
-                "config": asdict(config), "flavor": flavor, "train": train_args})
-            t_last = time.perf_counter()  # checkpoint time is not training throughput
-    log.close()
+            if last or (ckpt_every and (step + 1) % ckpt_every == 0):
+                save_checkpoint(ckpt_path, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step + 1, "data": sampler.state(), "rng": _rng_state(cuda),
+                    "config": asdict(config), "flavor": flavor, "train": train_args})
+                t_last = time.perf_counter()  # checkpoint time is not training throughput
+    finally:
+        log.close()
     return {"flavor": flavor, "params": n_params, "steps": steps, "start_step": start,
             "first_loss": first_loss, "final_loss": final_loss,
             "tokens_per_s": tokens_run / t_run if t_run else None, "out_dir": out_dir}
