@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -21,6 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
 import fimpack
 from fimpack.dedup.decontaminate import Decontaminate, humaneval_path
@@ -309,15 +311,30 @@ def make_manifest(cfg: BuildConfig, report: dict, tok: Tokenizer | None, seconds
     }
 
 
+def local_runner(options: PipelineOptions, workers: int) -> FnApiRunner:
+    """FnApiRunner (DirectRunner would try Prism, which downloads a binary), with WORKERS
+    processes. Each worker is Beam's SDK harness started through ``fimpack.pipelines.worker``,
+    which keeps its per-bundle INFO logs off the terminal unless fimpack runs with -v."""
+    direct = options.view_as(DirectOptions)
+    direct.direct_num_workers = workers
+    if workers == 1:
+        direct.direct_running_mode = "in_memory"
+        return FnApiRunner()
+    if logging.getLogger().level <= logging.INFO:
+        direct.direct_running_mode = "multi_processing"
+        return FnApiRunner()
+    direct.direct_running_mode = None  # the environment below is the multi-process one
+    command = f"{sys.executable} -m fimpack.pipelines.worker"
+    return FnApiRunner(
+        default_environment=SubprocessSDKEnvironment.from_command_string(command))
+
+
 def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> dict:
     """Run the build pipeline and write the manifest; the manifest."""
     options = PipelineOptions(beam_args)
     runner = None
     if not options.get_all_options().get("runner"):
-        runner = FnApiRunner()  # DirectRunner would try Prism, which downloads a binary
-        direct = options.view_as(DirectOptions)
-        direct.direct_num_workers = cfg.workers
-        direct.direct_running_mode = "multi_processing" if cfg.workers > 1 else "in_memory"
+        runner = local_runner(options, cfg.workers)
     clear_outputs(cfg.out)
     started = time.time()
     log.info("building %d sources into %s", len(sources), cfg.out)

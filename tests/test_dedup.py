@@ -30,7 +30,11 @@ def test_exact_dedup_stage():
              # CRLF makes different training text: not a duplicate.
              SourceFile("r3", "decoder.py", "python", DECODER.replace("\n", "\r\n"))]
     with TestPipeline(runner="FnApiRunner") as p:
-        kept, drops = p | beam.Create(files) | ExactDedup()
+        result = p | beam.Create(files) | ExactDedup()
+        kept, drops, clusters = result.files, result.drops, result.clusters
+        assert_that(clusters | "c" >> beam.Map(lambda c: (c.repo, c.path, c.kept)),
+                    equal_to([("r1", "decoder.py", True), ("r2", "vendored/decoder.py", False)]),
+                    label="clusters")
         assert_that(kept | "k" >> beam.Map(lambda f: (f.repo, f.path)),
                     equal_to([("r1", "decoder.py"), ("r2", "scanner.py"), ("r3", "decoder.py")]),
                     label="kept")
