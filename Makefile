@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast demo bench bench-dedup bench-components clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,14 @@ demo: setup
 	$(BIN)/fimpack inspect $(DEMO)/corpus --limit 1 | head -40
 	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor debug --steps 150 --out $(DEMO)/run
 
-bench: setup
-	@echo "benchmarks: see BENCHMARKS.md (none yet in this revision)"
+# Benchmarks download pinned sdists into bench-data/ (never committed); results: BENCHMARKS.md.
+bench: bench-dedup bench-components
+
+bench-dedup: setup
+	$(BIN)/python benchmarks/bench_dedup.py --data bench-data
+
+bench-components: setup
+	$(BIN)/python benchmarks/bench_components.py --edges 1000000 --workers 2
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis *.egg-info

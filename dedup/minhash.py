@@ -34,8 +34,25 @@ _POSITION_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x1656
                                   0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
                                   0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5],
                                  dtype=np.uint64)
-_TOKEN_CACHE: dict[str, int] = {}
 _TOKEN_CACHE_LIMIT = 2_000_000
+
+
+class _TokenHashes(dict):
+    """token -> xxh64, filled on first sight. Code vocabularies repeat heavily, so after a
+    few files nearly every lookup is a C-level dict hit."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def __missing__(self, token: str) -> int:
+        h = xxhash.xxh64_intdigest(token.encode(), self.seed)
+        if len(self) < _TOKEN_CACHE_LIMIT:
+            self[token] = h
+        return h
+
+
+_CACHES: dict[int, _TokenHashes] = {}
 
 
 def _fmix64(h: np.ndarray) -> np.ndarray:
@@ -52,21 +69,17 @@ def tokens(text: str) -> list[str]:
 
 
 def token_hashes(toks: Sequence[str], seed: int = SEED) -> np.ndarray:
-    cache = _TOKEN_CACHE if seed == SEED else {}
-    out = np.empty(len(toks), dtype=np.uint64)
-    for i, t in enumerate(toks):
-        h = cache.get(t)
-        if h is None:
-            h = xxhash.xxh64_intdigest(t.encode(), seed)
-            if len(cache) < _TOKEN_CACHE_LIMIT:
-                cache[t] = h
-        out[i] = h
-    return out
+    cache = _CACHES.get(seed)
+    if cache is None:
+        cache = _CACHES.setdefault(seed, _TokenHashes(seed))
+    return np.fromiter(map(cache.__getitem__, toks), dtype=np.uint64, count=len(toks))
 
 
-def shingle_hashes(text: str, ngram: int = NGRAM, seed: int = SEED) -> np.ndarray:
-    """64-bit hashes of the distinct token n-grams of TEXT. A text with fewer than NGRAM
-    tokens is one shingle of all of them; one with no tokens has none."""
+def shingle_hashes(text: str, ngram: int = NGRAM, seed: int = SEED,
+                   unique: bool = True) -> np.ndarray:
+    """64-bit hashes of the token n-grams of TEXT, sorted and distinct unless ``unique`` is
+    False (MinHash does not care about repeats, so signatures skip the sort). A text with
+    fewer than NGRAM tokens is one shingle of all of them; one with no tokens has none."""
     t = token_hashes(tokens(text), seed)
     if len(t) == 0:
         return t
@@ -77,7 +90,7 @@ def shingle_hashes(text: str, ngram: int = NGRAM, seed: int = SEED) -> np.ndarra
         for j in range(1, k):
             h = h + t[j:j + n] * _POSITION_MULTIPLIERS[j]
         h = _fmix64(h + np.uint64(k))
-    return np.unique(h)
+    return np.unique(h) if unique else h
 
 
 def _densify_plan(num_perm: int, seed: int) -> np.ndarray:
@@ -149,7 +162,8 @@ SCHEMES = {"oph": oph_signature, "datasketch": datasketch_signature}
 
 def signature(text: str, *, num_perm: int = NUM_PERM, ngram: int = NGRAM, seed: int = SEED,
               scheme: str = "oph") -> np.ndarray:
-    return SCHEMES[scheme](shingle_hashes(text, ngram, seed), num_perm, seed)
+    return SCHEMES[scheme](shingle_hashes(text, ngram, seed, unique=scheme != "oph"), num_perm,
+                           seed)
 
 
 def signatures(texts: Iterable[str], *, num_perm: int = NUM_PERM, ngram: int = NGRAM,

@@ -139,7 +139,8 @@ class RepoSignatures(beam.PTransform):
         return (files
                 | "FileBins" >> beam.Map(
                     lambda rt: (rt[0], minhash.oph_bins(
-                        minhash.shingle_hashes(rt[1], cfg.ngram, cfg.seed), cfg.num_perm,
+                        minhash.shingle_hashes(rt[1], cfg.ngram, cfg.seed, unique=False),
+                        cfg.num_perm,
                         cfg.seed)))
                 | "UnionBins" >> beam.CombinePerKey(_MinBins(cfg.num_perm))
                 | "Densify" >> beam.MapTuple(lambda repo, bins: (repo,
