@@ -42,14 +42,21 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-decontaminate", action="store_true")
     g.add_argument("--no-pii", action="store_true", help="do not redact emails, IPs, keys")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--fim-rate", type=float, default=0.8)
-    b.add_argument("--max-example-chars", type=int, default=24_000)
+    b.add_argument("--preset", choices=["codegemma-7b", "codegemma-2b"],
+                   help="CodeGemma's mixture: 7b = 0.8 code + FIM 0.8, 2b = 1.0 code + FIM 0.9")
+    b.add_argument("--fim-rate", type=float, default=None, help="default 0.8")
+    b.add_argument("--fim-split", choices=["uniform", "syntax", "mixed"], default="mixed",
+                   help="FIM split points: uniform characters, a whole tree-sitter node, or "
+                   "50/50 (default)")
+    b.add_argument("--code-fraction", type=float, default=None,
+                   help="code share of tokens (default 0.8); -1 keeps everything")
+    b.add_argument("--seq-len", type=int, default=8192, help="tokens per packed sequence")
     b.add_argument("--val-fraction", type=float, default=0.05)
     b.add_argument("--vocab-size", type=int, default=32_000)
     b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")
     b.add_argument("--tokenizer-sample-docs", type=int, default=4_000)
     b.add_argument("--tokenizer-sample-chars", type=int, default=20_000_000)
-    b.add_argument("--examples-per-shard", type=int, default=20_000)
+    b.add_argument("--shard-tokens", type=int, default=1 << 27, help="tokens per shard")
 
     d = sub.add_parser("dedup", help="ingest and deduplicate only: OUT/dedup/clusters.parquet")
     _source_args(d)
@@ -60,6 +67,12 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("--example", help="example id (e.g. 'repo:00000')")
     i.add_argument("--json", action="store_true", help="one JSON object per line, per example")
     i.add_argument("--limit", type=int, default=3, help="examples to render (0 = all)")
+
+    gp = sub.add_parser("graph", help="a repository's dependency graph and file order")
+    gp.add_argument("repo_dir")
+    gp.add_argument("--json", action="store_true", help="nodes, edges, order, test_links")
+    gp.add_argument("--png", metavar="FILE", help="draw the graph (needs Graphviz's dot)")
+    gp.add_argument("--strategy", choices=["codegemma", "deepseek"], default="codegemma")
 
     t = sub.add_parser("train", help="train a small Gemma-style model on a build's shards")
     t.add_argument("--data", required=True, help="a build's output folder")
@@ -128,13 +141,18 @@ def _config(args, dedup_only: bool):
     quality = None if args.no_quality_filter else QualityConfig(
         max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
         min_alphanumeric_fraction=args.min_alphanumeric_fraction)
+    from fimpack.packing.mixture import PRESETS
+
+    preset = PRESETS.get(args.preset, {"code_fraction": 0.8, "fim_rate": 0.8})
+    fim_rate = preset["fim_rate"] if args.fim_rate is None else args.fim_rate
+    code_fraction = preset["code_fraction"] if args.code_fraction is None else args.code_fraction
     return build.BuildConfig(
-        **common, seed=args.seed, fim_rate=args.fim_rate,
-        max_example_chars=args.max_example_chars, val_fraction=args.val_fraction,
-        vocab_size=args.vocab_size, tokenizer=args.tokenizer,
+        **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split,
+        code_fraction=None if code_fraction < 0 else code_fraction, seq_len=args.seq_len,
+        val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
         tokenizer_sample_docs=args.tokenizer_sample_docs,
         tokenizer_sample_chars=args.tokenizer_sample_chars,
-        examples_per_shard=args.examples_per_shard, quality=quality,
+        shard_tokens=args.shard_tokens, quality=quality,
         benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)
 
 
@@ -164,13 +182,43 @@ def summary(manifest: dict) -> str:
     rows += [(f"  dropped: {k}", v) for k, v in c["dropped_by_reason"].items()]
     rows += [(f"dup clusters ({level})", d["clusters"]) for level, d in manifest["dedup"].items()
              if d["members"]]
-    rows += [("examples", c["examples"]),
+    rows += [("examples", c["examples"]), ("sequences", c["sequences"]),
+             ("utilisation", c["utilisation"]), ("files split", c["files_split"]),
+             ("code fraction", c["code_fraction"]),
              ("tokens (code)", c["tokens_by_source"]["code"]),
              ("tokens (natural language)", c["tokens_by_source"]["nl"]),
              ("seconds", manifest["timing"]["seconds"])]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {v:>12}"
-                     for k, v in rows)
+    lines = [f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {str(v):>12}"
+             for k, v in rows]
+    target, got = c.get("code_fraction_target"), c["code_fraction"]
+    if target is not None and got is not None and abs(got - target) > 0.01:
+        lines.append(f"note: code fraction {got:.3f} misses the target {target} by more than 1% "
+                     "(too little of one source to sample from)")
+    return "\n".join(lines)
+
+
+def cmd_graph(args) -> int:
+    _setup_logging(False)
+    from fimpack.packing.graph import (GraphvizMissing, draw_png, order_repository, read_repo,
+                                       to_json)
+
+    result = order_repository(read_repo(args.repo_dir), args.strategy)
+    if args.json:
+        print(json.dumps(to_json(result), indent=1))
+    else:
+        print(f"files {len(result.order)}  edges {len(result.edges)}  "
+              f"removed to break cycles {len(result.removed_edges)}  "
+              f"test links {len(result.test_links)}  unresolved imports {result.unresolved}  "
+              f"parse errors {len(result.parse_errors)}")
+        print("\n".join(result.order))
+    if args.png:
+        try:
+            draw_png(result, args.png)
+        except GraphvizMissing as err:
+            print(err, file=sys.stderr)
+            return 1
+    return 0
 
 
 def cmd_train(args) -> int:
@@ -200,5 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         return inspect.main(args.out, args.example, args.json, args.limit)
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "graph":
+        return cmd_graph(args)
     parser.error(f"unknown command {args.command}")
     return 2

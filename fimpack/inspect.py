@@ -45,15 +45,19 @@ def as_json(row: dict) -> dict:
     pieces = pieces_of(row)
     return {"id": row["id"], "repo": row["repo"], "source": row["source"],
             "split": row["split"], "text": row["text"], "num_tokens": row["num_tokens"],
+            "sequence": row["sequence"],
             "files": [{"path": f["path"], "language": f["language"], "fim": f["fim"],
-                       "redactions": f["redactions"], "content": reconstruct(pieces, i)}
+                       "redactions": f["redactions"], "part": f["part"], "parts": f["parts"],
+                       "content": reconstruct(pieces, i)}
                       for i, f in enumerate(row["files"])]}
 
 
 def render(row: dict, colour: bool) -> str:
     head = (f"== example {row['id']}  repo={row['repo']}  source={row['source']}  "
             f"split={row['split']}  tokens={row['num_tokens']}")
-    files = ", ".join(f"{f['path']} [{f['fim']}]" for f in row["files"])
+    files = ", ".join(f"{f['path']} [{f['fim']}]" + (f" (part {f['part'] + 1}/{f['parts']})"
+                                                      if f["parts"] > 1 else "")
+                      for f in row["files"])
     lines = [head, f"   files: {files}", ""]
     body = []
     for p in pieces_of(row):

@@ -79,6 +79,8 @@ class FileEntry:
     language: str
     fim: str           # "none", "psm" or "spm"
     redactions: int = 0
+    part: int = 0      # a file longer than a sequence is split at line ends into parts
+    parts: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,15 @@
 """Fill-in-the-middle formatting with CodeGemma's sentinels, and its exact inverse.
 
-A file is split at two character positions drawn uniformly (Bavarian et al. 2022), so any of
-prefix, middle and suffix may be empty. The two orders, in pieces:
+Split points (``split``):
+  * ``uniform``: two character positions drawn uniformly (Bavarian et al. 2022), so any of
+    prefix, middle and suffix may be empty -- the model learns to infill at any cursor;
+  * ``syntax``: the middle is one whole tree-sitter node (statement, block, expression,
+    definition; ``syntax.py``) -- CodeGemma's "syntactically natural" split, what an editor
+    asks to complete; files without a grammar fall back to uniform;
+  * ``mixed`` (the default): each FIM file flips a fair coin between the two, so neither
+    skill is traded away for the other.
+
+The two orders, in pieces:
 
     PSM: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle
     SPM: <|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix middle
@@ -19,6 +27,7 @@ from fimpack.records import (CONTENT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MIDDLE
                              SENTINEL, SUFFIX, TEXT, Piece)
 
 NONE, PSM, SPM = "none", "psm", "spm"
+UNIFORM, SYNTAX, MIXED = "uniform", "syntax", "mixed"
 
 
 def choose_mode(rng: random.Random, fim_rate: float, spm_rate: float = 0.5) -> str:
@@ -33,11 +42,29 @@ def uniform_split(content: str, rng: random.Random) -> tuple[str, str, str]:
     return content[:i], content[i:j], content[j:]
 
 
-def fim_pieces(content: str, mode: str, rng: random.Random, file: int) -> list[Piece]:
+def split_parts(content: str, rng: random.Random, split: str = UNIFORM,
+                language: str = "") -> tuple[str, str, str]:
+    """(prefix, middle, suffix) by the SPLIT strategy."""
+    if split == MIXED:
+        split = SYNTAX if rng.random() < 0.5 else UNIFORM
+    if split == SYNTAX:
+        from fimpack.packing.syntax import syntax_split
+
+        span = syntax_split(content, language, rng)
+        if span is not None:
+            i, j = span
+            return content[:i], content[i:j], content[j:]
+    elif split != UNIFORM:
+        raise ValueError(f"unknown FIM split {split!r}")
+    return uniform_split(content, rng)
+
+
+def fim_pieces(content: str, mode: str, rng: random.Random, file: int,
+               split: str = UNIFORM, language: str = "") -> list[Piece]:
     """The pieces of one file body in MODE (the path line is added by the caller)."""
     if mode == NONE:
         return [Piece(CONTENT, content, file)]
-    prefix, middle, suffix = uniform_split(content, rng)
+    prefix, middle, suffix = split_parts(content, rng, split, language)
     sentinel = lambda s: Piece(SENTINEL, s, file)  # noqa: E731
     if mode == PSM:
         return [sentinel(FIM_PREFIX), Piece(PREFIX, prefix, file),

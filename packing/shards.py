@@ -44,7 +44,7 @@ def encode_shard(sequences: list[np.ndarray], dtype: np.dtype) -> tuple[bytes, b
     if len(arrays) > 1:
         pointers[1:] = np.cumsum(lengths[:-1].astype(np.int64)) * dtype.itemsize
     documents = np.arange(len(arrays) + 1, dtype=np.int64)
-    data = np.concatenate(arrays).tobytes() if arrays else b""
+    data = b"".join(a.tobytes() for a in arrays)
     header = MAGIC + struct.pack("<Q", VERSION) + struct.pack("<B", DTYPE_CODES[dtype.type])
     header += struct.pack("<Q", len(arrays)) + struct.pack("<Q", len(documents))
     index = header + lengths.tobytes() + pointers.tobytes() + documents.tobytes()

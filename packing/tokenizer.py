@@ -97,17 +97,22 @@ class Tokenizer:
     def encode_text(self, text: str) -> list[int]:
         return self.sp.encode(text) if text else []
 
-    def encode_example(self, example: Example) -> np.ndarray:
-        """[bos] + pieces (text pieces tokenised separately, sentinels by id) + [eos]."""
-        ids = [self.bos_id]
-        texts = [p.text for p in example.pieces if p.kind != SENTINEL and p.text]
+    def encode_pieces(self, pieces) -> list[int]:
+        """Text pieces tokenised separately (as Bavarian et al. tokenise the FIM parts),
+        sentinels by id."""
+        ids: list[int] = []
+        texts = [p.text for p in pieces if p.kind != SENTINEL and p.text]
         encoded = iter(self.sp.encode(texts))  # one batched call
-        for p in example.pieces:
+        for p in pieces:
             if p.kind == SENTINEL:
                 ids.append(self.control_ids[p.text])
             elif p.text:
                 ids.extend(next(encoded))
-        ids.append(self.eos_id)
+        return ids
+
+    def encode_example(self, example: Example) -> np.ndarray:
+        """[bos] + pieces + [eos]."""
+        ids = [self.bos_id, *self.encode_pieces(example.pieces), self.eos_id]
         return np.asarray(ids, dtype=np.int64)
 
     def decode(self, ids: Iterable[int]) -> str:

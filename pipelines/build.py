@@ -1,7 +1,10 @@
-"""``fimpack build``: repositories in, examples, tokenizer and token shards out.
+"""``fimpack build``: repositories in, examples, tokenizer and packed token shards out.
 
-    sources -> Ingest -> ExactDedup -> group by repo -> order -> FIM examples
-            -> sample -> train tokenizer (one worker) -> tokenise (side input) -> shards
+    sources -> Ingest -> Dedup -> quality / decontamination / PII
+            -> sample files -> train tokenizer (one worker, a side input from then on)
+            -> per repository: order -> FIM -> tokenised examples of <= seq_len tokens
+            -> code / natural-language mixture (token histogram, deterministic)
+            -> shards by repository -> best-fit-decreasing packing into sequences -> write
 
 The driver writes ``manifest.json`` last, after the pipeline has finished, so a manifest
 always describes complete outputs.
@@ -19,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -29,17 +33,20 @@ from fimpack.dedup.decontaminate import Decontaminate, humaneval_path
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.dedup.stages import Dedup, DedupConfig
-from fimpack.packing.examples import document_example, repo_examples, stable_hash
+from fimpack.packing import mixture
+from fimpack.packing.examples import document_examples, repo_examples, stable_hash
+from fimpack.packing.fim import MIXED
 from fimpack.packing.order import order_files
 from fimpack.packing.shards import token_dtype
 from fimpack.packing.tokenizer import Tokenizer, train_model
 from fimpack.pipelines import outputs
 from fimpack.pipelines.ingest import Ingest, Limits, RepoSource
-from fimpack.records import CODE, SENTINEL, Example
+from fimpack.records import CODE, Drop
 
 log = logging.getLogger("fimpack.build")
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+SPLITS = ("train", "validation")
 
 
 @dataclass
@@ -47,14 +54,16 @@ class BuildConfig:
     out: str
     input: str | None = None          # None: the embedded default corpus
     seed: int = 0
+    seq_len: int = 8192               # tokens per packed training sequence
     fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
-    max_example_chars: int = 24_000   # files per example until this many characters
+    fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
+    code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
     val_fraction: float = 0.05        # repositories held out for validation
     vocab_size: int = 32_000
     tokenizer: str | None = None      # a user-supplied sentencepiece model
     tokenizer_sample_docs: int = 4_000
     tokenizer_sample_chars: int = 20_000_000
-    examples_per_shard: int = 20_000
+    shard_tokens: int = 1 << 27       # about 256 MB of uint16 tokens per shard
     max_repos: int = 0                # embedded default only: cap the repositories
     workers: int = 1
     limits: Limits = field(default_factory=Limits)
@@ -65,40 +74,107 @@ class BuildConfig:
     dedup_only: bool = False             # `fimpack dedup`: stop after dedup
 
 
-class _Tokenize(beam.DoFn):
-    """Example -> (example, token ids); the tokenizer arrives as a side input."""
+class _WithTokenizer(beam.DoFn):
+    """A DoFn that receives the tokenizer model as a side input and keeps it built."""
 
     def setup(self):
         self._tok = None
 
-    def process(self, example: Example, model: bytes):
+    def tokenizer(self, model: bytes) -> Tokenizer:
         if self._tok is None or self._tok.proto != model:
             self._tok = Tokenizer(model)
-        yield example, self._tok.encode_example(example)
+        return self._tok
+
+
+class _PackRepo(_WithTokenizer):
+    def __init__(self, cfg: BuildConfig):
+        self.cfg = cfg
+
+    def process(self, item, model: bytes):
+        repo, files = item
+        cfg = self.cfg
+        yield from repo_examples(repo, order_files(list(files)), self.tokenizer(model),
+                                 seed=cfg.seed, fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
+                                 val_fraction=cfg.val_fraction, split=cfg.fim_split)
+
+
+class _PackDocument(_WithTokenizer):
+    def __init__(self, cfg: BuildConfig):
+        self.cfg = cfg
+
+    def process(self, doc, model: bytes):
+        yield from document_examples(doc, self.tokenizer(model), seq_len=self.cfg.seq_len,
+                                     val_fraction=self.cfg.val_fraction)
+
+
+class _Histogram(beam.CombineFn):
+    def create_accumulator(self):
+        return np.zeros(mixture.BUCKETS, dtype=np.int64)
+
+    def add_input(self, acc, pair):
+        acc[pair[0]] += pair[1]
+        return acc
+
+    def merge_accumulators(self, accs):
+        return np.sum(list(accs), axis=0)
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _Mix(beam.DoFn):
+    """Keep or drop each example by the mixture plan; report every file part's fate."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def process(self, item, decision: dict):
+        example, ids = item
+        kept = mixture.keep(example.source, mixture.bucket(self.seed, example.id), decision)
+        if kept:
+            yield item
+        for f in example.files:
+            yield beam.pvalue.TaggedOutput(
+                "parts", ((example.repo, f.path), (kept, f.language, example.source)))
+
+
+class _FileFate(beam.CombineFn):
+    """A file is kept when any of its parts is."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, value):
+        return value if acc is None or (value[0] and not acc[0]) else acc
+
+    def merge_accumulators(self, accs):
+        out = None
+        for acc in accs:
+            if acc is not None:
+                out = self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc):
+        return acc
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, out: str):
-        self.out = out
+    def __init__(self, out: str, seq_len: int):
+        self.out, self.seq_len = out, seq_len
 
     def process(self, item, counts: dict, model: bytes):
         (split, index), rows = item
-        rows = sorted(rows, key=lambda r: r[0].id)
-        dtype = token_dtype(Tokenizer(model).vocab_size)
-        entries = outputs.write_shard(self.out, split, index, shard_count(counts, split, None),
-                                      rows, dtype)
-        log.info("wrote %s shard %d: %d examples", split, index, len(rows))
+        rows = sorted((r for r in rows if r is not None), key=lambda r: r[0].id)
+        dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
+        entries = outputs.write_shard(self.out, split, index, counts[f"shards_{split}"], rows,
+                                      dtype, self.seq_len)
+        log.info("wrote %s shard %d: %d examples in %d sequences", split, index, len(rows),
+                 entries[-1]["sequences"])
         yield from entries
 
 
-def shard_count(counts: dict, split: str, per_shard: int | None) -> int:
-    if per_shard is None:  # already computed into the counts dict
-        return counts[f"shards_{split}"]
-    return max(1, math.ceil(counts.get(split, 0) / per_shard))
-
-
-def tokenizer_text(example: Example) -> str:
-    return "".join(p.text for p in example.pieces if p.kind != SENTINEL)
+def shard_count(tokens: int, shard_tokens: int) -> int:
+    return max(1, math.ceil(tokens / shard_tokens))
 
 
 class _SumCounters(beam.CombineFn):
@@ -120,35 +196,49 @@ class _SumCounters(beam.CombineFn):
         return dict(sorted(acc.items()))
 
 
-def file_counter(f) -> dict:
-    return {"kept_files": 1, f"kept_{f.source}": 1, f"language:{f.language}": 1,
-            "kept_bytes": len(f.content.encode("utf-8"))}
-
-
 def example_counter(item) -> dict:
     example, ids = item
     n = len(ids)
-    return {"examples": 1, f"examples_{example.split}": 1, f"examples_{example.source}": 1,
-            f"tokens_{example.source}": n, f"tokens_{example.split}": n, "tokens": n}
-
-
-def fim_counter(example: Example) -> dict:
-    c: dict = {}
+    c = {"examples": 1, f"examples_{example.split}": 1, f"examples_{example.source}": 1,
+         f"tokens_{example.source}": n, f"tokens_{example.split}": n, "tokens": n}
     for f in example.files:
         if example.source == CODE:
             c[f"fim:{f.fim}"] = c.get(f"fim:{f.fim}", 0) + 1
+        if f.parts > 1:
+            c["file_parts"] = c.get("file_parts", 0) + 1
+            c["files_split"] = c.get("files_split", 0) + int(f.part == 0)
     return c
+
+
+def fate_counter(item) -> dict:
+    (repo, path), (kept, language, source) = item
+    if kept:
+        return {"kept_files": 1, f"kept_{source}": 1, f"language:{language}": 1}
+    return {}
 
 
 def _counts(pcoll, label: str, fn):
     return pcoll | label >> beam.Map(fn)
 
 
+def _sum_into_report(counts: list, out: str, shard_list=None):
+    stats = (tuple(counts) | "AllCounts" >> beam.Flatten()
+             | "SumCounts" >> beam.CombineGlobally(_SumCounters()))
+    path = outputs.join(out, ".build", "stats.json")
+    if shard_list is None:
+        return stats | "Report" >> beam.Map(
+            lambda c: outputs.write_json(path, {"counts": c, "shards": []}))
+    return stats | "Report" >> beam.Map(
+        lambda c, shards: outputs.write_json(
+            path, {"counts": c, "shards": sorted(shards, key=lambda e: e["path"])}),
+        beam.pvalue.AsSingleton(shard_list))
+
+
 def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     """Wire the build into P. Returns nothing: every output is a file under cfg.out."""
     out = cfg.out
     files, read_drops = p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits)
-    unique, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
+    clean, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
     _ = (clusters
          | "ClusterList" >> beam.combiners.ToList()
          | "WriteClusters" >> beam.Map(lambda rows: outputs.write_clusters(out, rows)))
@@ -157,93 +247,110 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
                       lambda c: {f"cluster_members:{c.level}-{c.kind}": 1,
                                  f"cluster_dropped:{c.level}-{c.kind}": int(not c.kept),
                                  f"clusters:{c.level}-{c.kind}": int(c.kept)})]
-    clean = unique
-    if not cfg.dedup_only:
-        if cfg.quality is not None:
-            clean, quality_drops = clean | "QualityFilter" >> QualityFilter(cfg.quality)
-            drop_sets.append(quality_drops)
-        benchmarks = [humaneval_path()] if cfg.benchmarks is None else cfg.benchmarks
-        if benchmarks:
-            clean, contaminated = clean | "Decontaminate" >> Decontaminate(benchmarks)
-            drop_sets.append(contaminated)
-        if cfg.pii:
-            clean, pii_counts = clean | "RedactPII" >> RedactPII()
-            counts.append(pii_counts)
-    drops = tuple(drop_sets) | "AllDrops" >> beam.Flatten()
-    counts += [_counts(drops, "DropCounts",
-                       lambda d: {"dropped_files": 1, f"drop:{d.reason}": 1}),
-               _counts(clean, "KeptCounts", file_counter)]
-    _ = (drops
-         | "DropList" >> beam.combiners.ToList()
-         | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
     if cfg.dedup_only:
-        _ = (tuple(counts)
-             | "AllCounts" >> beam.Flatten()
-             | "SumCounts" >> beam.CombineGlobally(_SumCounters())
-             | "Report" >> beam.Map(lambda c: outputs.write_json(
-                 outputs.join(out, ".build", "stats.json"), {"counts": c, "shards": []})))
+        drops = tuple(drop_sets) | "AllDrops" >> beam.Flatten()
+        counts += [_counts(drops, "DropCounts",
+                           lambda d: {"dropped_files": 1, f"drop:{d.reason}": 1}),
+                   _counts(clean, "KeptCounts",
+                           lambda f: {"kept_files": 1, f"kept_{f.source}": 1,
+                                      f"language:{f.language}": 1})]
+        _ = (drops | "DropList" >> beam.combiners.ToList()
+             | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
+        _sum_into_report(counts, out)
         return
-    code = clean | "Code" >> beam.Filter(lambda f: f.source == CODE)
-    docs = clean | "Docs" >> beam.Filter(lambda f: f.source != CODE)
-    code_examples = (
-        code
-        | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
-        | "GroupByRepo" >> beam.GroupByKey()
-        | "PackRepo" >> beam.FlatMap(
-            lambda kv: repo_examples(kv[0], order_files(list(kv[1])), seed=cfg.seed,
-                                     fim_rate=cfg.fim_rate, max_chars=cfg.max_example_chars,
-                                     val_fraction=cfg.val_fraction)))
-    doc_examples = docs | "DocExamples" >> beam.Map(
-        document_example, val_fraction=cfg.val_fraction)
-    examples = (code_examples, doc_examples) | "AllExamples" >> beam.Flatten()
+
+    if cfg.quality is not None:
+        clean, quality_drops = clean | "QualityFilter" >> QualityFilter(cfg.quality)
+        drop_sets.append(quality_drops)
+    benchmarks = [humaneval_path()] if cfg.benchmarks is None else cfg.benchmarks
+    if benchmarks:
+        clean, contaminated = clean | "Decontaminate" >> Decontaminate(benchmarks)
+        drop_sets.append(contaminated)
+    if cfg.pii:
+        clean, pii_counts = clean | "RedactPII" >> RedactPII()
+        counts.append(pii_counts)
 
     if cfg.tokenizer:
         model = p | "UserTokenizer" >> beam.Create([outputs.read_bytes(cfg.tokenizer)])
     else:
+        seed = str(cfg.seed)
         model = (
-            examples
-            | "SampleKey" >> beam.Map(lambda e: (stable_hash("tokenizer", str(cfg.seed), e.id),
-                                                 tokenizer_text(e)))
+            clean
+            | "SampleKey" >> beam.Map(lambda f: (stable_hash("tokenizer", seed, f.repo, f.path),
+                                                 f.content))
             | "Sample" >> beam.combiners.Top.Smallest(cfg.tokenizer_sample_docs)
             | "TrainTokenizer" >> beam.Map(
                 lambda sample: train_model([t for _, t in sample], cfg.vocab_size,
                                            cfg.tokenizer_sample_chars) if sample else b""))
     _ = model | "WriteTokenizer" >> beam.Map(
         lambda m: outputs.write_atomic(outputs.join(out, "tokenizer.model"), m) if m else None)
+    model_side = beam.pvalue.AsSingleton(model)
 
-    tokenized = examples | "Tokenize" >> beam.ParDo(_Tokenize(), beam.pvalue.AsSingleton(model))
+    code_examples = (
+        clean
+        | "Code" >> beam.Filter(lambda f: f.source == CODE)
+        | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
+        | "GroupByRepo" >> beam.GroupByKey()
+        | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side))
+    doc_examples = (clean
+                    | "Docs" >> beam.Filter(lambda f: f.source != CODE)
+                    | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model_side))
+    examples = (code_examples, doc_examples) | "AllExamples" >> beam.Flatten()
+
+    # The mixture: one token histogram per source, a plan, a keep/drop per example.
+    decision = (
+        examples
+        | "MixtureKey" >> beam.Map(lambda e: (e[0].source,
+                                              (mixture.bucket(cfg.seed, e[0].id), len(e[1]))))
+        | "Histograms" >> beam.CombinePerKey(_Histogram())
+        | "HistogramDict" >> beam.combiners.ToDict()
+        | "MixturePlan" >> beam.Map(lambda h: mixture.plan(
+            h.get(CODE, np.zeros(1, np.int64)), h.get("nl", np.zeros(1, np.int64)),
+            cfg.code_fraction)))
+    kept, parts = examples | "Mixture" >> beam.ParDo(
+        _Mix(cfg.seed), beam.pvalue.AsSingleton(decision)).with_outputs("parts", main="kept")
+    fates = parts | "FileFate" >> beam.CombinePerKey(_FileFate())
+    drop_sets.append(fates
+                     | "MixtureDrops" >> beam.Filter(lambda kv: not kv[1][0])
+                     | "AsDrops" >> beam.Map(lambda kv: Drop(kv[0][0], kv[0][1],
+                                                             "mixture_sampling")))
+    counts.append(_counts(fates, "KeptCounts", fate_counter))
+
+    drops = tuple(drop_sets) | "AllDrops" >> beam.Flatten()
+    counts.append(_counts(drops, "DropCounts",
+                          lambda d: {"dropped_files": 1, f"drop:{d.reason}": 1}))
+    _ = (drops
+         | "DropList" >> beam.combiners.ToList()
+         | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
 
     # Shard counts come from the data (not the worker count), so outputs are identical
-    # however the build is spread.
-    per_shard = cfg.examples_per_shard
+    # however the build is spread. A repository's examples share a shard, so they can share
+    # sequences.
+    shard_tokens = cfg.shard_tokens
     split_counts = (
-        examples
-        | "SplitOf" >> beam.Map(lambda e: {e.split: 1})
+        kept
+        | "SplitTokens" >> beam.Map(lambda e: {e[0].split: len(e[1])})
         | "CountSplits" >> beam.CombineGlobally(_SumCounters())
-        | "ShardCounts" >> beam.Map(lambda c: {**c, **{
-            f"shards_{s}": shard_count(c, s, per_shard) for s in ("train", "validation")}}))
+        | "ShardCounts" >> beam.Map(lambda c: {
+            f"shards_{s}": shard_count(c.get(s, 0), shard_tokens) for s in SPLITS}))
     counts_side = beam.pvalue.AsSingleton(split_counts)
+    keyed = kept | "KeyByShard" >> beam.Map(
+        lambda item, c: ((item[0].split,
+                          stable_hash("shard", item[0].repo) % c[f"shards_{item[0].split}"]),
+                         item), counts_side)
+    # Every shard of "k-of-n" exists, even one that no repository hashed to.
+    every_shard = (p | "ShardSeed" >> beam.Create([None])
+                   | "EveryShard" >> beam.FlatMap(
+                       lambda _, c: [((s, i), None) for s in SPLITS
+                                     for i in range(c[f"shards_{s}"])], counts_side))
     shard_entries = (
-        tokenized
-        | "KeyByShard" >> beam.Map(
-            lambda item, c: ((item[0].split,
-                              stable_hash("shard", item[0].id) % c[f"shards_{item[0].split}"]),
-                             item), counts_side)
+        (keyed, every_shard)
+        | "WithEmptyShards" >> beam.Flatten()
         | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(out), counts_side,
-                                      beam.pvalue.AsSingleton(model)))
-
-    counts += [_counts(tokenized, "ExampleCounts", example_counter),
-               _counts(examples, "FimCounts", fim_counter)]
-    stats = tuple(counts) | "AllCounts" >> beam.Flatten() | "SumCounts" >> beam.CombineGlobally(
-        _SumCounters())
+        | "WriteShards" >> beam.ParDo(_WriteShard(out, cfg.seq_len), counts_side, model_side))
+    counts.append(_counts(kept, "ExampleCounts", example_counter))
     shard_list = shard_entries | "ShardList" >> beam.combiners.ToList()
-    _ = (stats
-         | "Report" >> beam.Map(
-             lambda s, shards: outputs.write_json(
-                 outputs.join(out, ".build", "stats.json"),
-                 {"counts": s, "shards": sorted(shards, key=lambda e: e["path"])}),
-             beam.pvalue.AsSingleton(shard_list)))
+    _sum_into_report(counts, out, shard_list)
 
 
 def versions() -> dict:
@@ -267,6 +374,13 @@ def clear_outputs(out: str) -> None:
             FileSystems.delete([m.path for m in matches])
 
 
+def utilisation(shards: list[dict]) -> float | None:
+    """Non-padding tokens / all tokens of the packed sequences."""
+    bins = [e for e in shards if e["path"].endswith(".bin")]
+    slots = sum(e["sequences"] * e["seq_len"] for e in bins)
+    return round(sum(e["tokens"] for e in bins) / slots, 6) if slots else None
+
+
 def make_manifest(cfg: BuildConfig, report: dict, tok: Tokenizer | None, seconds: float) -> dict:
     c = report["counts"]
     dropped = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("drop:")}
@@ -281,7 +395,6 @@ def make_manifest(cfg: BuildConfig, report: dict, tok: Tokenizer | None, seconds
             "input_files": kept + n_dropped, "kept_files": kept, "dropped_files": n_dropped,
             "dropped_by_reason": dict(sorted(dropped.items())),
             "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
-            "kept_bytes": c.get("kept_bytes", 0),
             "kept_by_language": {k.split(":", 1)[1]: v for k, v in c.items()
                                  if k.startswith("language:")},
             "fim_files": {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("fim:")},
@@ -291,6 +404,11 @@ def make_manifest(cfg: BuildConfig, report: dict, tok: Tokenizer | None, seconds
             "tokens": total_tokens, "tokens_by_source": tokens,
             "tokens_by_split": {s: c.get(f"tokens_{s}", 0) for s in ("train", "validation")},
             "code_fraction": round(tokens["code"] / total_tokens, 6) if total_tokens else None,
+            "code_fraction_target": cfg.code_fraction,
+            "files_split": c.get("files_split", 0), "file_parts": c.get("file_parts", 0),
+            "sequences": sum(e["sequences"] for e in report["shards"]
+                             if e["path"].endswith(".bin")),
+            "utilisation": utilisation(report["shards"]),
             "pii_redactions": {k.split(":", 1)[1]: v for k, v in c.items()
                                if k.startswith("pii:")},
             "pii_files": c.get("pii_files", 0),

@@ -1,8 +1,10 @@
 """Writing a build's files: atomically (temp name, then rename) and through Beam's
 filesystems, so ``gs://`` and other remote outputs work the same as local folders.
 
-Example shards and token shards are written together from one group: row i of
-``examples/SPLIT-k-of-n.parquet`` is sequence i of ``tokens/SPLIT-k-of-n.bin``.
+Example shards and token shards are written together from one group, in packed order: row i
+of ``examples/SPLIT-k-of-n.parquet`` is document i of ``tokens/SPLIT-k-of-n.bin/.idx``, and
+``tokens/SPLIT-k-of-n.packs.npy`` holds where each packed training sequence starts (example
+indices, one more than the number of sequences).
 """
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import io
 import json
 import uuid
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from fimpack.packing.binpack import best_fit_decreasing
 from fimpack.packing.shards import encode_shard
 from fimpack.records import Example
 
@@ -23,11 +27,14 @@ EXAMPLES_SCHEMA = pa.schema([
     ("repo", pa.string()),
     ("source", pa.string()),          # "code" or "nl"
     ("split", pa.string()),
+    ("sequence", pa.int64()),         # the packed sequence (within the shard) holding it
     ("text", pa.string()),            # the formatted example, sentinels written out
     ("num_tokens", pa.int64()),       # bos + pieces + eos
     # Per file, in packing order; ``redactions`` counts PII spans replaced by placeholders.
+    # A file longer than a sequence is split at line ends: ``part`` of ``parts``.
     ("files", pa.list_(pa.struct([("path", pa.string()), ("language", pa.string()),
-                                  ("fim", pa.string()), ("redactions", pa.int32())]))),
+                                  ("fim", pa.string()), ("redactions", pa.int32()),
+                                  ("part", pa.int32()), ("parts", pa.int32())]))),
     # The structure of ``text``: [start, end) in characters (code points), which file a
     # piece belongs to (-1 for separators) and its kind (path, content, prefix, ...).
     ("pieces", pa.list_(pa.struct([("kind", pa.string()), ("file", pa.int32()),
@@ -59,35 +66,48 @@ def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}"
 
 
-def example_row(example: Example, num_tokens: int) -> dict:
+def example_row(example: Example, num_tokens: int, sequence: int) -> dict:
     pieces, pos = [], 0
     for p in example.pieces:
         pieces.append({"kind": p.kind, "file": p.file, "start": pos, "end": pos + len(p.text)})
         pos += len(p.text)
     return {"id": example.id, "repo": example.repo, "source": example.source,
-            "split": example.split, "text": example.text, "num_tokens": num_tokens,
+            "split": example.split, "sequence": sequence, "text": example.text,
+            "num_tokens": num_tokens,
             "files": [{"path": f.path, "language": f.language, "fim": f.fim,
-                       "redactions": f.redactions}
+                       "redactions": f.redactions, "part": f.part, "parts": f.parts}
                       for f in example.files],
             "pieces": pieces}
 
 
-def write_shard(out: str, split: str, index: int, count: int, rows: list, dtype) -> list[dict]:
-    """Write one examples Parquet shard and its token shard; their manifest entries.
+def write_shard(out: str, split: str, index: int, count: int, rows: list, dtype,
+                seq_len: int) -> list[dict]:
+    """Pack one shard's examples into sequences (best-fit decreasing) and write the examples
+    Parquet, the token shard and its sequence index; their manifest entries.
     ROWS are (example, token ids) sorted by example id."""
     name = shard_name(split, index, count)
-    table = pa.Table.from_pylist([example_row(e, len(ids)) for e, ids in rows],
-                                 schema=EXAMPLES_SCHEMA)
+    bins = best_fit_decreasing([len(ids) for _, ids in rows], seq_len)
+    order = [i for b in bins for i in b]
+    sequence_of = {i: s for s, b in enumerate(bins) for i in b}
+    table = pa.Table.from_pylist(
+        [example_row(rows[i][0], len(rows[i][1]), sequence_of[i]) for i in order],
+        schema=EXAMPLES_SCHEMA)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    data, idx = encode_shard([ids for _, ids in rows], dtype)
+    data, idx = encode_shard([rows[i][1] for i in order], dtype)
+    starts = np.zeros(len(bins) + 1, dtype=np.int64)  # example index where each sequence starts
+    starts[1:] = np.cumsum([len(b) for b in bins])
+    packs = io.BytesIO()
+    np.save(packs, starts)
+    tokens = int(sum(len(ids) for _, ids in rows))
     entries = []
     for rel, payload in ((f"examples/{name}.parquet", buf.getvalue()),
-                         (f"tokens/{name}.bin", data), (f"tokens/{name}.idx", idx)):
+                         (f"tokens/{name}.bin", data), (f"tokens/{name}.idx", idx),
+                         (f"tokens/{name}.packs.npy", packs.getvalue())):
         digest = write_atomic(join(out, rel), payload)
         entries.append({"path": rel, "bytes": len(payload), "sha256": digest,
-                        "split": split, "examples": len(rows),
-                        "tokens": int(sum(len(ids) for _, ids in rows))})
+                        "split": split, "examples": len(rows), "tokens": tokens,
+                        "sequences": len(bins), "seq_len": seq_len})
     return entries
 
 

@@ -74,3 +74,13 @@ def corpus_dir(tmp_path_factory) -> Path:
             f.write(_json.dumps(d) + "\n")
         f.write("{not json\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """A small sentencepiece model trained on real stdlib code."""
+    from fimpack.packing.tokenizer import Tokenizer, train_model
+
+    texts = [p.read_text() for p in sorted((STDLIB / "json").glob("*.py"))
+             + sorted((STDLIB / "email").glob("*.py"))]
+    return Tokenizer(train_model(texts, vocab_size=800))

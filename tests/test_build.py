@@ -5,6 +5,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,9 +20,10 @@ from conftest import STDLIB
 
 
 def run_build(corpus_dir: Path, out: Path, **overrides) -> dict:
-    cfg = build.BuildConfig(out=str(out), input=str(corpus_dir), vocab_size=1000,
-                            val_fraction=0.3, limits=Limits(max_file_bytes=200_000),
-                            examples_per_shard=8, **overrides)
+    settings = dict(out=str(out), input=str(corpus_dir), vocab_size=1000, val_fraction=0.3,
+                    limits=Limits(max_file_bytes=200_000), seq_len=2048, shard_tokens=60_000,
+                    code_fraction=None)
+    cfg = build.BuildConfig(**{**settings, **overrides})
     return build.run(cfg, discover(str(corpus_dir)), [])
 
 
@@ -95,8 +97,16 @@ def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
 
 
 def iter_files(out):
+    """Every kept file once, its split parts joined in order."""
+    parts = {}
     for row in inspect.iter_examples(str(out)):
-        yield from ({"repo": row["repo"], **f} for f in inspect.as_json(row)["files"])
+        for f in inspect.as_json(row)["files"]:
+            parts.setdefault((row["repo"], f["path"]), []).append(f)
+    for (repo, _), fs in sorted(parts.items()):
+        fs.sort(key=lambda f: f["part"])
+        assert [f["part"] for f in fs] == list(range(fs[0]["parts"]))
+        assert len({f["redactions"] for f in fs}) == 1  # a file's count, on each of its parts
+        yield {**fs[0], "repo": repo, "content": "".join(f["content"] for f in fs)}
 
 
 def test_fim_round_trip_is_byte_exact_for_every_kept_file(built, corpus_dir):
@@ -132,8 +142,15 @@ def test_token_shards_match_examples(built):
     n_examples = 0
     for parquet in sorted((out / "examples").glob("*.parquet")):
         rows = pq.read_table(parquet).to_pylist()
-        shard = TokenShard.open(str(out / "tokens" / parquet.name.replace(".parquet", "")))
+        prefix = str(out / "tokens" / parquet.name.replace(".parquet", ""))
+        shard = TokenShard.open(prefix)
         assert len(shard) == len(rows)
+        # Packed sequences: consecutive examples, at most seq_len tokens each.
+        starts = np.load(prefix + ".packs.npy")
+        assert starts[0] == 0 and starts[-1] == len(rows)
+        for s, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
+            assert b > a and {rows[i]["sequence"] for i in range(a, b)} == {s}
+            assert sum(rows[i]["num_tokens"] for i in range(a, b)) <= 2048
         for i, row in enumerate(rows):
             ids = shard.sequence(i)
             assert len(ids) == row["num_tokens"]

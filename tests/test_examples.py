@@ -1,6 +1,12 @@
-from fimpack.packing.examples import code_example, group_files, repo_examples, repo_split
+import random
+
+import pytest
+
+from fimpack.packing.binpack import best_fit_decreasing, utilisation
+from fimpack.packing.examples import document_examples, repo_examples, repo_split
 from fimpack.packing.fim import reconstruct
-from fimpack.records import SourceFile
+from fimpack.packing.syntax import candidate_spans
+from fimpack.records import NATURAL_LANGUAGE, SourceFile
 
 from conftest import STDLIB
 
@@ -10,42 +16,94 @@ def stdlib_files(package):
             for p in sorted((STDLIB / package).glob("*.py"))]
 
 
-def test_multi_file_layout_without_fim():
+def rebuild(examples):
+    """path -> content, joining the parts of split files in order."""
+    parts = {}
+    for ex, _ in examples:
+        for i, entry in enumerate(ex.files):
+            parts.setdefault(entry.path, {})[entry.part] = (entry.parts,
+                                                           reconstruct(list(ex.pieces), i))
+    out = {}
+    for path, got in parts.items():
+        n = next(iter(got.values()))[0]
+        assert sorted(got) == list(range(n)), path
+        out[path] = "".join(got[k][1] for k in range(n))
+    return out
+
+
+def test_multi_file_layout_without_fim(tokenizer):
     files = [SourceFile("r", "a/x.py", "python", "import b\n"),
              SourceFile("r", "b.py", "python", "B = 1")]
-    ex = code_example("r", 0, files, seed=0, fim_rate=0.0, split="train")
+    [(ex, ids)] = repo_examples("r", files, tokenizer, seed=0, fim_rate=0.0, seq_len=512,
+                                val_fraction=0)
     assert ex.text == "a/x.py\nimport b\n<|file_separator|>b.py\nB = 1"
     assert [f.fim for f in ex.files] == ["none", "none"]
+    assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id
+    assert tokenizer.decode(ids) == ex.text
 
 
-def test_every_file_reconstructs_from_real_repo():
-    files = stdlib_files("json")
-    examples = repo_examples("json", files, seed=1, fim_rate=0.9, max_chars=20_000,
-                             val_fraction=0.0)
-    got = {}
-    for ex in examples:
-        for i, entry in enumerate(ex.files):
-            got[entry.path] = reconstruct(list(ex.pieces), i)
-    assert got == {f.path: f.content for f in files}
-    assert any(f.fim != "none" for ex in examples for f in ex.files)
-
-
-def test_examples_are_deterministic_and_seeded():
-    files = stdlib_files("json")
-    a = repo_examples("json", files, seed=7, fim_rate=0.8, max_chars=10_000, val_fraction=0)
-    b = repo_examples("json", files, seed=7, fim_rate=0.8, max_chars=10_000, val_fraction=0)
-    c = repo_examples("json", files, seed=8, fim_rate=0.8, max_chars=10_000, val_fraction=0)
-    assert [e.text for e in a] == [e.text for e in b]
-    assert [e.text for e in a] != [e.text for e in c]
-
-
-def test_group_files_respects_budget_and_order():
+@pytest.mark.parametrize("seq_len", [512, 2048, 8192])
+def test_real_repo_fits_sequences_and_reconstructs(tokenizer, seq_len):
     files = stdlib_files("email")
-    groups = group_files(files, 30_000)
-    assert [f for g in groups for f in g] == files
-    for g in groups:
-        size = sum(len(f.path) + 1 + len(f.content) for f in g)
-        assert size <= 30_000 or len(g) == 1
+    examples = repo_examples("email", files, tokenizer, seed=1, fim_rate=0.9, seq_len=seq_len,
+                             val_fraction=0.0, split="mixed")
+    assert all(len(ids) <= seq_len for _, ids in examples)
+    assert all(tokenizer.decode(ids) == ex.text for ex, ids in examples)
+    assert rebuild(examples) == {f.path: f.content for f in files}
+    split = {e.path for ex, _ in examples for e in ex.files if e.parts > 1}
+    assert "_header_value_parser.py" in split  # ~100 KB: longer than any of these sequences
+    sizes = {f.path: len(f.content.encode()) for f in files}
+    assert all(sizes[p] > seq_len - 16 for p in split)  # only files that cannot fit
+    # Files stay in the given order across examples.
+    order = [e.path for ex, _ in examples for e in ex.files if e.part == 0]
+    assert order == [f.path for f in files]
+
+
+def test_split_parts_end_at_line_boundaries(tokenizer):
+    big = SourceFile("r", "big.py", "python", (STDLIB / "email" / "_header_value_parser.py")
+                     .read_text())
+    examples = repo_examples("r", [big], tokenizer, seed=0, fim_rate=0.0, seq_len=1024,
+                             val_fraction=0)
+    bodies = [reconstruct(list(ex.pieces), 0) for ex, _ in examples]
+    assert len(bodies) > 5 and "".join(bodies) == big.content
+    assert all(b.endswith("\n") for b in bodies)
+
+
+def test_crlf_and_non_ascii_round_trip(tokenizer):
+    files = [SourceFile("r", "crlf.py", "python", "a = 1\r\nb = 'caf\u00e9'\r\n" * 50),
+             SourceFile("r", "\u00fcnicode.py", "python", "\u03c0 = 3.14  # \u2603\n" * 300)]
+    for seed in range(5):
+        examples = repo_examples("r", files, tokenizer, seed=seed, fim_rate=1.0, seq_len=256,
+                                 val_fraction=0, split="mixed")
+        assert rebuild(examples) == {f.path: f.content for f in files}
+        assert all(tokenizer.decode(ids) == ex.text for ex, ids in examples)
+
+
+def test_syntax_split_middle_is_a_whole_node(tokenizer):
+    f = SourceFile("r", "decoder.py", "python", (STDLIB / "json" / "decoder.py").read_text())
+    spans = {f.content[i:j] for i, j in candidate_spans(f.content, "python")}
+    middles = []
+    for seed in range(10):
+        for ex, _ in repo_examples("r", [f], tokenizer, seed=seed, fim_rate=1.0, seq_len=8192,
+                                   val_fraction=0, split="syntax"):
+            middles += [p.text for p in ex.pieces if p.kind == "middle"]
+    assert len(middles) == 10 and all(m in spans for m in middles)
+
+
+def test_examples_are_deterministic_and_seeded(tokenizer):
+    files = stdlib_files("json")
+    run = lambda seed: [ex.text for ex, _ in repo_examples(  # noqa: E731
+        "json", files, tokenizer, seed=seed, fim_rate=0.8, seq_len=1024, val_fraction=0)]
+    assert run(7) == run(7) and run(7) != run(8)
+
+
+def test_long_document_is_split_into_plain_parts(tokenizer):
+    text = (STDLIB / "this.py").read_text() * 40
+    doc = SourceFile("docs", "zen", "text", text, NATURAL_LANGUAGE)
+    examples = document_examples(doc, tokenizer, seq_len=512, val_fraction=0)
+    assert len(examples) > 1 and all(len(ids) <= 512 for _, ids in examples)
+    assert rebuild(examples) == {"zen": text}
+    assert all(len(ex.files) == 1 for ex, _ in examples)
 
 
 def test_split_is_by_repository():
@@ -54,3 +112,18 @@ def test_split_is_by_repository():
     assert 150 < len(val) < 250
     assert all(repo_split(r, 0.1) == "validation" for r in val)  # stable
     assert all(repo_split(r, 0.0) == "train" for r in repos)
+
+
+def test_best_fit_decreasing():
+    rng = random.Random(0)
+    sizes = [rng.randint(200, 8192) for _ in range(500)] + [rng.randint(5, 600)
+                                                           for _ in range(3000)]
+    bins = best_fit_decreasing(sizes, 8192)
+    assert sorted(i for b in bins for i in b) == list(range(len(sizes)))
+    assert all(sum(sizes[i] for i in b) <= 8192 for b in bins)
+    assert utilisation(sizes, bins, 8192) >= 0.995
+    assert bins == best_fit_decreasing(sizes, 8192)
+    # Fewer bins than first-fit in arrival order, never fewer than the lower bound.
+    assert len(bins) >= -(-sum(sizes) // 8192)
+    with pytest.raises(ValueError):
+        best_fit_decreasing([9000], 8192)

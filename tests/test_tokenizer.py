@@ -5,7 +5,7 @@ import pytest
 import sentencepiece as spm
 import io
 
-from fimpack.packing.examples import code_example
+from fimpack.packing.examples import repo_examples
 from fimpack.packing.tokenizer import Tokenizer, chunk_lines, train_model
 from fimpack.records import SENTINELS, SourceFile
 
@@ -15,7 +15,7 @@ TRAIN_FILES = sorted((STDLIB / "json").glob("*.py")) + sorted((STDLIB / "email")
 
 
 @pytest.fixture(scope="module")
-def tok():
+def tok(tokenizer):
     texts = [p.read_text() for p in TRAIN_FILES]
     return Tokenizer(train_model(texts, vocab_size=800))
 
@@ -46,9 +46,10 @@ def test_digits_are_split(tok):
 
 def test_encode_example_inserts_control_ids(tok):
     src = SourceFile("r", "a.py", "python", "x = '<|fim_prefix|>'\n")
-    ex = code_example("r", 0, [src, SourceFile("r", "b.py", "python", "y = 2\n")],
-                      seed=3, fim_rate=1.0, split="train")
+    [(ex, built)] = repo_examples("r", [src, SourceFile("r", "b.py", "python", "y = 2\n")], tok,
+                                  seed=3, fim_rate=1.0, seq_len=512, val_fraction=0)
     ids = tok.encode_example(ex)
+    assert ids.tolist() == built.tolist()
     assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
     n_sentinels = sum(1 for p in ex.pieces if p.kind == "sentinel")
     control = set(tok.control_ids.values())

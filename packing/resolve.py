@@ -1,0 +1,592 @@
+"""Resolve an ``Import`` to files of the same repository.
+
+Language rules first, where the language says how a name maps to a file:
+
+* Python: relative imports from the importer's package (``__init__.py`` is its own package);
+  absolute imports from the package roots (the repository root, the parent of every top-level
+  package -- so ``src/`` layouts work -- and ``src``/``lib``/``python`` folders), and from the
+  importer's own folder when that folder is not a package (a script importing a sibling, as
+  ``sys.path[0]`` does). A regular package ``pkg/__init__.py`` wins over a module ``pkg.py``,
+  which wins over a namespace folder ``pkg/``, as in CPython's path finder. ``from M import n``
+  goes to ``M.n`` when that is a module, else to ``M`` (grimp and CPython agree); a missing
+  tail (``import a.b.attr``) falls back to the longest existing prefix.
+* JavaScript/TypeScript: relative specifiers with the extension list and ``index`` files (and
+  ``./x.js`` meaning ``./x.ts``, the ESM convention); workspace packages by their
+  ``package.json`` name; aliases (``@/``, ``~/``) and ``baseUrl`` paths by suffix match.
+* Java: the package path (``a.b.C`` -> ``.../a/b/C.java``, ``a.b.*`` -> every file of the
+  folder, static members -> their class).
+* Go: the module path of the nearest ``go.mod`` (every non-test file of the package folder,
+  each edge getting 1/n of the import's weight); ``vendor/`` and suffix match otherwise.
+* Rust: ``mod x;`` -> ``x.rs`` / ``x/mod.rs`` (and ``#[path]``), ``crate::``, ``self::``,
+  ``super::`` and bare paths through the module tree (the longest prefix that is a module
+  file; the rest are items), workspace crates by their ``Cargo.toml`` name.
+* C/C++: quoted includes relative to the including file, then include folders (``include``,
+  ``inc``, ``src``, the root), then suffix match; ``<...>`` includes only through include
+  folders (and suffix match when they name a folder: ``<mylib/x.h>``).
+
+CodeGemma's rule, suffix match to the longest matching path, is the fallback: the import as a
+path must end a repository path at a component boundary; with several candidates the one
+closest to the importer (longest common folder prefix) wins, then the shorter, then the
+lexicographically first. Bare single names (``import json``, ``lodash``, ``<stdio.h>``) never
+go through suffix match: that would turn the standard library into false edges.
+
+Anything left is third-party or standard library: ``resolve`` returns no hit and the caller
+counts it as unresolved.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from fimpack.packing.imports import Import
+from fimpack.records import SourceFile
+
+PY_EXTS = (".py", ".pyi")
+JS_EXTS = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".d.ts")
+TS_EXTS = (".ts", ".tsx", ".mts", ".cts", ".d.ts", ".js", ".jsx", ".mjs", ".cjs")
+JS_RUNTIME = (".js", ".jsx", ".mjs", ".cjs")
+C_INCLUDE_DIRS = {"include", "includes", "inc", "src", "source", "lib"}
+PY_ROOT_DIRS = {"src", "lib", "python"}
+JS_ALIAS_PREFIXES = ("@/", "~/", "#/", "~", "#")
+_GO_MODULE = re.compile(r"^\s*module\s+\"?([^\s\"]+)", re.MULTILINE)
+_CARGO_NAME = re.compile(r"^\[package\][^\[]*?^\s*name\s*=\s*[\"']([^\"']+)",
+                         re.MULTILINE | re.DOTALL)
+_NAMESPACE = "<namespace>"  # a Python namespace package: in the repository, but no file
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    path: str                  # the imported file
+    names: tuple[str, ...]     # names taken from it ("*" for a wildcard; () for the whole file)
+    share: float = 1.0         # 1/n when one import fans out to the n files of a package
+
+
+def _dirname(path: str) -> str:
+    return posixpath.dirname(path)
+
+
+def _join(*parts: str) -> str | None:
+    """Join and normalise; None when the result escapes the repository root."""
+    joined = posixpath.normpath("/".join(p for p in parts if p))
+    if joined == ".":
+        return ""
+    if joined.startswith("../") or joined == ".." or joined.startswith("/"):
+        return None
+    return joined
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Number of leading folder components shared by two paths' folders."""
+    n = 0
+    for x, y in zip(_dirname(a).split("/"), _dirname(b).split("/")):
+        if x != y or not x:
+            break
+        n += 1
+    return n
+
+
+def closest(candidates: Iterable[str], importer: str) -> str:
+    return min(candidates, key=lambda c: (-_common_prefix(c, importer), len(c), c))
+
+
+def _strip_ext(path: str) -> str:
+    if path.endswith(".d.ts"):
+        return path[:-5]
+    stem, _ = posixpath.splitext(path)
+    return stem
+
+
+class RepoIndex:
+    """The files of one repository, indexed for resolution (build once per repository)."""
+
+    def __init__(self, files: Iterable[SourceFile]):
+        files = list(files)
+        self.paths: set[str] = {f.path for f in files}
+        self.dir_files: dict[str, list[str]] = {}
+        self.dirs: set[str] = {""}
+        for p in sorted(self.paths):
+            d = _dirname(p)
+            self.dir_files.setdefault(d, []).append(p)
+            while d and d not in self.dirs:
+                self.dirs.add(d)
+                d = _dirname(d)
+        self._noext: dict[str, list[str]] | None = None
+        self._full: dict[str, list[str]] | None = None
+        self._dir_suffix: dict[str, list[str]] | None = None
+        self._py_roots: list[str] | None = None
+        self._include_dirs: list[str] | None = None
+        self._rust_crates: dict[str, tuple[str, str | None]] = {}
+        self._rust_cache: dict[str, tuple[str, str | None, list[str]]] = {}
+        # A repository whose root is itself a Python package (its __init__.py at the root)
+        # is imported by the repository's name: "email" for a copy of the stdlib's email/.
+        repo = files[0].repo if files else ""
+        self.root_package = re.sub(r"[-_.]v?\d.*$", "", repo).replace("-", "_") \
+            if "__init__.py" in self.paths else ""
+        # Go modules, Cargo workspace crates and JS workspace packages by name.
+        self.go_modules: list[tuple[str, str]] = []   # (module path, folder), longest first
+        self.cargo_dirs: set[str] = set()
+        self.js_packages: dict[str, tuple[str, dict]] = {}
+        for f in files:
+            base = posixpath.basename(f.path)
+            if base == "go.mod":
+                m = _GO_MODULE.search(f.content)
+                if m:
+                    self.go_modules.append((m.group(1), _dirname(f.path)))
+            elif base == "Cargo.toml":
+                d = _dirname(f.path)
+                self.cargo_dirs.add(d)
+                m = _CARGO_NAME.search(f.content)
+                if m:
+                    src = _join(d, "src") or ""
+                    root = next((r for r in (_join(src, "lib.rs"), _join(src, "main.rs"))
+                                 if r in self.paths), None)
+                    self._rust_crates[m.group(1).replace("-", "_")] = (src, root)
+            elif base == "package.json" and "node_modules/" not in f.path:
+                try:
+                    meta = json.loads(f.content)
+                except ValueError:
+                    continue
+                if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+                    self.js_packages.setdefault(meta["name"], (_dirname(f.path), meta))
+        self.go_modules.sort(key=lambda m: (-len(m[0]), m[1]))
+
+    # -- suffix indexes (built on first use) ------------------------------------------------
+    def _build_suffixes(self) -> None:
+        noext: dict[str, list[str]] = {}
+        full: dict[str, list[str]] = {}
+        for p in sorted(self.paths):
+            parts = p.split("/")
+            stem_parts = parts[:-1] + [posixpath.basename(_strip_ext(p))]
+            for k in range(1, len(parts) + 1):
+                full.setdefault("/".join(parts[-k:]), []).append(p)
+                noext.setdefault("/".join(stem_parts[-k:]), []).append(p)
+        self._noext, self._full = noext, full
+
+    def suffix_noext(self, key: str, exts: tuple[str, ...]) -> list[str]:
+        if self._noext is None:
+            self._build_suffixes()
+        return [p for p in self._noext.get(key, ()) if p.endswith(exts)]
+
+    def suffix_full(self, key: str) -> list[str]:
+        if self._full is None:
+            self._build_suffixes()
+        return self._full.get(key, [])
+
+    def suffix_dirs(self, key: str) -> list[str]:
+        if self._dir_suffix is None:
+            idx: dict[str, list[str]] = {}
+            for d in sorted(self.dirs):
+                parts = d.split("/") if d else []
+                for k in range(1, len(parts) + 1):
+                    idx.setdefault("/".join(parts[-k:]), []).append(d)
+            self._dir_suffix = idx
+        return self._dir_suffix.get(key, [])
+
+    # -- entry point ---------------------------------------------------------------------------
+    def resolve(self, imp: Import, importer: str, language: str) -> list[Hit]:
+        """The repository files IMP (written in IMPORTER) refers to; [] when unresolved."""
+        fn = _RESOLVERS.get(language)
+        if fn is None:
+            return []
+        return fn(self, imp, importer)
+
+    # -- Python --------------------------------------------------------------------------------
+    @property
+    def py_roots(self) -> list[str]:
+        if self._py_roots is None:
+            pkgs = {_dirname(p) for p in self.paths
+                    if posixpath.basename(p) in ("__init__.py", "__init__.pyi")}
+            roots = {""}
+            for d in pkgs:
+                parent = _dirname(d) if d else None
+                if parent is not None and parent not in pkgs:
+                    roots.add(parent)
+            roots |= {d for d in self.dirs if posixpath.basename(d) in PY_ROOT_DIRS
+                      and d not in pkgs}
+            self._py_roots = sorted(roots)
+        return self._py_roots
+
+    def is_py_package(self, d: str) -> bool:
+        return any(_join(d, "__init__" + e) in self.paths for e in PY_EXTS)
+
+    def py_module(self, base: str, segs: list[str]) -> str | None:
+        """The file of module SEGS under folder BASE: package, then module, then namespace."""
+        d = _join(base, *segs)
+        if d is None:
+            return None
+        for e in PY_EXTS:
+            init = _join(d, "__init__" + e)
+            if init in self.paths:
+                return init
+        for e in PY_EXTS:
+            if d + e in self.paths:
+                return d + e
+        if d and d in self.dirs:
+            return _NAMESPACE + d
+        return None
+
+    def _py_absolute(self, segs: list[str], importer: str) -> tuple[str, int] | None:
+        """(file, matched segments) of an absolute module name, longest match first."""
+        here = _dirname(importer)
+        roots = set(self.py_roots)
+        script_dir = not self.is_py_package(here)
+        if script_dir:
+            roots.add(here)
+        best: tuple | None = None
+        if self.root_package and segs[0] == self.root_package:
+            for k in range(len(segs) - 1, -1, -1):
+                found = self.py_module("", segs[1:k + 1])
+                if found is not None:
+                    best = (-(k + 1), True, 0, found)
+                    break
+        for root in roots:
+            if _join(root, segs[0]) not in self.dirs and not any(
+                    _join(root, segs[0] + e) in self.paths for e in PY_EXTS):
+                continue
+            for k in range(len(segs), 0, -1):
+                found = self.py_module(root, segs[:k])
+                if found is not None:
+                    # longest match; then the importer's own folder (sys.path[0] of a
+                    # script); then the root closest to the importer; then by name
+                    near = _common_prefix(_join(root, "x") or "x", importer)
+                    key = (-k, not (script_dir and root == here), -near, found)
+                    if best is None or key < best:
+                        best = key
+                    break
+        if best is not None:
+            return best[3], -best[0]
+        # CodeGemma's fallback: suffix match, dotted names only (a bare name is stdlib-like).
+        for k in range(len(segs), 1, -1):
+            key = "/".join(segs[:k])
+            cands = self.suffix_noext(key + "/__init__", PY_EXTS) or \
+                self.suffix_noext(key, PY_EXTS)
+            if cands:
+                return closest(cands, importer), k
+        return None
+
+
+def _py_hits(idx: RepoIndex, module: str, names: tuple[str, ...]) -> list[Hit]:
+    """Hits for ``from MODULE import NAMES`` (or ``import MODULE`` when NAMES is empty)."""
+    is_pkg = module.startswith(_NAMESPACE) or posixpath.basename(module).startswith("__init__.")
+    pkg_dir = module[len(_NAMESPACE):] if module.startswith(_NAMESPACE) else _dirname(module)
+    hits: list[Hit] = []
+    attrs: list[str] = []
+    for n in names:
+        sub = idx.py_module(pkg_dir, [n]) if is_pkg and n != "*" else None
+        if sub is not None and not sub.startswith(_NAMESPACE):
+            hits.append(Hit(sub, (n,)))
+        else:
+            attrs.append(n)
+    if (attrs or not names) and not module.startswith(_NAMESPACE):
+        hits.insert(0, Hit(module, tuple(attrs)))
+    return hits
+
+
+def _resolve_python(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
+    segs = imp.target.split(".") if imp.target else []
+    if imp.level:
+        base = _dirname(importer)
+        for _ in range(imp.level - 1):
+            if not base:
+                return []  # beyond the top level
+            base = _dirname(base)
+        module = idx.py_module(base, segs) if segs else (
+            idx.py_module(base, []) if base else
+            next((p for p in ("__init__.py", "__init__.pyi") if p in idx.paths), None)
+            or _NAMESPACE)
+        if module is None:
+            # `from .missing.tail import x`: the longest existing prefix
+            for k in range(len(segs) - 1, 0, -1):
+                module = idx.py_module(base, segs[:k])
+                if module is not None:
+                    break
+        if module is None:
+            return []
+        return _py_hits(idx, module, imp.names)
+    if not segs:
+        return []
+    found = idx._py_absolute(segs, importer)
+    if found is None:
+        return []
+    module, matched = found
+    if matched < len(segs) and imp.kind == "from":
+        return [Hit(module, imp.names)] if not module.startswith(_NAMESPACE) else []
+    return _py_hits(idx, module, imp.names)
+
+
+# -- JavaScript / TypeScript -------------------------------------------------------------------
+
+def _js_file(idx: RepoIndex, base: str, exts: tuple[str, ...]) -> str | None:
+    if base in idx.paths:
+        return base
+    for e in exts:
+        if base + e in idx.paths:
+            return base + e
+    stem, ext = posixpath.splitext(base)
+    if ext in JS_RUNTIME:  # ESM TypeScript writes "./x.js" for ./x.ts
+        for e in (".ts", ".tsx", ".mts", ".cts", ".d.ts"):
+            if stem + e in idx.paths:
+                return stem + e
+    for e in exts:
+        p = _join(base, "index" + e)
+        if p in idx.paths:
+            return p
+    return None
+
+
+def _js_package_entry(idx: RepoIndex, d: str, meta: dict, exts: tuple[str, ...]) -> str | None:
+    for field in ("source", "module", "main", "types", "typings"):
+        value = meta.get(field)
+        if isinstance(value, str):
+            p = _join(d, value)
+            found = _js_file(idx, p, exts) if p is not None else None
+            if found:
+                return found
+    return _js_file(idx, d, exts) or _js_file(idx, _join(d, "src") or "src", exts)
+
+
+def _resolve_js(idx: RepoIndex, imp: Import, importer: str, exts: tuple[str, ...] = JS_EXTS
+                ) -> list[Hit]:
+    spec = imp.target.split("?", 1)[0].split("#", 1)[0] if not imp.target.startswith("#") \
+        else imp.target
+    if not spec:
+        return []
+    if spec.startswith(("./", "../")) or spec in (".", ".."):
+        base = _join(_dirname(importer), spec)
+        found = _js_file(idx, base, exts) if base is not None else None
+        return [Hit(found, imp.names)] if found else []
+    if spec.startswith("/"):
+        base = _join(spec.lstrip("/"))
+        found = _js_file(idx, base, exts) if base is not None else None
+        return [Hit(found, imp.names)] if found else []
+    # A workspace package by name ("@org/util", "@org/util/sub").
+    for name, (d, meta) in idx.js_packages.items():
+        if spec == name:
+            found = _js_package_entry(idx, d, meta, exts)
+            return [Hit(found, imp.names)] if found else []
+        if spec.startswith(name + "/"):
+            sub = spec[len(name) + 1:]
+            for base in (_join(d, sub), _join(d, "src", sub)):
+                found = _js_file(idx, base, exts) if base is not None else None
+                if found:
+                    return [Hit(found, imp.names)]
+    # Aliases and baseUrl paths: suffix match on the trailing segments (two at least).
+    for prefix in JS_ALIAS_PREFIXES:
+        if spec.startswith(prefix):
+            spec = spec[len(prefix):]
+            break
+    segs = [s for s in spec.split("/") if s and s != "."]
+    if len(segs) < 2:
+        return []  # a bare package name: third-party
+    stem, ext = posixpath.splitext(segs[-1])
+    keyed = segs[:-1] + [stem] if ext in JS_RUNTIME + (".ts", ".tsx", ".json") else segs
+    for k in range(len(keyed), 1, -1):
+        key = "/".join(keyed[-k:])
+        cands = idx.suffix_noext(key, exts) or idx.suffix_noext(key + "/index", exts)
+        if cands:
+            return [Hit(closest(cands, importer), imp.names)]
+    return []
+
+
+def _resolve_ts(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
+    return _resolve_js(idx, imp, importer, TS_EXTS)
+
+
+# -- Java ----------------------------------------------------------------------------------------
+
+def _resolve_java(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
+    segs = imp.target.split(".")
+    wildcard = "*" in imp.names
+    if imp.kind == "static" and not wildcard:
+        segs = segs[:-1]  # the member
+    if wildcard and imp.kind != "static":
+        dirs = idx.suffix_dirs("/".join(segs))
+        dirs = [d for d in dirs if any(p.endswith(".java") for p in idx.dir_files.get(d, ()))]
+        if dirs:
+            d = closest([x + "/x" for x in dirs], importer)[:-2]
+            files = [p for p in idx.dir_files[d] if p.endswith(".java")]
+            return [Hit(p, (), 1.0 / len(files)) for p in files]
+        return []
+    for k in range(len(segs), 1 if len(segs) > 1 else 0, -1):
+        cands = idx.suffix_noext("/".join(segs[:k]), (".java",))
+        if cands:
+            return [Hit(closest(cands, importer), imp.names)]
+    return []
+
+
+# -- Go ------------------------------------------------------------------------------------------
+
+def _go_package(idx: RepoIndex, d: str | None) -> list[str]:
+    if d is None:
+        return []
+    return [p for p in idx.dir_files.get(d, ()) if p.endswith(".go") and not p.endswith("_test.go")]
+
+
+def _resolve_go(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
+    path = imp.target
+    files: list[str] = []
+    for module, d in idx.go_modules:
+        if path == module or path.startswith(module + "/"):
+            files = _go_package(idx, _join(d, path[len(module) + 1:]))
+            break
+    if not files:
+        for _, d in idx.go_modules:
+            files = _go_package(idx, _join(d, "vendor", path))
+            if files:
+                break
+    segs = path.split("/")
+    if not files and "." in segs[0]:  # not the standard library: suffix match on folders
+        for k in range(len(segs), 1, -1):
+            dirs = [d for d in idx.suffix_dirs("/".join(segs[-k:])) if _go_package(idx, d)]
+            if dirs:
+                files = _go_package(idx, closest([x + "/x" for x in dirs], importer)[:-2])
+                break
+    return [Hit(p, imp.names, 1.0 / len(files)) for p in files]
+
+
+# -- Rust ----------------------------------------------------------------------------------------
+
+def _rel(path: str, base: str) -> str:
+    return path if not base else ("" if path == base else path[len(base) + 1:])
+
+
+RUST_MULTI_ROOT = ("src/bin", "tests", "examples", "benches")  # each file there is a crate root
+
+
+def _rust_crate(idx: RepoIndex, path: str) -> tuple[str, str | None, list[str]]:
+    """(module-tree folder, crate root file, module path) of a Rust file."""
+    cached = idx._rust_cache.get(path)
+    if cached is not None:
+        return cached
+    d = _dirname(path)
+    cargo = max((c for c in idx.cargo_dirs if c == "" or d == c or d.startswith(c + "/")),
+                key=len, default=None)
+    src: str | None = None
+    multi = False
+    if cargo is not None:
+        rel = _rel(d, cargo)
+        for top in RUST_MULTI_ROOT:
+            if rel == top or rel.startswith(top + "/"):
+                src, multi = _join(cargo, top), True
+                sub = _rel(rel, top).split("/")[0]
+                if sub and _join(src, sub, "main.rs") in idx.paths:
+                    src, multi = _join(src, sub), False
+                break
+        else:
+            if rel == "src" or rel.startswith("src/"):
+                src = _join(cargo, "src")
+    if src is None:
+        probe = d
+        while True:
+            if any(_join(probe, r) in idx.paths for r in ("lib.rs", "main.rs")):
+                src = probe
+                break
+            if not probe or probe == cargo:
+                break
+            probe = _dirname(probe)
+    if src is None:
+        src, multi = d, True  # a lone file: its own crate root
+    root = next((r for r in (_join(src, "lib.rs"), _join(src, "main.rs")) if r in idx.paths), None)
+    if path == root or (multi and d == src):
+        root, modpath = path, []
+    else:
+        parts = _rel(path, src)[:-3].split("/")
+        modpath = parts[:-1] if parts[-1] == "mod" else parts
+    out = (src, root, modpath)
+    idx._rust_cache[path] = out
+    return out
+
+
+def _rust_module_file(idx: RepoIndex, src: str, root: str | None, modpath: list[str]) -> str | None:
+    if not modpath:
+        return root
+    for cand in (_join(src, *modpath[:-1], modpath[-1] + ".rs"), _join(src, *modpath, "mod.rs")):
+        if cand in idx.paths:
+            return cand
+    return None
+
+
+def _resolve_rust(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
+    src, root, modpath = _rust_crate(idx, importer)
+    if imp.kind in ("mod", "mod_path"):
+        name = posixpath.basename(importer)
+        here = _dirname(importer)
+        if imp.kind == "mod_path":
+            cand = _join(here, *imp.scope, imp.target)
+            return [Hit(cand, ())] if cand in idx.paths else []
+        child_dir = here if (importer == root or name == "mod.rs") else \
+            _join(here, name[:-3])
+        for cand in (_join(child_dir, *imp.scope, imp.target + ".rs"),
+                     _join(child_dir, *imp.scope, imp.target, "mod.rs")):
+            if cand in idx.paths:
+                return [Hit(cand, ())]
+        return []
+    if imp.kind == "extern":
+        crate = idx._rust_crates.get(imp.target)
+        return [Hit(crate[1], ())] if crate and crate[1] else []
+    segs = imp.target.split("::")
+    here_mod = modpath + list(imp.scope)
+    names = tuple(n for n in imp.names if n != "self")
+    # (module-tree folder, crate root, base module path, rest of the path, fewest segments)
+    bases: list[tuple[str, str | None, list[str], list[str], int]] = []
+    if segs[0] == "crate":
+        bases.append((src, root, [], segs[1:], 0))
+    elif segs[0] == "self":
+        bases.append((src, root, here_mod, segs[1:], 0))
+    elif segs[0] == "super":
+        n = 0
+        while n < len(segs) and segs[n] == "super":
+            n += 1
+        if n > len(here_mod):
+            return []
+        bases.append((src, root, here_mod[:len(here_mod) - n], segs[n:], 0))
+    else:
+        bases.append((src, root, here_mod, segs, 1))
+        if here_mod:
+            bases.append((src, root, [], segs, 1))
+        crate = idx._rust_crates.get(segs[0])
+        if crate is not None:
+            bases.append((crate[0], crate[1], [], segs[1:], 0))
+    for csrc, croot, base, rest, min_k in bases:
+        for k in range(len(rest), min_k - 1, -1):
+            found = _rust_module_file(idx, csrc, croot, base + rest[:k])
+            if found:
+                return [Hit(found, names if k < len(rest) else ())]
+    return []
+
+
+# -- C / C++ -------------------------------------------------------------------------------------
+
+def _include_dirs(idx: RepoIndex) -> list[str]:
+    if idx._include_dirs is None:
+        idx._include_dirs = [""] + sorted(d for d in idx.dirs
+                                          if posixpath.basename(d) in C_INCLUDE_DIRS)
+    return idx._include_dirs
+
+
+def _resolve_c(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
+    spec = imp.target.strip()
+    if not spec:
+        return []
+    if imp.kind == "include":
+        cand = _join(_dirname(importer), spec)
+        if cand in idx.paths:
+            return [Hit(cand, ())]
+    found = [c for c in (_join(d, spec) for d in _include_dirs(idx)) if c in idx.paths]
+    if found:
+        return [Hit(closest(found, importer), ())]
+    segs = [s for s in spec.split("/") if s not in ("", ".", "..")]
+    if imp.kind == "system_include" and len(segs) < 2:
+        return []
+    cands = idx.suffix_full("/".join(segs))
+    return [Hit(closest(cands, importer), ())] if cands else []
+
+
+_RESOLVERS = {
+    "python": _resolve_python, "javascript": _resolve_js, "typescript": _resolve_ts,
+    "tsx": _resolve_ts, "java": _resolve_java, "go": _resolve_go, "rust": _resolve_rust,
+    "c": _resolve_c, "cpp": _resolve_c,
+}
