@@ -3,6 +3,8 @@
     fimpack build [--input DIR] --out OUT [beam options...]   build a corpus (Beam pipeline)
     fimpack dedup [--input DIR] --out OUT [beam options...]   ingest + dedup only: clusters
     fimpack inspect OUT [--example ID] [--json]                read examples back
+    fimpack report OUT                                          HTML report of a build
+    fimpack graph REPO_DIR [--json] [--png FILE]                dependency graph and order
     fimpack train --data OUT --flavor debug --steps N --out RUN train a small model on the shards
 
 Pipeline commands pass every option they don't know to Beam's PipelineOptions, e.g.
@@ -67,6 +69,10 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("--example", help="example id (e.g. 'repo:00000')")
     i.add_argument("--json", action="store_true", help="one JSON object per line, per example")
     i.add_argument("--limit", type=int, default=3, help="examples to render (0 = all)")
+
+    r = sub.add_parser("report", help="a self-contained HTML report of a build")
+    r.add_argument("out")
+    r.add_argument("--html", help="where to write it (default OUT/report.html)")
 
     gp = sub.add_parser("graph", help="a repository's dependency graph and file order")
     gp.add_argument("repo_dir")
@@ -250,5 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train(args)
     if args.command == "graph":
         return cmd_graph(args)
+    if args.command == "report":
+        from fimpack import report
+        print(report.main(args.out, args.html))
+        return 0
     parser.error(f"unknown command {args.command}")
     return 2

@@ -210,3 +210,13 @@ def test_empty_input_reports_clearly(tmp_path, capsys):
     assert "no examples" in capsys.readouterr().err
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["counts"]["dropped_by_reason"] == {"unsupported_language": 1}
+
+
+def test_report_is_self_contained(built):
+    from fimpack import report
+    out, manifest = built
+    page = report.build_report(str(out))
+    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
+    assert page.count("<svg") >= 6
+    assert "Dependency graph of a sample repository" in page
+    assert f"{manifest['counts']['examples']}" in page
