@@ -17,7 +17,7 @@ import numpy as np
 import xxhash
 
 from fimpack.dedup.minhash import tokens
-from fimpack.records import Drop, SourceFile
+from fimpack.records import Drop, SourceFile, processing_error
 
 NGRAM = 10
 TEXT_FIELDS = ("prompt", "canonical_solution", "solution", "code", "text", "question",
@@ -76,7 +76,13 @@ class _Decontaminate(beam.DoFn):
         self.bench = benchmark_ngrams(self.paths, self.n)  # once per worker
 
     def process(self, f: SourceFile):
-        if contaminated(f.content, self.bench, self.n):
+        try:
+            dirty = contaminated(f.content, self.bench, self.n)
+        except Exception as err:  # one bad file must not stop a build
+            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path,
+                                                                     "decontaminate", err))
+            return
+        if dirty:
             yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "contaminated"))
         else:
             yield f

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import apache_beam as beam
 
-from fimpack.records import SourceFile
+from fimpack.records import SourceFile, processing_error
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"
                    r"(?![\w-])")
@@ -85,7 +85,11 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
 
 class _Redact(beam.DoFn):
     def process(self, f: SourceFile):
-        text, counts = redact(f.content)
+        try:
+            text, counts = redact(f.content)
+        except Exception as err:  # one bad file must not stop a build
+            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path, "pii", err))
+            return
         yield replace(f, content=text, redactions=sum(counts.values())) if counts else f
         if counts:
             yield beam.pvalue.TaggedOutput("counts", {f"pii:{k}": v for k, v in counts.items()}
@@ -93,7 +97,9 @@ class _Redact(beam.DoFn):
 
 
 class RedactPII(beam.PTransform):
-    """SourceFiles -> redacted SourceFiles (main) and per-file counts (``counts``)."""
+    """SourceFiles -> redacted SourceFiles (main), per-file counts (``counts``) and Drops of
+    files whose redaction failed (``drops``)."""
 
     def expand(self, files):
-        return files | "Redact" >> beam.ParDo(_Redact()).with_outputs("counts", main="files")
+        return files | "Redact" >> beam.ParDo(_Redact()).with_outputs("counts", "drops",
+                                                                      main="files")

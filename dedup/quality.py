@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from fimpack.records import CODE, Drop, SourceFile
+from fimpack.records import CODE, Drop, SourceFile, processing_error
 
 PROSE = {"markdown", "restructuredtext", "text"}
 DATA = {"json", "yaml", "xml"}
@@ -70,7 +70,12 @@ class _Filter(beam.DoFn):
         self.cfg = cfg
 
     def process(self, f: SourceFile):
-        reason = quality_reason(f, self.cfg)
+        try:
+            reason = quality_reason(f, self.cfg)
+        except Exception as err:  # one bad file must not stop a build
+            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path, "quality",
+                                                                     err))
+            return
         if reason is None:
             yield f
         else:

@@ -54,6 +54,11 @@ class ClusterMember:
     kept: bool
 
 
+def processing_error(repo: str, path: str, stage: str, err: BaseException) -> Drop:
+    """The Drop for a file whose processing raised: the build goes on without it."""
+    return Drop(repo, path, "processing_error", f"{stage}: {type(err).__name__}: {err}"[:240])
+
+
 # Kinds of piece in an example. Sentinel pieces are structure (they become control tokens);
 # the others are text (tokenised with sentencepiece). Keeping the structure, instead of
 # re-parsing rendered text, is what keeps a file that contains a literal "<|fim_prefix|>" safe.

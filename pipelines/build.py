@@ -41,7 +41,7 @@ from fimpack.packing.shards import token_dtype
 from fimpack.packing.tokenizer import Tokenizer, train_model
 from fimpack.pipelines import outputs
 from fimpack.pipelines.ingest import Ingest, Limits, RepoSource
-from fimpack.records import CODE, Drop
+from fimpack.records import CODE, Drop, processing_error
 
 log = logging.getLogger("fimpack.build")
 
@@ -92,10 +92,24 @@ class _PackRepo(_WithTokenizer):
 
     def process(self, item, model: bytes):
         repo, files = item
-        cfg = self.cfg
-        yield from repo_examples(repo, order_files(list(files)), self.tokenizer(model),
-                                 seed=cfg.seed, fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
-                                 val_fraction=cfg.val_fraction, split=cfg.fim_split)
+        files, cfg, tok = sorted(files, key=lambda f: f.path), self.cfg, self.tokenizer(model)
+        pack = lambda fs: repo_examples(  # noqa: E731
+            repo, fs, tok, seed=cfg.seed, fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
+            val_fraction=cfg.val_fraction, split=cfg.fim_split)
+        try:
+            ordered = order_files(files)
+        except Exception as err:  # a graph failure costs the order, not the files
+            log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
+            ordered = files
+        try:
+            yield from pack(ordered)
+        except Exception:  # find the file that breaks packing; keep the rest, one by one
+            for f in ordered:
+                try:
+                    yield from pack([f])
+                except Exception as err:
+                    yield beam.pvalue.TaggedOutput(
+                        "drops", processing_error(repo, f.path, "pack", err))
 
 
 class _PackDocument(_WithTokenizer):
@@ -103,8 +117,12 @@ class _PackDocument(_WithTokenizer):
         self.cfg = cfg
 
     def process(self, doc, model: bytes):
-        yield from document_examples(doc, self.tokenizer(model), seq_len=self.cfg.seq_len,
-                                     val_fraction=self.cfg.val_fraction)
+        try:
+            yield from document_examples(doc, self.tokenizer(model), seq_len=self.cfg.seq_len,
+                                         val_fraction=self.cfg.val_fraction)
+        except Exception as err:
+            yield beam.pvalue.TaggedOutput("drops",
+                                           processing_error(doc.repo, doc.path, "pack", err))
 
 
 class _Histogram(beam.CombineFn):
@@ -267,8 +285,9 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         clean, contaminated = clean | "Decontaminate" >> Decontaminate(benchmarks)
         drop_sets.append(contaminated)
     if cfg.pii:
-        clean, pii_counts = clean | "RedactPII" >> RedactPII()
+        clean, pii_counts, pii_failed = clean | "RedactPII" >> RedactPII()
         counts.append(pii_counts)
+        drop_sets.append(pii_failed)
 
     if cfg.tokenizer:
         model = p | "UserTokenizer" >> beam.Create([outputs.read_bytes(cfg.tokenizer)])
@@ -291,10 +310,14 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         | "Code" >> beam.Filter(lambda f: f.source == CODE)
         | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
         | "GroupByRepo" >> beam.GroupByKey()
-        | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side))
+        | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side).with_outputs("drops",
+                                                                              main="examples"))
     doc_examples = (clean
                     | "Docs" >> beam.Filter(lambda f: f.source != CODE)
-                    | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model_side))
+                    | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model_side).with_outputs(
+                        "drops", main="examples"))
+    drop_sets += [code_examples.drops, doc_examples.drops]
+    code_examples, doc_examples = code_examples.examples, doc_examples.examples
     examples = (code_examples, doc_examples) | "AllExamples" >> beam.Flatten()
 
     # The mixture: one token histogram per source, a plan, a keep/drop per example.

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 import apache_beam as beam
 
 from fimpack.pipelines.languages import detect_language
-from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile
+from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile, processing_error
 
 log = logging.getLogger("fimpack.ingest")
 
@@ -329,13 +329,18 @@ class _ReadSource(beam.DoFn):
 
     def process(self, src: RepoSource):
         kept = dropped = 0
-        for item in read_source(src, self.limits):
-            if isinstance(item, Drop):
-                dropped += 1
-                yield beam.pvalue.TaggedOutput(self.DROPS, item)
-            else:
-                kept += 1
-                yield item
+        try:
+            for item in read_source(src, self.limits):
+                if isinstance(item, Drop):
+                    dropped += 1
+                    yield beam.pvalue.TaggedOutput(self.DROPS, item)
+                else:
+                    kept += 1
+                    yield item
+        except Exception as err:  # files read so far stay; the rest is one counted drop
+            dropped += 1
+            yield beam.pvalue.TaggedOutput(self.DROPS, processing_error(src.name, "", "read",
+                                                                        err))
         log.info("read %s: %d files kept, %d dropped", src.name, kept, dropped)
 
 

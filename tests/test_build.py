@@ -220,3 +220,35 @@ def test_report_is_self_contained(built):
     assert page.count("<svg") >= 6
     assert "Dependency graph of a sample repository" in page
     assert f"{manifest['counts']['examples']}" in page
+
+
+def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, monkeypatch):
+    """An exception on one file drops that file with its reason; everything else builds."""
+    import fimpack.dedup.quality as quality
+    import fimpack.pipelines.build as build_module
+
+    real_quality, real_pack = quality.quality_reason, build_module.repo_examples
+
+    def flaky_quality(f, cfg=quality.QualityConfig()):
+        if f.path == "tabs.py":
+            raise RuntimeError("boom")
+        return real_quality(f, cfg)
+
+    def flaky_pack(repo, files, *args, **kw):
+        if any(f.path == "scanner.py" for f in files):
+            raise ValueError("cannot pack")
+        return real_pack(repo, files, *args, **kw)
+
+    monkeypatch.setattr(quality, "quality_reason", flaky_quality)
+    monkeypatch.setattr(build_module, "repo_examples", flaky_pack)
+    out = tmp_path / "out"
+    manifest = run_build(corpus_dir, out)
+    drops = {(d["repo"], d["path"]): d for d in pq.read_table(out / "drops.parquet").to_pylist()}
+    assert drops[("email", "tabs.py")]["reason"] == "processing_error"
+    assert "quality: RuntimeError: boom" in drops[("email", "tabs.py")]["detail"]
+    assert drops[("json", "scanner.py")]["reason"] == "processing_error"
+    kept = {(f["repo"], f["path"]) for f in iter_files(out)}
+    assert any(repo == "json" for repo, _ in kept)
+    c = manifest["counts"]
+    assert c["input_files"] == c["kept_files"] + c["dropped_files"]
+    assert c["dropped_by_reason"]["processing_error"] == 2

@@ -47,3 +47,20 @@ def test_unknown_flags_reach_beam(corpus_dir, tmp_path):
         fimpack("train", "--data", out, "--flavor", "debug", "--steps", 1, "--out",
                 tmp_path / "r", "--no-such-flag")
     assert "unrecognized arguments" in err.value.stderr
+
+
+def test_portable_runner_gives_the_same_shards(corpus_dir, tmp_path):
+    """The embedded job server runs the same pipeline through the portability API."""
+    outs = []
+    for name, extra in (("fnapi", []), ("portable", ["--runner", "PortableRunner",
+                                                     "--job_endpoint", "embed",
+                                                     "--environment_type", "LOOPBACK"])):
+        out = tmp_path / name
+        fimpack("build", "--input", corpus_dir, "--out", out, "--vocab-size", 800,
+                "--max-file-bytes", 200_000, "--seq-len", 2048, *extra)
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*")
+                   if p.is_file() and p.name != "manifest.json")
+    assert any(str(f).endswith(".bin") for f in files)
+    for rel in files:
+        assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
