@@ -61,9 +61,44 @@ def repo_name_for(entry: str) -> str:
     return name
 
 
+def is_remote(path: str) -> bool:
+    """gs://, s3://, hdfs://...: read through Beam's filesystems, never ``open()``."""
+    return "://" in path
+
+
+def open_binary(path: str):
+    if is_remote(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        return FileSystems.open(path, compression_type="uncompressed")
+    return open(path, "rb")
+
+
+def discover_remote(input_dir: str) -> list[RepoSource]:
+    """Object stores have no folders: archives and row files under INPUT_DIR."""
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = FileSystems.join(input_dir.rstrip("/"), "*")
+    sources = []
+    for meta in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        name = meta.path.rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith(".zip"):
+            sources.append(RepoSource(repo_name_for(name), "zip", meta.path))
+        elif name.endswith(ARCHIVE_SUFFIXES):
+            sources.append(RepoSource(repo_name_for(name), "tar", meta.path))
+        elif name.endswith(ROW_SUFFIXES):
+            sources.append(RepoSource(name, "rows", meta.path))
+        else:
+            log.warning("skipping %s: neither an archive nor a row file", meta.path)
+    return sources
+
+
 def discover(input_dir: str) -> list[RepoSource]:
     """Each immediate subdirectory of INPUT_DIR is a repository; so is each archive in it.
-    ``.jsonl``/``.parquet`` files in it are row files (code rows or natural-language rows)."""
+    ``.jsonl``/``.parquet`` files in it are row files (code rows or natural-language rows).
+    A remote INPUT_DIR (``gs://...``) is listed through Beam's filesystems."""
+    if is_remote(input_dir):
+        return discover_remote(input_dir)
     sources = []
     for entry in sorted(os.listdir(input_dir)):
         full = os.path.join(input_dir, entry)
@@ -183,7 +218,7 @@ def _strip_common_root(paths: list[str]) -> str:
 
 def read_tar(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     try:
-        with tarfile.open(src.location, mode="r:*") as tar:
+        with open_binary(src.location) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
             members = []
             for m in tar:
                 if m.isdir():
@@ -218,7 +253,7 @@ def read_tar(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
 
 def read_zip(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     try:
-        with zipfile.ZipFile(src.location) as zf:
+        with open_binary(src.location) as raw, zipfile.ZipFile(raw) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
             safe = {i.filename: safe_member_path(i.filename) for i in infos}
             root = _strip_common_root([p for p in safe.values() if p])
@@ -259,7 +294,7 @@ def read_files(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
 def iter_rows(path: str) -> Iterator[tuple[int, dict | None, str]]:
     """(row number, row or None, error) for every row of a JSONL or Parquet file."""
     if path.endswith(".jsonl"):
-        with open(path, "rb") as f:
+        with open_binary(path) as f:
             for i, line in enumerate(f):
                 if not line.strip():
                     continue
@@ -272,10 +307,11 @@ def iter_rows(path: str) -> Iterator[tuple[int, dict | None, str]]:
         import pyarrow.parquet as pq
 
         n = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            for row in batch.to_pylist():
-                yield n, row, ""
-                n += 1
+        with open_binary(path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
+                for row in batch.to_pylist():
+                    yield n, row, ""
+                    n += 1
 
 
 def _first(row: dict, names: tuple[str, ...]):

@@ -1,0 +1,127 @@
+"""A build whose input and output live on a non-local filesystem: every read and write must go
+through ``apache_beam.io.filesystems`` (as gs:// on Dataflow does), never ``open()``. The
+filesystem here is an in-memory one registered under the scheme ``memfs://``."""
+import io
+import json
+import tarfile
+import zipfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import FileMetadata, FileSystem, MatchResult
+
+from fimpack.pipelines import build
+from fimpack.pipelines.ingest import discover
+
+from conftest import STDLIB
+
+STORE: dict[str, bytes] = {}
+
+
+class _Writer(io.BytesIO):
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def close(self):
+        STORE[self.path] = self.getvalue()
+        super().close()
+
+
+class MemFileSystem(FileSystem):
+    """Just enough of a Beam FileSystem: flat keys, prefix listing."""
+
+    @classmethod
+    def scheme(cls):
+        return "memfs"
+
+    def join(self, basepath, *paths):
+        return "/".join([basepath.rstrip("/"), *(p.strip("/") for p in paths)])
+
+    def split(self, path):
+        head, _, tail = path.rpartition("/")
+        return head, tail
+
+    def mkdirs(self, path):
+        pass
+
+    def has_dirs(self):
+        return False
+
+    def _list(self, dir_or_prefix):
+        for path, data in sorted(STORE.items()):
+            if path.startswith(dir_or_prefix):
+                yield FileMetadata(path, len(data))
+
+    def create(self, path, mime_type="application/octet-stream", compression_type=None):
+        return _Writer(path)
+
+    def open(self, path, mime_type="application/octet-stream", compression_type=None):
+        return io.BytesIO(STORE[path])
+
+    def copy(self, sources, destinations):
+        for s, d in zip(sources, destinations):
+            STORE[d] = STORE[s]
+
+    def rename(self, sources, destinations):
+        for s, d in zip(sources, destinations):
+            STORE[d] = STORE.pop(s)
+
+    def exists(self, path):
+        return path in STORE
+
+    def size(self, path):
+        return len(STORE[path])
+
+    def last_updated(self, path):
+        return 0.0
+
+    def checksum(self, path):
+        return str(hash(STORE[path]))
+
+    def metadata(self, path):
+        return FileMetadata(path, len(STORE[path]))
+
+    def delete(self, paths):
+        for p in paths:
+            STORE.pop(p, None)
+
+
+def test_build_reads_and_writes_only_through_beam_filesystems(tmp_path, monkeypatch):
+    tar_buf = io.BytesIO()
+    with tarfile.open(fileobj=tar_buf, mode="w:gz") as tar:
+        for p in sorted((STDLIB / "json").glob("*.py")):
+            tar.add(p, arcname=f"json-main/{p.name}")
+    zip_buf = io.BytesIO()
+    with zipfile.ZipFile(zip_buf, "w") as zf:
+        for p in sorted((STDLIB / "http").glob("*.py")):
+            zf.write(p, f"http/{p.name}")
+    rows = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([{"text": (STDLIB / "this.py").read_text() * 4}]), rows)
+    STORE.update({"memfs://bucket/in/json.tar.gz": tar_buf.getvalue(),
+                  "memfs://bucket/in/http.zip": zip_buf.getvalue(),
+                  "memfs://bucket/in/docs.parquet": rows.getvalue()})
+
+    import builtins
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):  # any open() of a remote path is a bug
+        assert "memfs://" not in str(file), f"open({file!r}) bypassed Beam's filesystems"
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    sources = discover("memfs://bucket/in")
+    assert [(s.name, s.kind) for s in sources] == [("docs.parquet", "rows"), ("http", "zip"),
+                                                   ("json", "tar")]
+    cfg = build.BuildConfig(out="memfs://bucket/out", input="memfs://bucket/in", vocab_size=600,
+                            seq_len=2048, code_fraction=None)
+    manifest = build.run(cfg, sources, [])
+    c = manifest["counts"]
+    assert c["kept_files"] > 10 and c["kept_by_source"]["nl"] == 1
+    assert json.loads(STORE["memfs://bucket/out/manifest.json"]) == manifest
+    written = {k for k in STORE if k.startswith("memfs://bucket/out/")}
+    assert "memfs://bucket/out/tokenizer.model" in written
+    assert any(k.endswith(".bin") for k in written) and any(k.endswith(".parquet")
+                                                           for k in written)
+    assert not any(".tmp-" in k for k in written)  # temp names were all renamed
+    assert not list(tmp_path.iterdir())
