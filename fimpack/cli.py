@@ -6,6 +6,9 @@
     fimpack report OUT                                          HTML report of a build
     fimpack graph REPO_DIR [--json] [--png FILE]                dependency graph and order
     fimpack train --data OUT --flavor debug --steps N --out RUN train a small model on the shards
+    fimpack eval RUN --data OUT                                 loss by kind, infilling, HumanEval
+    fimpack infill RUN --prefix TEXT --suffix TEXT [--path P]   fill in the middle
+    torchrun --standalone --nproc_per_node 2 -m fimpack train ...  data-parallel training
 
 Pipeline commands pass every option they don't know to Beam's PipelineOptions, e.g.
 ``--runner DataflowRunner --project P --region R --temp_location gs://...``.
@@ -95,6 +98,30 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--attention", default="auto")
     t.add_argument("--compile", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate a run: held-out loss by kind of text, infilling "
+                       "exact match, HumanEval infilling pass@1 (one JSON object)")
+    e.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
+    e.add_argument("--data", required=True, help="a build's output folder, same tokenizer")
+    e.add_argument("--max-loss-tokens", type=int, default=100_000)
+    e.add_argument("--infill-tasks", type=int, default=20,
+                   help="held-out file tasks per kind (single-line, multi-line); 0 = skip")
+    e.add_argument("--humaneval-tasks", type=int, default=20,
+                   help="HumanEval infilling tasks per kind; 0 = skip")
+    e.add_argument("--max-new-tokens", type=int, default=128)
+    e.add_argument("--timeout", type=float, default=5.0, help="seconds per HumanEval test run")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--details", metavar="JSONL", help="write every infilling task here")
+
+    f = sub.add_parser("infill", help="fill in the middle with a trained run (greedy)")
+    f.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
+    f.add_argument("--prefix", required=True)
+    f.add_argument("--suffix", default="")
+    f.add_argument("--path", help="file path for the prompt's path line")
+    f.add_argument("--max-new-tokens", type=int, default=128)
+    f.add_argument("--json", action="store_true", help="completion, tokens, stop reason")
+    f.add_argument("--device", default="cpu")
     return ap
 
 
@@ -237,8 +264,27 @@ def cmd_train(args) -> int:
                    compile=args.compile, attention=args.attention,
                    **({"lr": args.lr} if args.lr is not None else {}),
                    progress=lambda line: print(line, flush=True))
-    print(json.dumps(result))
+    if result["rank"] == 0:  # under torchrun every process returns; one summary is enough
+        print(json.dumps(result))
     return 0
+
+
+def cmd_eval(args) -> int:
+    from fimpack.train.evaluate import main as evaluate_main
+
+    _setup_logging(False)
+    return evaluate_main(args.run, args.data, max_loss_tokens=args.max_loss_tokens,
+                         infill_tasks=args.infill_tasks,
+                         humaneval_tasks_per_kind=args.humaneval_tasks,
+                         max_new_tokens=args.max_new_tokens, timeout=args.timeout,
+                         seed=args.seed, device=args.device, details=args.details)
+
+
+def cmd_infill(args) -> int:
+    from fimpack.train.infill import main as infill_main
+
+    return infill_main(args.run, args.prefix, args.suffix, args.path, args.max_new_tokens,
+                       args.json, args.device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         return inspect.main(args.out, args.example, args.json, args.limit)
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "eval":
+        return cmd_eval(args)
+    if args.command == "infill":
+        return cmd_infill(args)
     if args.command == "graph":
         return cmd_graph(args)
     if args.command == "report":

@@ -14,6 +14,9 @@ Training packs several documents into one row, so ``forward`` takes ``doc_ids`` 
 attends only to earlier tokens of its own document, and RoPE positions restart at 0 at every
 document start. ``attention()`` has interchangeable backends that compute the same function;
 tests force each one and compare them.
+
+Generation (``generate``) is greedy with a KV cache (``KVCache``): the prompt is one forward
+pass, then one token per step attends to the cached keys and values of every layer.
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 
 @dataclass
@@ -168,8 +170,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if backend == "flex":
         return _attention_flex(q, k, v, doc_ids, softcap)
     if backend == "eager":
-        return _attention_eager(q, k, v, doc_ids, softcap)
+        mask = (_causal_mask(q.shape[2], k.shape[2], q.device) if doc_ids is None
+                else _document_mask(doc_ids)[:, None])  # (T, T) or (B, 1, T, T)
+        return _attention_eager(q, k, v, mask, softcap)
     raise ValueError(f"unknown attention backend {backend!r}; choose from {BACKENDS}")
+
+
+def _causal_mask(T: int, S: int, device) -> torch.Tensor:
+    """(T, S) bool for T queries that are the last T of S keys: query i sees keys <= S-T+i."""
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
 
 def _document_mask(doc_ids: torch.Tensor) -> torch.Tensor:
@@ -199,20 +208,47 @@ def _attention_segments(q, k, v, doc_ids):
     return torch.cat(out, dim=0)
 
 
-def _attention_eager(q, k, v, doc_ids, softcap):
+def _attention_eager(q, k, v, mask, softcap):
+    """mask: bool, broadcastable to (B, nh, T, S), True = may attend."""
     n_rep = q.shape[1] // k.shape[1]
-    k = k.repeat_interleave(n_rep, dim=1)  # (B, nh, T, hs): each kv head serves n_rep q heads
+    k = k.repeat_interleave(n_rep, dim=1)  # (B, nh, S, hs): each kv head serves n_rep q heads
     v = v.repeat_interleave(n_rep, dim=1)
-    att = (q @ k.transpose(-2, -1)).float() * (q.shape[-1] ** -0.5)  # (B, nh, T, T)
+    att = (q @ k.transpose(-2, -1)).float() * (q.shape[-1] ** -0.5)  # (B, nh, T, S)
     if softcap is not None:
         att = torch.tanh(att / softcap) * softcap
-    T = q.shape[2]
-    if doc_ids is None:
-        mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    else:
-        mask = _document_mask(doc_ids)[:, None]  # (B, 1, T, T)
     att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
     return att.type_as(v) @ v
+
+
+def _attention_cached(q, k, v, softcap):
+    """Causal attention of T new queries over S >= T keys, the first S - T from the cache."""
+    T, S = q.shape[2], k.shape[2]
+    mask = _causal_mask(T, S, q.device)
+    if softcap is not None:
+        return _attention_eager(q, k, v, mask, softcap)
+    # one new token sees every cached key: no mask at all keeps SDPA on its fastest path
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=None if T == 1 else mask,
+                                          enable_gqa=True)
+
+
+class KVCache:
+    """Keys and values of every layer for generation, each (B, nkv, length, hs), grown by
+    ``torch.cat`` as tokens are appended (fine for the short generations of evaluation).
+    A cached sequence is one document: positions continue from ``length``."""
+
+    def __init__(self, n_layers: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.values: list[torch.Tensor | None] = [None] * n_layers
+        self.length = 0  # tokens cached so far
+
+    def update(self, layer: int, k: torch.Tensor,
+               v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's (B, nkv, T, hs) keys and values; all of them so far."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
 
 
 _flex_cache: dict = {}  # "fn": compiled flex_attention; "mask": (doc_ids, key, block mask)
@@ -253,9 +289,10 @@ def _attention_flex(q, k, v, doc_ids, softcap):
 
 
 class Attention(nn.Module):
-    def __init__(self, config: GemmaConfig):
+    def __init__(self, config: GemmaConfig, layer: int = 0):
         super().__init__()
         self.config = config
+        self.layer = layer  # index into a KVCache
         hs, nh, nkv = config.head_dim, config.n_heads, config.n_kv_heads
         assert nh % nkv == 0, "n_heads must be a multiple of n_kv_heads"
         self.q_proj = nn.Linear(config.d_model, nh * hs, bias=False)
@@ -263,14 +300,18 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.d_model, nkv * hs, bias=False)
         self.o_proj = nn.Linear(nh * hs, config.d_model, bias=False)
 
-    def forward(self, x, cos, sin, doc_ids):
+    def forward(self, x, cos, sin, doc_ids, cache: KVCache | None = None):
         B, T, _ = x.shape
         c = self.config
         q = self.q_proj(x).view(B, T, c.n_heads, c.head_dim).transpose(1, 2)     # (B, nh, T, hs)
         k = self.k_proj(x).view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
         v = self.v_proj(x).view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = attention(q, k, v, doc_ids, c.attention, c.attn_softcap)             # (B, nh, T, hs)
+        if cache is None:
+            y = attention(q, k, v, doc_ids, c.attention, c.attn_softcap)         # (B, nh, T, hs)
+        else:
+            k, v = cache.update(self.layer, k, v)                                # (B, nkv, S, hs)
+            y = _attention_cached(q, k, v, c.attn_softcap)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, c.n_heads * c.head_dim))
 
 
@@ -290,15 +331,15 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: GemmaConfig):
+    def __init__(self, config: GemmaConfig, layer: int = 0):
         super().__init__()
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.attn = Attention(config)
+        self.attn = Attention(config, layer)
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, doc_ids):
-        x = x + self.attn(self.attn_norm(x), cos, sin, doc_ids)
+    def forward(self, x, cos, sin, doc_ids, cache=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, doc_ids, cache)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -313,7 +354,7 @@ class Gemma(nn.Module):
         assert config.head_dim % 2 == 0, "RoPE rotates pairs of dims"
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
         self.final_norm = RMSNorm(config.d_model, config.norm_eps)
         self.init_weights()
 
@@ -340,8 +381,21 @@ class Gemma(nn.Module):
         Returns the mean cross-entropy when targets are given (logits are never materialised
         for the whole batch), else the logits (B, T, vocab) in fp32.
         """
+        x = self.hidden_states(idx, doc_ids)
+        if targets is not None:
+            return chunked_cross_entropy(x, self.embed.weight, targets, self.config.loss_chunk,
+                                         self.config.final_softcap)
+        return self.logits(x)
+
+    def hidden_states(self, idx: torch.Tensor, doc_ids: torch.Tensor | None = None,
+                      cache: KVCache | None = None) -> torch.Tensor:
+        """(B, T, d) final-normed hidden states. With ``cache`` (no doc_ids), idx continues the
+        cached tokens: positions start at ``cache.length``, keys and values are appended."""
         B, T = idx.shape
-        if doc_ids is None:
+        if cache is not None:
+            assert doc_ids is None, "a cached sequence is one document"
+            pos = (cache.length + torch.arange(T, device=idx.device)).expand(B, T)
+        elif doc_ids is None:
             pos = torch.arange(T, device=idx.device).expand(B, T)
         else:
             doc_ids = document_runs(doc_ids)
@@ -352,13 +406,36 @@ class Gemma(nn.Module):
         # Gemma rounds the normaliser to the activation dtype, so bf16 weights match it exactly
         x = x * torch.tensor(self.config.d_model ** 0.5, dtype=x.dtype)
         for block in self.blocks:
-            x = block(x, cos, sin, doc_ids)
-        x = self.final_norm(x)
+            x = block(x, cos, sin, doc_ids, cache)
+        if cache is not None:
+            cache.length += T
+        return self.final_norm(x)
 
-        if targets is not None:
-            return chunked_cross_entropy(x, self.embed.weight, targets, self.config.loss_chunk,
-                                         self.config.final_softcap)
-        return _logits(x, self.embed.weight, self.config.final_softcap)
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """fp32 logits (..., vocab) of hidden states (..., d): the tied output projection."""
+        return _logits(h, self.embed.weight, self.config.final_softcap)
+
+    @torch.no_grad()
+    def generate(self, prompt: list[int], max_new_tokens: int,
+                 stop_ids: tuple[int, ...] | set[int] = ()) -> tuple[list[int], str]:
+        """Greedy decoding of one sequence with a KV cache.
+
+        Returns (new token ids, why it stopped): "stop" when the next token would have been one
+        of ``stop_ids`` (that token is not returned), "length" after ``max_new_tokens``.
+        """
+        device = self.embed.weight.device
+        cache = KVCache(self.config.n_layers)
+        x = torch.tensor([prompt], dtype=torch.long, device=device)  # (1, P)
+        out: list[int] = []
+        stop = set(int(i) for i in stop_ids)
+        for _ in range(max_new_tokens):
+            h = self.hidden_states(x, cache=cache)[:, -1]  # (1, d): only the last position
+            token = int(self.logits(h).argmax(dim=-1))
+            if token in stop:
+                return out, "stop"
+            out.append(token)
+            x = torch.tensor([[token]], dtype=torch.long, device=device)
+        return out, "length"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,9 +449,55 @@ def _logits(h: torch.Tensor, weight: torch.Tensor, softcap: float | None) -> tor
     return logits
 
 
-def _chunk_loss_sum(h, weight, targets, softcap):
-    return F.cross_entropy(_logits(h, weight, softcap), targets, ignore_index=-100,
-                           reduction="sum")
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """Sum of cross-entropies of ``h @ weight.T``, one chunk of rows at a time, with the
+    gradients computed in the same pass (the loss is a leaf of the graph: nothing after it
+    needs the logits). Per chunk: logits, softmax - one_hot, then grad_h = g @ W and
+    grad_W += g^T h; the chunk's logits are freed before the next. Three matmuls per chunk,
+    as plain cross-entropy's forward and backward have, where recomputing the logits under
+    activation checkpointing would cost a fourth."""
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, chunk, softcap, need_grad):
+        # h (N, d); weight (V, d); targets (N,), -100 = ignore
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        grad_h = torch.empty_like(h) if need_grad else None
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_grad else None
+        for s in range(0, h.shape[0], chunk):
+            hc, tc = h[s:s + chunk], targets[s:s + chunk]
+            z = F.linear(hc, weight).float()  # (n, V) logits of this chunk only
+            if softcap is not None:
+                capped = torch.tanh(z / softcap)
+                z = capped * softcap
+            valid = tc != -100
+            tc = tc.clamp(min=0)
+            picked = z.gather(1, tc[:, None]).squeeze(1)  # (n,) logit of each target
+            # softmax in place, in as few passes over (n, V) as possible: max, exp(z - max),
+            # sum, then one scaling that also zeroes the ignored rows
+            top = z.amax(dim=-1)
+            e = z.sub_(top[:, None]).exp_()
+            norm = e.sum(dim=-1)
+            total += ((top + norm.log() - picked) * valid).sum()  # logsumexp - target logit
+            if not need_grad:
+                continue
+            g = e.mul_((valid / norm)[:, None])  # d loss / d logits = softmax ...
+            rows = torch.arange(len(tc), device=g.device)
+            g[rows, tc] -= valid.to(g.dtype)     # ... minus the one-hot of the target
+            if softcap is not None:
+                g *= 1.0 - capped * capped  # through tanh(z / cap) * cap
+            g = g.to(weight.dtype)
+            grad_h[s:s + chunk] = g @ weight
+            grad_w += g.t() @ hc
+        ctx.save_for_backward(grad_h, grad_w)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_h, grad_w = ctx.saved_tensors
+        if grad_h is None:
+            raise RuntimeError("chunked_cross_entropy ran without gradients (no_grad inputs)")
+        return (grad_h * grad_total.to(grad_h.dtype), (grad_w * grad_total).to(grad_w.dtype),
+                None, None, None, None)
 
 
 def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
@@ -384,14 +507,30 @@ def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.
 
     h: (B, T, d) final hidden states; weight: (vocab, d); targets: (B, T).
     With a 256k vocabulary, fp32 logits cost 1 MB per token: 8 rows of 2048 tokens would be
-    16 GB. Each chunk runs under activation checkpointing, so its logits are freed after the
-    forward and recomputed in the backward: one chunk's logits exist at a time.
+    16 GB. Here one chunk's logits exist at a time, in the forward and the backward: the
+    gradients with respect to ``h`` and ``weight`` are computed chunk by chunk during the
+    forward and kept (the size of ``h`` and ``weight``), and the backward only scales them.
+    So the loss must be used as is (times a scalar, summed with others), never differentiated
+    twice.
     """
     h = h.reshape(-1, h.shape[-1])  # (B*T, d)
     targets = targets.reshape(-1)   # (B*T,)
-    total = h.new_zeros((), dtype=torch.float32)
-    for s in range(0, h.shape[0], chunk):
-        total = total + checkpoint(_chunk_loss_sum, h[s:s + chunk], weight,
-                                   targets[s:s + chunk], softcap, use_reentrant=False)
+    need_grad = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
+    total = _ChunkedCrossEntropy.apply(h, weight, targets, chunk, softcap, need_grad)
     count = (targets != -100).sum().clamp(min=1)
     return total / count
+
+
+def token_losses(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                 chunk: int = 1024, softcap: float | None = None) -> torch.Tensor:
+    """Per-token cross-entropy (B, T) in fp32, no gradients, 0 where targets are -100
+    (for evaluation: losses summed by document, by kind of text...)."""
+    B, T = targets.shape
+    h, flat = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
+    out = torch.zeros(flat.shape, dtype=torch.float32, device=h.device)
+    with torch.no_grad():
+        for s in range(0, h.shape[0], chunk):
+            out[s:s + chunk] = F.cross_entropy(_logits(h[s:s + chunk], weight, softcap),
+                                               flat[s:s + chunk], ignore_index=-100,
+                                               reduction="none")
+    return out.view(B, T)

