@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo
 
-.PHONY: setup test test-fast demo bench bench-dedup bench-components clean
+.PHONY: setup test test-fast demo bench bench-dedup bench-components bench-graph bench-pack bench-train clean
 
 setup: $(STAMP)
 
@@ -23,21 +23,36 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m 'not slow'
 
-# The embedded default: the stdlib and installed distributions, capped to a small size.
+# The embedded default: the stdlib and installed distributions, capped to a small size; then
+# a few minutes of training the `tiny` flavor on it, and its evaluation.
 demo: setup
 	$(BIN)/fimpack build --out $(DEMO)/corpus --max-repos 12 --max-files-per-repo 120 \
-		--vocab-size 4096 --tokenizer-sample-chars 4000000 --workers 2
+		--vocab-size 4096 --tokenizer-sample-chars 4000000 --seq-len 2048 --workers 2
 	$(BIN)/fimpack inspect $(DEMO)/corpus --limit 1 | head -40
-	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor debug --steps 150 --out $(DEMO)/run
+	$(BIN)/fimpack report $(DEMO)/corpus
+	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor tiny --steps 200 --out $(DEMO)/run \
+		--seq-len 256 --batch-size 8
+	$(BIN)/fimpack eval $(DEMO)/run --data $(DEMO)/corpus --infill-tasks 10 --humaneval-tasks 10
 
 # Benchmarks download pinned sdists into bench-data/ (never committed); results: BENCHMARKS.md.
-bench: bench-dedup bench-components
+bench: bench-dedup bench-components bench-graph bench-pack bench-train
 
 bench-dedup: setup
+	$(BIN)/python -m pip install -q rensa==0.5.0  # the comparison only; not a dependency
 	$(BIN)/python benchmarks/bench_dedup.py --data bench-data
 
 bench-components: setup
 	$(BIN)/python benchmarks/bench_components.py --edges 1000000 --workers 2
+
+bench-graph: setup
+	$(BIN)/python -m pip install -q grimp==3.19
+	$(BIN)/python benchmarks/bench_graph.py --data bench-data
+
+bench-pack: setup
+	$(BIN)/python benchmarks/bench_pack.py --data bench-data --seq-lens 8192,2048
+
+bench-train: setup
+	$(BIN)/python benchmarks/bench_train.py --seq-len 2048 --batch-size 2
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis *.egg-info
