@@ -1,0 +1,83 @@
+"""End-to-end build throughput and scaling: `fimpack build` on the embedded default corpus
+(the Python source installed in the venv) at two corpus sizes, with 1 and 2 local workers.
+
+    .venv/bin/python benchmarks/bench_build.py --data bench-data [--sizes 20,60] [--workers 1,2]
+
+Reports input MB (bytes of the files the build read), wall seconds, MB/s, MB/s per core used,
+the speed-up from 1 to 2 workers, and the peak resident memory of the largest process
+(ru_maxrss of the children), which should not grow with corpus size. Writes
+bench-data/results-build.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def input_mb(max_repos: int, max_files: int) -> float:
+    from fimpack.pipelines.embedded import embedded_sources
+
+    total = 0
+    for src in embedded_sources(max_repos):
+        for i, rel in enumerate(sorted(src.files)):
+            if max_files and i >= max_files:
+                break
+            try:
+                total += os.path.getsize(os.path.join(src.location, rel))
+            except OSError:
+                pass
+    return total / 1e6
+
+
+def run_build(out: str, max_repos: int, max_files: int, workers: int) -> dict:
+    cmd = [sys.executable, "-m", "fimpack", "build", "--out", out, "--max-repos", str(max_repos),
+           "--max-files-per-repo", str(max_files), "--vocab-size", "8192", "--workers",
+           str(workers), "--code-fraction", "-1"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1),
+            "peak_rss_mb_max_child": round(max(peak, before) / 1024, 1),
+            "kept_files": manifest["counts"]["kept_files"],
+            "tokens": manifest["counts"]["tokens"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="bench-data")
+    ap.add_argument("--sizes", default="20,60", help="numbers of repositories")
+    ap.add_argument("--max-files-per-repo", type=int, default=400)
+    ap.add_argument("--workers", default="1,2")
+    args = ap.parse_args()
+    results = {"cpus": os.cpu_count(), "runs": []}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        mb = input_mb(size, args.max_files_per_repo)
+        for w in [int(x) for x in args.workers.split(",")]:
+            out = os.path.join(args.data, f"build-{size}-w{w}")
+            r = run_build(out, size, args.max_files_per_repo, w)
+            r.update(repos=size, workers=w, input_mb=round(mb, 2),
+                     mb_per_s=round(mb / r["wall_s"], 3),
+                     mb_per_s_per_core=round(mb / r["wall_s"] / w, 3))
+            results["runs"].append(r)
+            print(json.dumps(r), flush=True)
+    by = {(r["repos"], r["workers"]): r for r in results["runs"]}
+    for size in {r["repos"] for r in results["runs"]}:
+        if (size, 1) in by and (size, 2) in by:
+            results[f"speedup_1_to_2_workers_{size}_repos"] = round(
+                by[(size, 1)]["wall_s"] / by[(size, 2)]["wall_s"], 2)
+    with open(os.path.join(args.data, "results-build.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(json.dumps({k: v for k, v in results.items() if k != "runs"}))
+
+
+if __name__ == "__main__":
+    main()
