@@ -36,7 +36,7 @@ from fimpack.dedup.stages import Dedup, DedupConfig
 from fimpack.packing import mixture
 from fimpack.packing.examples import document_examples, repo_examples, stable_hash
 from fimpack.packing.fim import MIXED
-from fimpack.packing.order import order_files
+from fimpack.packing.graph import order_repository
 from fimpack.packing.shards import token_dtype
 from fimpack.packing.tokenizer import Tokenizer, train_model
 from fimpack.pipelines import outputs
@@ -93,16 +93,18 @@ class _PackRepo(_WithTokenizer):
     def process(self, item, model: bytes):
         repo, files = item
         files, cfg, tok = sorted(files, key=lambda f: f.path), self.cfg, self.tokenizer(model)
-        pack = lambda fs: repo_examples(  # noqa: E731
+        pack = lambda fs, edges=(): repo_examples(  # noqa: E731
             repo, fs, tok, seed=cfg.seed, fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
-            val_fraction=cfg.val_fraction, split=cfg.fim_split)
+            val_fraction=cfg.val_fraction, split=cfg.fim_split, edges=list(edges))
         try:
-            ordered = order_files(files)
+            graph = order_repository(files)
+            by_path = {f.path: f for f in files}
+            ordered, edges = [by_path[p] for p in graph.order], graph.edges
         except Exception as err:  # a graph failure costs the order, not the files
             log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
-            ordered = files
+            ordered, edges = files, []
         try:
-            yield from pack(ordered)
+            yield from pack(ordered, edges)
         except Exception:  # find the file that breaks packing; keep the rest, one by one
             for f in ordered:
                 try:

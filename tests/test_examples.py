@@ -3,8 +3,10 @@ import random
 import pytest
 
 from fimpack.packing.binpack import best_fit_decreasing, utilisation
-from fimpack.packing.examples import document_examples, repo_examples, repo_split
+from fimpack.packing.examples import (document_examples, repo_examples, repo_split,
+                                      split_lines)
 from fimpack.packing.fim import reconstruct
+from fimpack.packing.graph import order_repository
 from fimpack.packing.syntax import candidate_spans
 from fimpack.records import NATURAL_LANGUAGE, SourceFile
 
@@ -54,9 +56,89 @@ def test_real_repo_fits_sequences_and_reconstructs(tokenizer, seq_len):
     assert "_header_value_parser.py" in split  # ~100 KB: longer than any of these sequences
     sizes = {f.path: len(f.content.encode()) for f in files}
     assert all(sizes[p] > seq_len - 16 for p in split)  # only files that cannot fit
-    # Files stay in the given order across examples.
-    order = [e.path for ex, _ in examples for e in ex.files if e.part == 0]
-    assert order == [f.path for f in files]
+    # Each file once; a split file's parts are consecutive examples, one part each.
+    firsts = [e.path for ex, _ in examples for e in ex.files if e.part == 0]
+    assert sorted(firsts) == sorted(f.path for f in files)
+    for path in split:
+        idx = [i for i, (ex, _) in enumerate(examples) for e in ex.files if e.path == path]
+        assert idx == list(range(idx[0], idx[0] + len(idx)))
+        assert all(len(examples[i][0].files) == 1 for i in idx)
+    assert [ex.id for ex, _ in examples] == [f"email:{i:05d}" for i in range(len(examples))]
+
+
+def dependency_order(package):
+    files = stdlib_files(package)
+    ro = order_repository(files)
+    by_path = {f.path: f for f in files}
+    return [by_path[p] for p in ro.order], ro
+
+
+def same_example_pairs(examples, edges):
+    """Edges (importer, imported) whose two files sit in one example, the dependency first."""
+    where = {}
+    for k, (ex, _) in enumerate(examples):
+        for i, e in enumerate(ex.files):
+            if e.part == 0:
+                where[e.path] = (k, i)
+    return sum(where[u][0] == where[v][0] and where[v][1] < where[u][1] for u, v in edges)
+
+
+@pytest.mark.parametrize("package,seq_len", [("email", 8192), ("email", 2048), ("json", 2048),
+                                             ("importlib", 4096)])
+def test_dependencies_come_first_inside_examples(tokenizer, package, seq_len):
+    files, ro = dependency_order(package)
+    examples = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.5, seq_len=seq_len,
+                             val_fraction=0, edges=ro.edges)
+    assert all(len(ids) <= seq_len for _, ids in examples)
+    assert rebuild(examples) == {f.path: f.content for f in files}
+    kept = set(ro.edges) - set(ro.removed_edges)
+    for ex, _ in examples:
+        at = {e.path: i for i, e in enumerate(ex.files)}
+        # Inside an example no file precedes one of its dependencies, unless the edge was
+        # removed to break a cycle.
+        assert not [(u, v) for u, v in kept if u in at and v in at and at[v] > at[u]], ex.id
+    # With fill_room, files without edges join examples: fewer of them, same invariants.
+    filled = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.5, seq_len=seq_len,
+                           val_fraction=0, edges=ro.edges, fill_room=True)
+    assert len(filled) <= len(examples) and all(len(ids) <= seq_len for _, ids in filled)
+    assert rebuild(filled) == rebuild(examples)
+    assert same_example_pairs(filled, ro.edges) == same_example_pairs(examples, ro.edges)
+    # Edges computed inside (edges=None) give the same examples.
+    again = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.5, seq_len=seq_len,
+                          val_fraction=0)
+    assert [(ex, ids.tolist()) for ex, ids in again] == [(ex, ids.tolist())
+                                                          for ex, ids in examples]
+
+
+def greedy_examples(files, tok, seq_len):
+    """The previous example formation, token level: files added in the given order, an example
+    closed as soon as the next file does not fit (files longer than a sequence left out)."""
+    out, cur, size = [], [], 1
+    for f in files:
+        n = len(tok.encode_text(f.path + "\n" + f.content)) + 1
+        if cur and size + n + 1 > seq_len:
+            out.append(cur)
+            cur, size = [], 1
+        cur.append(f.path)
+        size += n
+    return out + [cur] if cur else out
+
+
+@pytest.mark.parametrize("package,seq_len", [("email", 8192), ("email", 16384),
+                                             ("asyncio", 4096), ("asyncio", 8192),
+                                             ("multiprocessing", 16384)])
+def test_dependency_pairs_share_examples_more_than_greedy(tokenizer, package, seq_len):
+    files, ro = dependency_order(package)
+    examples = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.0, seq_len=seq_len,
+                             val_fraction=0, edges=ro.edges)
+    sizes = {f.path: len(tokenizer.encode_text(f.path + "\n" + f.content)) for f in files}
+    fit = [(u, v) for u, v in ro.edges if sizes[u] + sizes[v] + 3 <= seq_len]
+    ours = same_example_pairs(examples, fit)
+    greedy = same_example_pairs(
+        [(type("E", (), {"files": [type("F", (), {"path": p, "part": 0}) for p in g]}), None)
+         for g in greedy_examples([f for f in files if sizes[f.path] + 2 <= seq_len],
+                                  tokenizer, seq_len)], fit)
+    assert ours > greedy and ours >= 0.15 * len(fit), (ours, greedy, len(fit))
 
 
 def test_split_parts_end_at_line_boundaries(tokenizer):
@@ -67,6 +149,17 @@ def test_split_parts_end_at_line_boundaries(tokenizer):
     bodies = [reconstruct(list(ex.pieces), 0) for ex, _ in examples]
     assert len(bodies) > 5 and "".join(bodies) == big.content
     assert all(b.endswith("\n") for b in bodies)
+
+
+@pytest.mark.parametrize("budget", [300, 1000, 4000])
+def test_split_lines_parts_are_full(tokenizer, budget):
+    text = (STDLIB / "email" / "_header_value_parser.py").read_text()
+    parts = split_lines(text, tokenizer, budget)
+    assert "".join(parts) == text and all(p.endswith("\n") for p in parts)
+    assert all(len(tokenizer.encode_text(p)) <= budget for p in parts)
+    # Each part takes lines while they fit: with the next part's first line it is over.
+    for p, q in zip(parts, parts[1:]):
+        assert len(tokenizer.encode_text(p + q.splitlines(keepends=True)[0])) > budget
 
 
 def test_crlf_and_non_ascii_round_trip(tokenizer):

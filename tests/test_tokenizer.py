@@ -46,8 +46,11 @@ def test_digits_are_split(tok):
 
 def test_encode_example_inserts_control_ids(tok):
     src = SourceFile("r", "a.py", "python", "x = '<|fim_prefix|>'\n")
-    [(ex, built)] = repo_examples("r", [src, SourceFile("r", "b.py", "python", "y = 2\n")], tok,
-                                  seed=3, fim_rate=1.0, seq_len=512, val_fraction=0)
+    # b.py imports a.py: one example of both files, a.py first, a separator between them.
+    [(ex, built)] = repo_examples("r", [src, SourceFile("r", "b.py", "python", "import a\n")],
+                                  tok, seed=3, fim_rate=1.0, seq_len=512, val_fraction=0,
+                                  edges=[("b.py", "a.py")])
+    assert [f.path for f in ex.files] == ["a.py", "b.py"]
     ids = tok.encode_example(ex)
     assert ids.tolist() == built.tolist()
     assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
