@@ -221,6 +221,8 @@ def summary(manifest: dict) -> str:
              ("tokens (code)", c["tokens_by_source"]["code"]),
              ("tokens (natural language)", c["tokens_by_source"]["nl"]),
              ("seconds", manifest["timing"]["seconds"])]
+    # CPU seconds by stage, summed over workers (the runner's per-transform execution time).
+    rows += [(f"  stage: {k}", v) for k, v in manifest["timing"].get("stages", {}).items()]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {str(v):>12}"
              for k, v in rows]
