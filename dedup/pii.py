@@ -18,25 +18,31 @@ import apache_beam as beam
 
 from fimpack.records import SourceFile, processing_error
 
-EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"
-                   r"(?![\w-])")
-IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
-IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])")
+# Each pattern starts with what is cheap to scan for (a literal, "@", a digit, "[:=]"), and
+# the left context a match needs is checked by hand at the (rare) hits: Python's re tries a
+# leading look-behind or an alternation at every position, which made redaction 5x slower.
+EMAIL_DOMAIN = re.compile(r"@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])")
+EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w.])")
+IPV6 = re.compile(r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])")
 VERSION_BEFORE = re.compile(r"(?:\b\w*version\w*|\bver|\bv)\s*[:=]?\s*[\"']?$|(?:==|>=|<=|~=)\s*$",
                             re.IGNORECASE)
-KEYS = re.compile("|".join([
-    r"\bAKIA[0-9A-Z]{16}\b",                                   # AWS access key id
-    r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",                         # GitHub tokens
-    r"\bglpat-[A-Za-z0-9_-]{20,}\b",                           # GitLab
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",                      # Slack
-    r"\b[sr]k_live_[A-Za-z0-9]{20,}\b",                        # Stripe
-    r"\bAIza[0-9A-Za-z_-]{35}\b",                              # Google API key
-    r"\bsk-[A-Za-z0-9_-]{32,}\b",                              # OpenAI-style
-    r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----",
-]))
+KEYS = [re.compile(p) for p in (
+    r"AKIA[0-9A-Z]{16}\b",                                     # AWS access key id
+    r"gh[pousr]_[A-Za-z0-9]{36,}\b",                           # GitHub tokens
+    r"glpat-[A-Za-z0-9_-]{20,}\b",                             # GitLab
+    r"xox[abposr]-[A-Za-z0-9-]{10,}\b",                        # Slack
+    r"[sr]k_live_[A-Za-z0-9]{20,}\b",                          # Stripe
+    r"AIza[0-9A-Za-z_-]{35}\b",                                # Google API key
+    r"sk-[A-Za-z0-9_-]{32,}\b",                                # OpenAI-style
+)]
+PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?"
+                         r"-----END (?:[A-Z]+ )?PRIVATE KEY-----")
+QUOTED_VALUE = re.compile(r"""[:=]\s*["'][A-Za-z0-9+/_\-]{20,}["']""")
 ASSIGNED_SECRET = re.compile(
     r"""(?i)\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|password|passwd)"""
     r"""\s*[:=]\s*["']([A-Za-z0-9+/_\-]{20,})["']""")
+SECRET_NAME_REACH = 48  # characters before "=" searched for the name (and its spaces)
 
 PLACEHOLDERS = {"email": "<EMAIL>", "ip": "<IP_ADDRESS>", "key": "<KEY>"}
 
@@ -49,13 +55,37 @@ def _public_ip(text: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def _word_before(text: str, i: int, extra: str = "") -> bool:
+    return i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_" or text[i - 1] in extra)
+
+
+def _emails(text: str):
+    """Emails: a domain after "@", then the local part: the run of address characters
+    before it, 1-64 of them, not glued to a word, dot, "+" or "-" on its left."""
+    for m in EMAIL_DOMAIN.finditer(text):
+        at = start = m.start()
+        while start > 0 and at - start <= 64 and text[start - 1] in EMAIL_LOCAL:
+            start -= 1
+        if 0 < at - start <= 64 and not _word_before(text, start, ".+-"):
+            yield start, m.end()
+
+
 def find_pii(text: str) -> list[tuple[int, int, str]]:
     """Non-overlapping (start, end, kind) spans to redact, in order."""
-    spans = [(m.start(), m.end(), "key") for m in KEYS.finditer(text)]
-    spans += [(m.start(1), m.end(1), "key") for m in ASSIGNED_SECRET.finditer(text)]
-    spans += [(m.start(), m.end(), "email") for m in EMAIL.finditer(text)]
-    for pattern in (IPV4, IPV6):
+    spans = [(m.start(), m.end(), "key") for pattern in KEYS for m in pattern.finditer(text)
+             if not _word_before(text, m.start())]
+    if "-----BEGIN " in text:
+        spans += [(m.start(), m.end(), "key") for m in PRIVATE_KEY.finditer(text)]
+    for q in QUOTED_VALUE.finditer(text):
+        m = ASSIGNED_SECRET.search(text, max(0, q.start() - SECRET_NAME_REACH), q.end())
+        if m and m.end() == q.end():
+            spans.append((m.start(1), m.end(1), "key"))
+    if "@" in text:
+        spans += [(s, e, "email") for s, e in _emails(text)]
+    for pattern, glued in ((IPV4, "."), (IPV6, ":")):
         for m in pattern.finditer(text):
+            if _word_before(text, m.start(), glued):  # inside a longer number or address
+                continue
             before = text[max(0, m.start() - 12):m.start()]
             if _public_ip(m.group(0)) and not VERSION_BEFORE.search(before):
                 spans.append((m.start(), m.end(), "ip"))
