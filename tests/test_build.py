@@ -252,3 +252,48 @@ def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, m
     c = manifest["counts"]
     assert c["input_files"] == c["kept_files"] + c["dropped_files"]
     assert c["dropped_by_reason"]["processing_error"] == 2
+
+
+@pytest.mark.slow
+def test_a_killed_build_restarted_gives_the_uninterrupted_output(built, corpus_dir, tmp_path):
+    """Kill a build (every process of it) once it is midway, leave debris as a crash would,
+    start it again into the same folder: the output equals an uninterrupted build's, and no
+    file under a final name was ever partial."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ref_out = built[0]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fimpack", "build", "--input", str(corpus_dir), "--out",
+           str(out), "--vocab-size", "1000", "--val-fraction", "0.3", "--max-file-bytes",
+           "200000", "--seq-len", "2048", "--shard-tokens", "60000", "--code-fraction", "-1",
+           "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not (out / "tokenizer.model").exists() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its SDK worker processes
+    proc.wait()
+    assert not (out / "manifest.json").exists(), "killed too late to test anything"
+    for shard in (out / "examples").glob("*.parquet"):  # a final name is a whole file
+        pq.read_table(shard)
+    (out / "examples").mkdir(exist_ok=True)
+    (out / "examples" / "train-00000-of-00002.parquet.tmp-0123abcd").write_bytes(b"PAR1 half")
+
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert not [f for f in files if ".tmp-" in f.name]
+    assert files == sorted(p.relative_to(ref_out) for p in ref_out.rglob("*") if p.is_file())
+    for rel in files:
+        if rel.name != "manifest.json":
+            assert (out / rel).read_bytes() == (ref_out / rel).read_bytes(), rel
+    manifest, ref_manifest = (json.loads((o / "manifest.json").read_text())
+                              for o in (out, ref_out))
+    for m in (manifest, ref_manifest):
+        m.pop("timing"), m["config"].pop("workers"), m["config"].pop("out")
+    assert manifest == ref_manifest
