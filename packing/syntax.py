@@ -12,6 +12,7 @@ import random
 import re
 
 import numpy as np
+from tree_sitter import Query, QueryCursor
 
 from fimpack.packing.imports import has_parser, parser_for
 
@@ -21,21 +22,38 @@ CANDIDATE = re.compile(r"statement|block|expression|definition|declaration|claus
 MAX_NODES = 20_000  # enough candidates from a huge file without walking all of it
 
 
+_QUERIES: dict[str, Query | None] = {}
+
+
+def candidate_query(language: str) -> Query | None:
+    """One query capturing every node type of LANGUAGE's grammar that CANDIDATE matches: the
+    tree is searched in C, and Python touches the candidates only (walking every node in
+    Python cost more than parsing)."""
+    if language not in _QUERIES:
+        lang = parser_for(language)[0].language
+        kinds = sorted({lang.node_kind_for_id(i) for i in range(lang.node_kind_count)
+                        if lang.node_kind_is_named(i) and lang.node_kind_is_visible(i)
+                        and not lang.node_kind_for_id(i).startswith("_")
+                        and CANDIDATE.search(lang.node_kind_for_id(i))})
+        _QUERIES[language] = (Query(lang, "[" + " ".join(f"({k})" for k in kinds) + "] @c")
+                              if kinds else None)
+    return _QUERIES[language]
+
+
 def candidate_spans(content: str, language: str) -> list[tuple[int, int]]:
-    """Character spans [start, end) of the candidate nodes of CONTENT, in tree order."""
-    if not has_parser(language) or not content:
+    """Character spans [start, end) of the candidate nodes of CONTENT, in tree order (a node
+    before its descendants, siblings left to right), without duplicate spans."""
+    if not has_parser(language) or not content or candidate_query(language) is None:
         return []
     parser, _ = parser_for(language)
     data = content.encode("utf-8")
     tree = parser.parse(data)
-    spans, stack = [], [tree.root_node]
-    while stack and len(spans) < MAX_NODES:
-        node = stack.pop()
-        if node is not tree.root_node and node.is_named and node.end_byte > node.start_byte \
-                and not node.has_error and CANDIDATE.search(node.type):
-            spans.append((node.start_byte, node.end_byte))
-        stack.extend(reversed(node.children))
-    spans = list(dict.fromkeys(spans))  # a statement and its expression often share a span
+    root = tree.root_node
+    nodes = QueryCursor(candidate_query(language)).captures(root).get("c", [])
+    spans = {(n.start_byte, n.end_byte) for n in nodes
+             if n.end_byte > n.start_byte and not n.has_error and n != root}
+    # (start, -end) order is tree order: an ancestor starts no later and ends no earlier.
+    spans = sorted(spans, key=lambda se: (se[0], -se[1]))[:MAX_NODES]
     if len(data) != len(content):  # byte offsets -> character offsets
         lead = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80  # first byte of a char
         chars = np.concatenate([[0], np.cumsum(lead)])
