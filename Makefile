@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo
 
-.PHONY: setup test test-fast demo bench bench-dedup bench-components bench-graph bench-pack bench-train clean
+.PHONY: setup test test-fast demo bench bench-dedup bench-components bench-graph bench-pack bench-train bench-build clean
 
 setup: $(STAMP)
 
@@ -35,7 +35,7 @@ demo: setup
 	$(BIN)/fimpack eval $(DEMO)/run --data $(DEMO)/corpus --infill-tasks 10 --humaneval-tasks 10
 
 # Benchmarks download pinned sdists into bench-data/ (never committed); results: BENCHMARKS.md.
-bench: bench-dedup bench-components bench-graph bench-pack bench-train
+bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-build
 
 bench-dedup: setup
 	$(BIN)/python -m pip install -q rensa==0.5.0  # the comparison only; not a dependency
@@ -53,6 +53,10 @@ bench-pack: setup
 
 bench-train: setup
 	$(BIN)/python benchmarks/bench_train.py --seq-len 2048 --batch-size 2
+
+# End to end on the embedded corpus at ~100 and ~200 MB, 1 and 2 workers.
+bench-build: setup
+	$(BIN)/python benchmarks/bench_build.py --data bench-data --sizes 40,131 --max-files-per-repo 2000
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis *.egg-info

@@ -30,6 +30,9 @@ from fimpack.records import (CODE, FILE_SEPARATOR, NATURAL_LANGUAGE, PATH, SENTI
 # Tokens a file part may take beyond its body: path line, three sentinels, the separator,
 # bos/eos, and the few extra tokens that splitting text into FIM pieces can cost.
 OVERHEAD = 16
+# Files up to this many times the token budget in bytes are formatted whole before they are
+# counted (code runs at 3-4 bytes a token; a file this size usually fits).
+LIKELY_FITS = 3
 
 
 def stable_hash(*parts: str) -> int:
@@ -266,18 +269,29 @@ def repo_examples(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: i
     units = []  # per file: (path, [(entry, pieces, ids)] per part)
     for f in files:
         path_piece = Piece(PATH, f.path + "\n", 0)
-        path_ids = tok.encode_text(path_piece.text)
-        budget = seq_len - len(path_ids) - OVERHEAD
-        parts = _file_parts(f, tok, budget,
-                            encode_whole=len(f.content.encode("utf-8")) > budget)
-        segs = []
-        for k, body in enumerate(parts):
+
+        def segment(body: str, k: int, parts: int):
             rng = file_rng(seed, repo, f.path, k)
             mode = choose_mode(rng, fim_rate)
             pieces = [path_piece] + fim_pieces(body, mode, rng, 0, split, f.language)
-            segs.append((FileEntry(f.path, f.language, mode, f.redactions, k, len(parts)),
-                         pieces, tok.encode_pieces(pieces)))
-        units.append((f.path, segs))
+            return (FileEntry(f.path, f.language, mode, f.redactions, k, parts), pieces,
+                    tok.encode_pieces(pieces))
+
+        path_ids = tok.encode_text(path_piece.text)
+        budget = seq_len - len(path_ids) - OVERHEAD
+        nbytes = len(f.content.encode("utf-8", "surrogatepass"))
+        if nbytes <= budget:  # every token covers at least one byte: it fits, no count
+            units.append((f.path, [segment(f.content, 0, 1)]))
+            continue
+        if nbytes <= LIKELY_FITS * budget:
+            # Format the whole file and count its tokens once: most such files fit, and
+            # counting the content on its own first would tokenise them twice.
+            whole = segment(f.content, 0, 1)
+            if len(whole[2]) + 2 <= seq_len:  # + bos + eos
+                units.append((f.path, [whole]))
+                continue
+        parts = _file_parts(f, tok, budget, encode_whole=True)
+        units.append((f.path, [segment(body, k, len(parts)) for k, body in enumerate(parts)]))
     # A single-part file costs its tokens + a separator; an example adds bos + eos - 1.
     sizes = {p: len(segs[0][2]) + 1 for p, segs in units if len(segs) == 1}
     by_path = dict(units)
