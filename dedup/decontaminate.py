@@ -14,12 +14,12 @@ import os
 
 import apache_beam as beam
 import numpy as np
-import xxhash
 
-from fimpack.dedup.minhash import tokens
+from fimpack.dedup.minhash import _fmix64, token_hashes, tokens
 from fimpack.records import Drop, SourceFile, processing_error
 
 NGRAM = 10
+GRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: h * M + t is a bijection in h
 TEXT_FIELDS = ("prompt", "canonical_solution", "solution", "code", "text", "question",
                "answer")
 
@@ -44,15 +44,21 @@ def benchmark_texts(paths: list[str]) -> list[str]:
 
 def ngram_hashes(text: str, n: int = NGRAM) -> np.ndarray:
     """Hashes of the informative token n-grams of TEXT: at least half of the tokens must
-    hold a letter, so number runs like "0 1 2 ... 9" match nothing."""
+    hold a letter, so number runs like "0 1 2 ... 9" match nothing. Each token is hashed once
+    (cached, as for MinHash); an n-gram's hash is a polynomial over its token hashes, mixed."""
     toks = tokens(text)
     if len(toks) < n:
         return np.zeros(0, dtype=np.uint64)
-    wordy = np.array([not t.isdigit() for t in toks], dtype=np.int32)
+    wordy = np.fromiter((not t.isdigit() for t in toks), dtype=np.int32, count=len(toks))
     counts = np.convolve(wordy, np.ones(n, dtype=np.int32), mode="valid")
-    grams = [xxhash.xxh64_intdigest(" ".join(toks[i:i + n]).encode())
-             for i in np.flatnonzero(counts * 2 >= n)]
-    return np.unique(np.array(grams, dtype=np.uint64))
+    t = token_hashes(toks)
+    m = len(toks) - n + 1
+    with np.errstate(over="ignore"):
+        h = t[0:m].copy()
+        for j in range(1, n):
+            h = h * GRAM_MULTIPLIER + t[j:j + m]
+        h = _fmix64(h)
+    return np.unique(h[counts * 2 >= n])
 
 
 def benchmark_ngrams(paths: list[str], n: int = NGRAM) -> np.ndarray:
