@@ -248,50 +248,44 @@ def _repo_edges(files: list[SourceFile]) -> list[tuple[str, str]]:
         return []
 
 
-def repo_examples(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: int,
-                  fim_rate: float, seq_len: int, val_fraction: float,
-                  split: str = UNIFORM, edges: list[tuple[str, str]] | None = None,
+Segment = tuple  # (FileEntry, [Piece], [token id]): one file part, formatted and tokenised
+
+
+def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, seq_len: int,
+                  split: str = UNIFORM) -> list[Segment]:
+    """One file as segments: ``path\\n`` + body (plain or FIM), tokenised; one segment, or one
+    per part when the file is longer than a sequence (split at line ends). Depends on the file
+    alone (randomness from (seed, repo, path, part)), so files are formatted in parallel."""
+    path_piece = Piece(PATH, f.path + "\n", 0)
+
+    def segment(body: str, k: int, parts: int) -> Segment:
+        rng = file_rng(seed, f.repo, f.path, k)
+        mode = choose_mode(rng, fim_rate)
+        pieces = [path_piece] + fim_pieces(body, mode, rng, 0, split, f.language)
+        return (FileEntry(f.path, f.language, mode, f.redactions, k, parts), pieces,
+                tok.encode_pieces(pieces))
+
+    budget = seq_len - len(tok.encode_text(path_piece.text)) - OVERHEAD
+    nbytes = len(f.content.encode("utf-8", "surrogatepass"))
+    if nbytes <= budget:  # every token covers at least one byte: it fits, no count
+        return [segment(f.content, 0, 1)]
+    if nbytes <= LIKELY_FITS * budget:
+        # Format the whole file and count its tokens once: most such files fit, and counting
+        # the content on its own first would tokenise them twice.
+        whole = segment(f.content, 0, 1)
+        if len(whole[2]) + 2 <= seq_len:  # + bos + eos
+            return [whole]
+    parts = _file_parts(f, tok, budget, encode_whole=True)
+    return [segment(body, k, len(parts)) for k, body in enumerate(parts)]
+
+
+def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokenizer, *,
+                  seq_len: int, val_fraction: float, edges: list[tuple[str, str]],
                   fill_room: bool = False) -> list[tuple[Example, np.ndarray]]:
-    """A repository's files (already in dependency order) as tokenised examples.
-
-    Files that fit a sequence are grouped into dependency clusters along the import EDGES
-    ((importer, imported) paths; computed with ``order_repository`` when None), each cluster
-    one example of at most SEQ_LEN tokens with its files in the given order, so a file's
-    dependencies in its example come before it (up to the edges removed to break cycles). A
-    file without edges is an example by itself: a small whole document that the sequence
-    packer uses to fill the gaps the large examples leave (with FILL_ROOM it joins, in order,
-    the example with the least room that holds it, as CodeGemma's multi-file examples do;
-    that costs some utilisation: 99.57% instead of 99.71% on bench_pack's corpus at 8192). A
-    file longer than a sequence is split at line ends into parts, one example each,
-    consecutive. Examples are numbered in the order of their first file."""
-    if edges is None:
-        edges = _repo_edges(files) if len(files) > 1 else []
-    units = []  # per file: (path, [(entry, pieces, ids)] per part)
-    for f in files:
-        path_piece = Piece(PATH, f.path + "\n", 0)
-
-        def segment(body: str, k: int, parts: int):
-            rng = file_rng(seed, repo, f.path, k)
-            mode = choose_mode(rng, fim_rate)
-            pieces = [path_piece] + fim_pieces(body, mode, rng, 0, split, f.language)
-            return (FileEntry(f.path, f.language, mode, f.redactions, k, parts), pieces,
-                    tok.encode_pieces(pieces))
-
-        path_ids = tok.encode_text(path_piece.text)
-        budget = seq_len - len(path_ids) - OVERHEAD
-        nbytes = len(f.content.encode("utf-8", "surrogatepass"))
-        if nbytes <= budget:  # every token covers at least one byte: it fits, no count
-            units.append((f.path, [segment(f.content, 0, 1)]))
-            continue
-        if nbytes <= LIKELY_FITS * budget:
-            # Format the whole file and count its tokens once: most such files fit, and
-            # counting the content on its own first would tokenise them twice.
-            whole = segment(f.content, 0, 1)
-            if len(whole[2]) + 2 <= seq_len:  # + bos + eos
-                units.append((f.path, [whole]))
-                continue
-        parts = _file_parts(f, tok, budget, encode_whole=True)
-        units.append((f.path, [segment(body, k, len(parts)) for k, body in enumerate(parts)]))
+    """A repository's formatted files, UNITS [(path, segments)] in dependency order, as
+    examples: files that fit a sequence are grouped into dependency clusters along EDGES, each
+    cluster one example with its files in the given order; a long file's parts are examples
+    of their own, consecutive (see ``repo_examples``)."""
     # A single-part file costs its tokens + a separator; an example adds bos + eos - 1.
     sizes = {p: len(segs[0][2]) + 1 for p, segs in units if len(segs) == 1}
     by_path = dict(units)
@@ -310,6 +304,32 @@ def repo_examples(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: i
                 raise AssertionError(f"{repo}: cluster at {path} does not fit {seq_len}")
             builder.close()
     return builder.done
+
+
+def repo_examples(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: int,
+                  fim_rate: float, seq_len: int, val_fraction: float,
+                  split: str = UNIFORM, edges: list[tuple[str, str]] | None = None,
+                  fill_room: bool = False) -> list[tuple[Example, np.ndarray]]:
+    """A repository's files (already in dependency order) as tokenised examples:
+    ``file_segments`` per file, then ``assemble_repo`` (the build runs the two as separate
+    Beam stages so a large repository's files are formatted on every worker).
+
+    Files that fit a sequence are grouped into dependency clusters along the import EDGES
+    ((importer, imported) paths; computed with ``order_repository`` when None), each cluster
+    one example of at most SEQ_LEN tokens with its files in the given order, so a file's
+    dependencies in its example come before it (up to the edges removed to break cycles). A
+    file without edges is an example by itself: a small whole document that the sequence
+    packer uses to fill the gaps the large examples leave (with FILL_ROOM it joins, in order,
+    the example with the least room that holds it, as CodeGemma's multi-file examples do;
+    that costs some utilisation: 99.57% instead of 99.71% on bench_pack's corpus at 8192). A
+    file longer than a sequence is split at line ends into parts, one example each,
+    consecutive. Examples are numbered in the order of their first file."""
+    if edges is None:
+        edges = _repo_edges(files) if len(files) > 1 else []
+    units = [(f.path, file_segments(replace(f, repo=repo), tok, seed=seed, fim_rate=fim_rate,
+                                    seq_len=seq_len, split=split)) for f in files]
+    return assemble_repo(repo, units, tok, seq_len=seq_len, val_fraction=val_fraction,
+                         edges=edges, fill_room=fill_room)
 
 
 def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int,

@@ -276,8 +276,11 @@ def linearise_deepseek(g: nx.DiGraph) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # The repository order.
 
-def order_repository(files: list[SourceFile], strategy: str = "codegemma") -> RepoOrder:
-    """Order one repository's files for packing (see the module docstring)."""
+def order_repository(files: list[SourceFile], strategy: str = "codegemma",
+                     extractions: dict[str, Extraction] | None = None) -> RepoOrder:
+    """Order one repository's files for packing (see the module docstring). EXTRACTIONS:
+    ``extract_imports`` of each file, when the caller parsed them already (the build parses
+    files in parallel, before it groups them by repository)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     by_path = {f.path: f for f in files}
@@ -285,7 +288,7 @@ def order_repository(files: list[SourceFile], strategy: str = "codegemma") -> Re
         raise ValueError("duplicate paths in one repository")
     files = [by_path[p] for p in sorted(by_path)]
     index = RepoIndex(files)
-    g, unresolved, errors = build_graph(files, index)
+    g, unresolved, errors = build_graph(files, index, extractions)
     edges = sorted(g.edges)
     importance = {e: g.edges[e]["importance"] for e in edges}
     in_graph = g.subgraph([n for n in g.nodes if g.degree(n) > 0]).copy()
