@@ -2,8 +2,7 @@
 
     sources -> Ingest -> Dedup -> quality / decontamination / PII
             -> sample files -> train tokenizer (one worker, a side input from then on)
-            -> per file (spread over workers): parse imports, FIM, tokenise
-            -> per repository: dependency order -> examples of <= seq_len tokens
+            -> per repository: order -> FIM -> tokenised examples of <= seq_len tokens
             -> code / natural-language mixture (token histogram, deterministic)
             -> shards by repository -> best-fit-decreasing packing into sequences -> write
 
@@ -35,10 +34,9 @@ from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.dedup.stages import Dedup, DedupConfig
 from fimpack.packing import mixture
-from fimpack.packing.examples import assemble_repo, document_examples, file_segments, stable_hash
+from fimpack.packing.examples import document_examples, repo_examples, stable_hash
 from fimpack.packing.fim import MIXED
 from fimpack.packing.graph import order_repository
-from fimpack.packing.imports import extract_imports, has_parser
 from fimpack.packing.shards import token_dtype
 from fimpack.packing.tokenizer import Tokenizer, train_model
 from fimpack.pipelines import outputs
@@ -88,60 +86,38 @@ class _WithTokenizer(beam.DoFn):
         return self._tok
 
 
-class _FormatFile(_WithTokenizer):
-    """One code file: its import extraction (the tree-sitter parse the dependency graph needs)
-    and its formatted, tokenised segments. Per file, so a large repository's files spread
-    over every worker; only the cheap ordering and assembly below run per repository."""
-
-    def __init__(self, cfg: BuildConfig):
-        self.cfg = cfg
-
-    def process(self, f, model: bytes):
-        cfg = self.cfg
-        try:
-            extraction = extract_imports(f.content, f.language) if has_parser(f.language) \
-                else None
-            segments = [(entry, pieces, np.asarray(ids, dtype=np.int32)) for entry, pieces, ids
-                        in file_segments(f, self.tokenizer(model), seed=cfg.seed,
-                                         fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
-                                         split=cfg.fim_split)]
-        except Exception as err:
-            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path, "pack", err))
-            return
-        yield f.repo, (f.path, extraction, segments)
-
-
 class _PackRepo(_WithTokenizer):
-    """A repository's files and their formatted segments -> dependency order -> examples."""
+    """A repository's files -> dependency order -> FIM -> tokenised examples, in one DoFn.
+    Formatting files in a stage of their own spreads a large repository over workers, but
+    its output (pieces and token ids, twice the content) then crosses a shuffle: on
+    FnApiRunner, where every shuffle passes through the driver, that made a 105 MB two-worker
+    build 22% slower (bench_build, 2026-12-01), so files travel once, grouped by repository."""
 
     def __init__(self, cfg: BuildConfig):
         self.cfg = cfg
 
     def process(self, item, model: bytes):
-        repo, grouped = item
-        cfg, tok = self.cfg, self.tokenizer(model)
-        units = {path: (extraction, [(e, p, ids.tolist()) for e, p, ids in segments])
-                 for path, extraction, segments in grouped["units"]}
-        files = sorted((f for f in grouped["files"] if f.path in units), key=lambda f: f.path)
-        assemble = lambda paths, edges=(): assemble_repo(  # noqa: E731
-            repo, [(p, units[p][1]) for p in paths], tok, seq_len=cfg.seq_len,
-            val_fraction=cfg.val_fraction, edges=list(edges))
+        repo, files = item
+        files, cfg, tok = sorted(files, key=lambda f: f.path), self.cfg, self.tokenizer(model)
+        pack = lambda fs, edges=(): repo_examples(  # noqa: E731
+            repo, fs, tok, seed=cfg.seed, fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
+            val_fraction=cfg.val_fraction, split=cfg.fim_split, edges=list(edges))
         try:
-            graph = order_repository(files, extractions={
-                p: ex for p, (ex, _) in units.items() if ex is not None})
-            order, edges = graph.order, graph.edges
+            graph = order_repository(files)
+            by_path = {f.path: f for f in files}
+            ordered, edges = [by_path[p] for p in graph.order], graph.edges
         except Exception as err:  # a graph failure costs the order, not the files
             log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
-            order, edges = [f.path for f in files], []
+            ordered, edges = files, []
         try:
-            yield from assemble(order, edges)
+            yield from pack(ordered, edges)
         except Exception:  # find the file that breaks packing; keep the rest, one by one
-            for path in order:
+            for f in ordered:
                 try:
-                    yield from assemble([path])
+                    yield from pack([f])
                 except Exception as err:
                     yield beam.pvalue.TaggedOutput(
-                        "drops", processing_error(repo, path, "pack", err))
+                        "drops", processing_error(repo, f.path, "pack", err))
 
 
 class _PackDocument(_WithTokenizer):
@@ -337,19 +313,18 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         lambda m: outputs.write_atomic(outputs.join(out, "tokenizer.model"), m) if m else None)
     model_side = beam.pvalue.AsSingleton(model)
 
-    code = clean | "Code" >> beam.Filter(lambda f: f.source == CODE)
-    units = code | "FormatFile" >> beam.ParDo(_FormatFile(cfg), model_side).with_outputs(
-        "drops", main="units")
     code_examples = (
-        {"files": code | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f)), "units": units.units}
-        | "GroupByRepo" >> beam.CoGroupByKey()
+        clean
+        | "Code" >> beam.Filter(lambda f: f.source == CODE)
+        | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
+        | "GroupByRepo" >> beam.GroupByKey()
         | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side).with_outputs("drops",
                                                                               main="examples"))
     doc_examples = (clean
                     | "Docs" >> beam.Filter(lambda f: f.source != CODE)
                     | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model_side).with_outputs(
                         "drops", main="examples"))
-    drop_sets += [units.drops, code_examples.drops, doc_examples.drops]
+    drop_sets += [code_examples.drops, doc_examples.drops]
     code_examples, doc_examples = code_examples.examples, doc_examples.examples
     examples = (code_examples, doc_examples) | "AllExamples" >> beam.Flatten()
 
