@@ -61,7 +61,8 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")
     b.add_argument("--tokenizer-sample-docs", type=int, default=4_000)
     b.add_argument("--tokenizer-sample-chars", type=int, default=20_000_000)
-    b.add_argument("--shard-tokens", type=int, default=1 << 27, help="tokens per shard")
+    b.add_argument("--shard-tokens", type=int, default=1 << 25,
+                   help="tokens per shard (a shard is one group in one worker's memory)")
 
     d = sub.add_parser("dedup", help="ingest and deduplicate only: OUT/dedup/clusters.parquet")
     _source_args(d)

@@ -181,7 +181,7 @@ class _Builder:
         index = len(self.done)
         example = Example(f"{self.id_prefix}:{index:05d}", self.repo, self.source, self.split,
                           tuple(self.entries), tuple(self.pieces))
-        self.done.append((example, np.asarray(self.ids + [self.tok.eos_id], dtype=np.int64)))
+        self.done.append((example, np.asarray(self.ids + [self.tok.eos_id], dtype=np.int32)))
         self._reset()
 
 

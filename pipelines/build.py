@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
@@ -63,7 +65,7 @@ class BuildConfig:
     tokenizer: str | None = None      # a user-supplied sentencepiece model
     tokenizer_sample_docs: int = 4_000
     tokenizer_sample_chars: int = 20_000_000
-    shard_tokens: int = 1 << 27       # about 256 MB of uint16 tokens per shard
+    shard_tokens: int = 1 << 25       # 64 MB of uint16 tokens: the largest group a worker holds
     max_repos: int = 0                # embedded default only: cap the repositories
     workers: int = 1
     limits: Limits = field(default_factory=Limits)
@@ -148,6 +150,12 @@ class _Histogram(beam.CombineFn):
         return acc
 
 
+# Audit counters: sent on the runner's metrics channel, independent of the data they count.
+AUDIT = "fimpack.audit"
+EXAMPLES_KEPT = Metrics.counter(AUDIT, "examples_kept")
+EXAMPLES_WRITTEN = Metrics.counter(AUDIT, "examples_written")
+
+
 class _Mix(beam.DoFn):
     """Keep or drop each example by the mixture plan; report every file part's fate."""
 
@@ -158,6 +166,7 @@ class _Mix(beam.DoFn):
         example, ids = item
         kept = mixture.keep(example.source, mixture.bucket(self.seed, example.id), decision)
         if kept:
+            EXAMPLES_KEPT.inc()
             yield item
         for f in example.files:
             yield beam.pvalue.TaggedOutput(
@@ -194,6 +203,7 @@ class _WriteShard(beam.DoFn):
         dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
         entries = outputs.write_shard(self.out, split, index, counts[f"shards_{split}"], rows,
                                       dtype, self.seq_len)
+        EXAMPLES_WRITTEN.inc(len(rows))
         log.info("wrote %s shard %d: %d examples in %d sequences", split, index, len(rows),
                  entries[-1]["sequences"])
         yield from entries
@@ -460,6 +470,37 @@ def make_manifest(cfg: BuildConfig, report: dict, tok: Tokenizer | None, seconds
     }
 
 
+class DataLost(RuntimeError):
+    """The runner delivered fewer records to a stage than an earlier stage sent."""
+
+
+def audit_counters(result) -> dict:
+    """The audit counters' committed totals; empty when the runner reports no metrics."""
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(AUDIT))["counters"]
+    except Exception:  # a runner without metrics support: nothing to audit against
+        return {}
+    return {c.key.metric.name: c.committed if c.committed is not None else c.attempted
+            for c in found}
+
+
+def audit(counters: dict, manifest: dict) -> None:
+    """Check the data's own counts against the metrics channel's; raise DataLost on a gap,
+    before the manifest is written, so an incomplete build never looks finished."""
+    c = manifest["counts"]
+    written = sum(e["examples"] for e in manifest["shards"] if e["path"].endswith(".parquet"))
+    checks = [("input_files", c["input_files"], "files read but neither kept nor dropped")]
+    if not manifest["config"]["dedup_only"]:
+        checks += [("examples_kept", c["examples"], "examples kept but not counted"),
+                   ("examples_kept", written, "examples kept but not written to a shard"),
+                   ("examples_written", written, "examples written but not listed")]
+    gaps = [f"{name}: {counters[name]:,} by metrics vs {got:,} in the data ({what})"
+            for name, got, what in checks if name in counters and counters[name] != got]
+    if gaps:
+        raise DataLost("the runner lost records; the build is incomplete and no manifest was "
+                       "written: " + "; ".join(gaps))
+
+
 EXECUTION_MSECS = "metric:ptransform_execution_time:total_msecs:v1"
 
 
@@ -517,5 +558,6 @@ def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> di
     tok = Tokenizer(outputs.read_bytes(tok_path)) if FileSystems.exists(tok_path) else None
     manifest = make_manifest(cfg, report, tok, time.time() - started)
     manifest["timing"]["stages"] = stage_seconds(result)
+    audit(audit_counters(result), manifest)
     outputs.write_json(outputs.join(cfg.out, "manifest.json"), manifest)
     return manifest

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from fimpack.pipelines.languages import detect_language
 from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile, processing_error
@@ -357,6 +358,9 @@ def read_source(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     yield from READERS[src.kind](src, limits)
 
 
+INPUT_FILES = Metrics.counter("fimpack.audit", "input_files")
+
+
 class _ReadSource(beam.DoFn):
     DROPS = "drops"
 
@@ -377,6 +381,9 @@ class _ReadSource(beam.DoFn):
             dropped += 1
             yield beam.pvalue.TaggedOutput(self.DROPS, processing_error(src.name, "", "read",
                                                                         err))
+        # Counted on the metrics channel too, apart from the data: the driver checks that
+        # every file read is accounted for as kept or dropped (see build.audit).
+        INPUT_FILES.inc(kept + dropped)
         log.info("read %s: %d files kept, %d dropped", src.name, kept, dropped)
 
 

@@ -297,3 +297,30 @@ def test_a_killed_build_restarted_gives_the_uninterrupted_output(built, corpus_d
     for m in (manifest, ref_manifest):
         m.pop("timing"), m["config"].pop("workers"), m["config"].pop("out")
     assert manifest == ref_manifest
+
+
+def test_records_lost_by_the_runner_fail_the_build(corpus_dir, tmp_path, monkeypatch):
+    """If a stage receives fewer records than an earlier one sent (as FnApiRunner's
+    multi-process mode did on a 200 MB build), the audit on the metrics channel catches it:
+    the build raises and writes no manifest, instead of finishing with a quiet gap."""
+    import fimpack.pipelines.outputs as outputs_module
+
+    real_write = outputs_module.write_shard
+
+    def lossy_write(out, split, index, count, rows, *args):
+        return real_write(out, split, index, count, rows[:-1] if split == "train" else rows,
+                          *args)
+
+    monkeypatch.setattr(outputs_module, "write_shard", lossy_write)
+    with pytest.raises(build.DataLost, match="examples kept but not written"):
+        run_build(corpus_dir, tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_audit_counts_match_on_a_whole_build(built):
+    out, manifest = built
+    c = manifest["counts"]
+    build.audit({"input_files": c["input_files"], "examples_kept": c["examples"],
+                 "examples_written": c["examples"]}, manifest)
+    with pytest.raises(build.DataLost, match="neither kept nor dropped"):
+        build.audit({"input_files": c["input_files"] + 8}, manifest)
