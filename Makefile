@@ -27,7 +27,8 @@ test-fast: setup
 # a few minutes of training the `tiny` flavor on it, and its evaluation.
 demo: setup
 	$(BIN)/fimpack build --out $(DEMO)/corpus --max-repos 12 --max-files-per-repo 120 \
-		--vocab-size 4096 --tokenizer-sample-chars 4000000 --seq-len 2048 --workers 2
+		--vocab-size 4096 --tokenizer-sample-chars 4000000 --seq-len 2048 --workers 2 \
+		--val-fraction 0.2
 	$(BIN)/fimpack inspect $(DEMO)/corpus --limit 1 | head -40
 	$(BIN)/fimpack report $(DEMO)/corpus
 	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor tiny --steps 200 --out $(DEMO)/run \
