@@ -559,6 +559,8 @@ def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> di
     tok = Tokenizer(outputs.read_bytes(tok_path)) if FileSystems.exists(tok_path) else None
     manifest = make_manifest(cfg, report, tok, time.time() - started)
     manifest["timing"]["stages"] = stage_seconds(result)
-    audit(audit_counters(result), manifest)
+    counters = audit_counters(result)
+    audit(counters, manifest)
+    manifest["audit"] = {"checked": bool(counters), **dict(sorted(counters.items()))}
     outputs.write_json(outputs.join(cfg.out, "manifest.json"), manifest)
     return manifest

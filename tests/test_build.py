@@ -320,6 +320,9 @@ def test_records_lost_by_the_runner_fail_the_build(corpus_dir, tmp_path, monkeyp
 def test_audit_counts_match_on_a_whole_build(built):
     out, manifest = built
     c = manifest["counts"]
+    assert manifest["audit"] == {"checked": True, "input_files": c["input_files"],
+                                 "examples_kept": c["examples"],
+                                 "examples_written": c["examples"]}
     build.audit({"input_files": c["input_files"], "examples_kept": c["examples"],
                  "examples_written": c["examples"]}, manifest)
     with pytest.raises(build.DataLost, match="neither kept nor dropped"):
