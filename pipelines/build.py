@@ -88,6 +88,23 @@ class _WithTokenizer(beam.DoFn):
         return self._tok
 
 
+# Audit counters: sent on the runner's metrics channel, independent of the data they count.
+# A ledger along the pipeline: where two of them disagree is where records went missing.
+AUDIT = "fimpack.audit"
+FILES_PACKED = Metrics.counter(AUDIT, "code_files_packed")
+DOCS_PACKED = Metrics.counter(AUDIT, "documents_packed")
+EXAMPLES_MADE = Metrics.counter(AUDIT, "examples_made")
+EXAMPLES_MIXED = Metrics.counter(AUDIT, "examples_mixed")
+EXAMPLES_KEPT = Metrics.counter(AUDIT, "examples_kept")
+EXAMPLES_WRITTEN = Metrics.counter(AUDIT, "examples_written")
+
+
+def _counted(examples, counter=EXAMPLES_MADE):
+    for example in examples:
+        counter.inc()
+        yield example
+
+
 class _PackRepo(_WithTokenizer):
     """A repository's files -> dependency order -> FIM -> tokenised examples, in one DoFn.
     Formatting files in a stage of their own spreads a large repository over workers, but
@@ -100,6 +117,8 @@ class _PackRepo(_WithTokenizer):
 
     def process(self, item, model: bytes):
         repo, files = item
+        files = list(files)
+        FILES_PACKED.inc(len(files))
         files, cfg, tok = sorted(files, key=lambda f: f.path), self.cfg, self.tokenizer(model)
         pack = lambda fs, edges=(): repo_examples(  # noqa: E731
             repo, fs, tok, seed=cfg.seed, fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
@@ -112,11 +131,11 @@ class _PackRepo(_WithTokenizer):
             log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
             ordered, edges = files, []
         try:
-            yield from pack(ordered, edges)
+            yield from _counted(pack(ordered, edges))
         except Exception:  # find the file that breaks packing; keep the rest, one by one
             for f in ordered:
                 try:
-                    yield from pack([f])
+                    yield from _counted(pack([f]))
                 except Exception as err:
                     yield beam.pvalue.TaggedOutput(
                         "drops", processing_error(repo, f.path, "pack", err))
@@ -127,9 +146,11 @@ class _PackDocument(_WithTokenizer):
         self.cfg = cfg
 
     def process(self, doc, model: bytes):
+        DOCS_PACKED.inc()
         try:
-            yield from document_examples(doc, self.tokenizer(model), seq_len=self.cfg.seq_len,
-                                         val_fraction=self.cfg.val_fraction)
+            yield from _counted(document_examples(doc, self.tokenizer(model),
+                                                  seq_len=self.cfg.seq_len,
+                                                  val_fraction=self.cfg.val_fraction))
         except Exception as err:
             yield beam.pvalue.TaggedOutput("drops",
                                            processing_error(doc.repo, doc.path, "pack", err))
@@ -150,12 +171,6 @@ class _Histogram(beam.CombineFn):
         return acc
 
 
-# Audit counters: sent on the runner's metrics channel, independent of the data they count.
-AUDIT = "fimpack.audit"
-EXAMPLES_KEPT = Metrics.counter(AUDIT, "examples_kept")
-EXAMPLES_WRITTEN = Metrics.counter(AUDIT, "examples_written")
-
-
 class _Mix(beam.DoFn):
     """Keep or drop each example by the mixture plan; report every file part's fate."""
 
@@ -164,6 +179,7 @@ class _Mix(beam.DoFn):
 
     def process(self, item, decision: dict):
         example, ids = item
+        EXAMPLES_MIXED.inc()
         kept = mixture.keep(example.source, mixture.bucket(self.seed, example.id), decision)
         if kept:
             EXAMPLES_KEPT.inc()
@@ -480,8 +496,11 @@ def audit_counters(result) -> dict:
         found = result.metrics().query(MetricsFilter().with_namespace(AUDIT))["counters"]
     except Exception:  # a runner without metrics support: nothing to audit against
         return {}
-    return {c.key.metric.name: c.committed if c.committed is not None else c.attempted
-            for c in found}
+    totals: dict[str, int] = {}
+    for c in found:  # one result per (step, counter): a counter may be charged to several steps
+        value = c.committed if c.committed is not None else c.attempted
+        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (value or 0)
+    return totals
 
 
 def audit(counters: dict, manifest: dict) -> None:
@@ -496,6 +515,11 @@ def audit(counters: dict, manifest: dict) -> None:
                    ("examples_written", written, "examples written but not listed")]
     gaps = [f"{name}: {counters[name]:,} by metrics vs {got:,} in the data ({what})"
             for name, got, what in checks if name in counters and counters[name] != got]
+    made, mixed = counters.get("examples_made"), counters.get("examples_mixed")
+    if made is not None and mixed is not None and made != mixed and \
+            not manifest["config"]["dedup_only"]:
+        gaps.append(f"examples_made: {made:,} vs examples_mixed: {mixed:,} (examples packed but "
+                    "never reached the mixture)")
     if gaps:
         raise DataLost("the runner lost records; the build is incomplete and no manifest was "
                        "written: " + "; ".join(gaps) + ". (FnApiRunner with --workers > 1 has "
