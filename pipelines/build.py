@@ -523,7 +523,10 @@ def audit(counters: dict, manifest: dict) -> None:
     if gaps:
         raise DataLost("the runner lost records; the build is incomplete and no manifest was "
                        "written: " + "; ".join(gaps) + ". (FnApiRunner with --workers > 1 has "
-                       "done this on 200 MB builds here; --workers 1 has not.)")
+                       "done this on 200 MB builds here; --workers 1 has not.) Ledger: "
+                       + json.dumps(dict(sorted(counters.items())))
+                       + "; data: " + json.dumps({k: c[k] for k in (
+                           "input_files", "kept_files", "dropped_files", "examples")}))
 
 
 EXECUTION_MSECS = "metric:ptransform_execution_time:total_msecs:v1"
