@@ -152,7 +152,9 @@ def _read_bounded(f, limit: int) -> bytes:
     return f.read(limit + 1)  # one byte past the limit is enough to know it is too large
 
 
-def read_dir(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+def list_dir(src: RepoSource, limits: Limits) -> Iterator[tuple]:
+    """A folder's entries as (repo, root, rel, kind, within_cap, source), read one by one
+    later: listing is cheap, and one element per file keeps any single output small."""
     root = src.location
     entries: dict[str, str] = {}  # relative path -> "file" | "symlink" | "special"
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -173,11 +175,16 @@ def read_dir(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
             entries[rel] = ("symlink" if stat.S_ISLNK(mode)
                             else "file" if stat.S_ISREG(mode) else "special")
     for rel, within_cap in _capped(src.name, entries, limits):
-        yield _read_path_entry(src.name, root, rel, entries[rel], within_cap, limits)
+        yield (src.name, root, rel, entries[rel], within_cap, CODE)
+
+
+def read_dir(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+    for entry in list_dir(src, limits):
+        yield _read_path_entry(*entry, limits=limits)
 
 
 def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool,
-                     limits: Limits, source: str = CODE) -> SourceFile | Drop:
+                     source: str = CODE, *, limits: Limits) -> SourceFile | Drop:
     if kind == "symlink":
         return Drop(repo, rel, "symlink")
     if kind == "special":
@@ -285,11 +292,16 @@ def read_zip(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
         yield Drop(src.name, "", "corrupt_archive", str(err)[:120])
 
 
-def read_files(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+def list_files(src: RepoSource, limits: Limits) -> Iterator[tuple]:
     for rel, within_cap in _capped(src.name, src.files, limits):
         full = os.path.join(src.location, *rel.split("/"))
         kind = "symlink" if os.path.islink(full) else "file"
-        yield _read_path_entry(src.name, src.location, rel, kind, within_cap, limits, src.source)
+        yield (src.name, src.location, rel, kind, within_cap, src.source)
+
+
+def read_files(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+    for entry in list_files(src, limits):
+        yield _read_path_entry(*entry, limits=limits)
 
 
 def iter_rows(path: str) -> Iterator[tuple[int, dict | None, str]]:
@@ -361,13 +373,29 @@ def read_source(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
 INPUT_FILES = Metrics.counter("fimpack.audit", "input_files")
 
 
+LISTERS = {"dir": list_dir, "files": list_files}
+
+
 class _ReadSource(beam.DoFn):
     DROPS = "drops"
+    ENTRIES = "entries"
 
     def __init__(self, limits: Limits):
         self.limits = limits
 
     def process(self, src: RepoSource):
+        if src.kind in LISTERS:  # loose files: listed here, read one element per file
+            try:
+                entries = list(LISTERS[src.kind](src, self.limits))
+            except Exception as err:
+                INPUT_FILES.inc()
+                yield beam.pvalue.TaggedOutput(self.DROPS, processing_error(src.name, "", "read",
+                                                                            err))
+                return
+            log.info("read %s: %d files listed", src.name, len(entries))
+            for entry in entries:
+                yield beam.pvalue.TaggedOutput(self.ENTRIES, entry)
+            return
         kept = dropped = 0
         try:
             for item in read_source(src, self.limits):
@@ -387,6 +415,24 @@ class _ReadSource(beam.DoFn):
         log.info("read %s: %d files kept, %d dropped", src.name, kept, dropped)
 
 
+class _ReadEntry(beam.DoFn):
+    """One listed file -> a SourceFile or a Drop."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+
+    def process(self, entry: tuple):
+        INPUT_FILES.inc()
+        try:
+            item = _read_path_entry(*entry, limits=self.limits)
+        except Exception as err:
+            item = processing_error(entry[0], entry[2], "read", err)
+        if isinstance(item, Drop):
+            yield beam.pvalue.TaggedOutput(_ReadSource.DROPS, item)
+        else:
+            yield item
+
+
 class Ingest(beam.PTransform):
     """RepoSources -> SourceFiles (main output) and Drops (``drops`` output)."""
 
@@ -395,7 +441,15 @@ class Ingest(beam.PTransform):
         self.limits = limits
 
     def expand(self, sources):
-        return (sources
+        read = (sources
                 | "Spread" >> beam.Reshuffle()
                 | "Read" >> beam.ParDo(_ReadSource(self.limits)).with_outputs(
-                    _ReadSource.DROPS, main="files"))
+                    _ReadSource.DROPS, _ReadSource.ENTRIES, main="files"))
+        loose = (read[_ReadSource.ENTRIES]
+                 | "SpreadFiles" >> beam.Reshuffle()
+                 | "ReadFile" >> beam.ParDo(_ReadEntry(self.limits)).with_outputs(
+                     _ReadSource.DROPS, main="files"))
+        files = (read.files, loose.files) | "AllFiles" >> beam.Flatten()
+        drops = ((read[_ReadSource.DROPS], loose[_ReadSource.DROPS])
+                 | "AllReadDrops" >> beam.Flatten())
+        return files, drops
