@@ -6,8 +6,9 @@
             -> code / natural-language mixture (token histogram, deterministic)
             -> shards by repository -> best-fit-decreasing packing into sequences -> write
 
-The driver writes ``manifest.json`` last, after the pipeline has finished, so a manifest
-always describes complete outputs.
+The driver writes ``manifest.json`` last, after the pipeline has finished and the audit
+ledger (Beam metrics counters along the pipeline) has matched the data, so a manifest always
+describes complete outputs.
 """
 from __future__ import annotations
 
