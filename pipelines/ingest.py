@@ -370,7 +370,8 @@ def read_source(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     yield from READERS[src.kind](src, limits)
 
 
-INPUT_FILES = Metrics.counter("fimpack.audit", "input_files")
+AUDIT = "fimpack.audit"  # the namespace of the build's audit counters (see build.audit)
+INPUT_FILES = Metrics.counter(AUDIT, "input_files")
 
 
 LISTERS = {"dir": list_dir, "files": list_files}
