@@ -29,6 +29,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+from fimpack.pipelines.build import no_timed_flush_on_runner_streams
 from fimpack.dedup.components import (DEFAULT_MAX_ROUNDS, NAMESPACE, ConnectedComponents,
                                       rounds_used)
 
@@ -123,6 +124,7 @@ def run(argv=None) -> dict:
     generate_s = time.time() - started
 
     options = PipelineOptions(beam_args)
+    no_timed_flush_on_runner_streams()  # a Beam data-plane race loses records otherwise
     direct = options.view_as(DirectOptions)
     direct.direct_num_workers = args.workers
     direct.direct_running_mode = "multi_processing" if args.workers > 1 else "in_memory"

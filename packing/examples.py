@@ -23,7 +23,7 @@ import numpy as np
 import xxhash
 
 from fimpack.packing.fim import UNIFORM, choose_mode, fim_pieces
-from fimpack.packing.tokenizer import Tokenizer
+from fimpack.packing.tokenizer import MAX_SENTENCE_CHARS, Tokenizer, chunk_lines
 from fimpack.records import (CODE, FILE_SEPARATOR, NATURAL_LANGUAGE, PATH, SENTINEL, TEXT,
                              Example, FileEntry, Piece, SourceFile)
 
@@ -33,6 +33,9 @@ OVERHEAD = 16
 # Files up to this many times the token budget in bytes are formatted whole before they are
 # counted (code runs at 3-4 bytes a token; a file this size usually fits).
 LIKELY_FITS = 3
+# Tokens a long file's parts are cut short of the budget by, so that their own encodings
+# (checked after) fit without a second count.
+CUT_MARGIN = 32
 
 
 def stable_hash(*parts: str) -> int:
@@ -67,26 +70,32 @@ def _piece_bytes(tok: Tokenizer) -> np.ndarray:
 
 
 def token_ends(text: str, tok: Tokenizer) -> list[int]:
-    """The UTF-8 byte offset where each of TEXT's tokens ends (non-decreasing): from the
-    pieces' byte lengths, or from sentencepiece's offsets where those do not add up (a text
-    holding U+2581 itself)."""
+    """The UTF-8 byte offset where each of TEXT's tokens (``tok.encode_text``) ends
+    (non-decreasing): from the pieces' byte lengths, or from sentencepiece's offsets where
+    those do not add up (a text holding U+2581 itself)."""
     if not text:
         return []
-    ends = np.cumsum(_piece_bytes(tok)[tok.sp.encode(text)]).tolist()
+    ends = np.cumsum(_piece_bytes(tok)[tok.encode_text(text)]).tolist()
     if ends and ends[-1] == len(text.encode("utf-8", "surrogatepass")):
         return ends
-    return [piece.end for piece in tok.sp.encode(text, return_type="proto").pieces]
+    ends, start = [], 0
+    for chunk in ([text] if len(text) <= MAX_SENTENCE_CHARS else chunk_lines(text)):
+        ends.extend(start + piece.end
+                    for piece in tok.sp.encode(chunk, return_type="proto").pieces)
+        start += len(chunk.encode("utf-8", "surrogatepass"))
+    return ends
 
 
 def split_lines(text: str, tok: Tokenizer, budget: int,
-                ends: list[int] | None = None) -> list[str]:
+                ends: list[int] | None = None, verify: bool = True) -> list[str]:
     """TEXT cut at line ends into parts of at most BUDGET tokens, each as full as the line
     ends allow (a single line over the budget is cut by characters).
 
     Lines are counted inside the whole text's tokenisation (a token that spans a line end
     counts for the line where it ends), so a part is not short-changed by counting its lines
     one by one (that over-counts: tokens such as ``"\\n    "`` span lines); each part is then
-    checked by encoding it, and gives back trailing lines while it is over the budget. ENDS:
+    checked by encoding it, and gives back trailing lines while it is over the budget (not
+    with VERIFY false: the caller checks the parts' own encodings). ENDS:
     ``token_ends(text, tok)`` when the caller has it."""
     lines = text.splitlines(keepends=True)
     if not lines:
@@ -113,7 +122,7 @@ def split_lines(text: str, tok: Tokenizer, budget: int,
 
     def flush() -> None:
         nonlocal buf, size, i
-        while True:
+        while verify:
             n = len(tok.encode_text("".join(buf)))
             if n <= budget:
                 break
@@ -275,7 +284,18 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
         whole = segment(f.content, 0, 1)
         if len(whole[2]) + 2 <= seq_len:  # + bos + eos
             return [whole]
-    parts = _file_parts(f, tok, budget, encode_whole=True)
+    ends = token_ends(f.content, tok)
+    if len(ends) <= budget:
+        return [segment(f.content, 0, 1)]
+    # Cut by the whole file's token counts, less a margin, unchecked: each part's own encoding
+    # (a part's count differs by a few tokens at its ends and chunk edges) is the check, so
+    # a part is encoded once more, not twice; a part over the sequence sends the file back to
+    # checked cuts.
+    parts = split_lines(f.content, tok, budget - CUT_MARGIN, ends, verify=False)
+    segments = [segment(body, k, len(parts)) for k, body in enumerate(parts)]
+    if all(len(ids) + 2 <= seq_len for _, _, ids in segments):
+        return segments
+    parts = split_lines(f.content, tok, budget, ends)
     return [segment(body, k, len(parts)) for k, body in enumerate(parts)]
 
 

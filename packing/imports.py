@@ -126,15 +126,29 @@ def has_parser(language: str) -> bool:
     return language in GRAMMARS
 
 
+_LAST_TREE: list = [None, None, None]  # (language, content object, tree) of the last parse
+
+
+def parse_tree(content: str | bytes, language: str):
+    """CONTENT's tree-sitter tree. The last tree is reused when the same string object is
+    parsed again in the same language: a file is parsed once for its imports and its
+    syntax-aware FIM split (the cache holds a reference, so identity means equality)."""
+    if _LAST_TREE[0] == language and _LAST_TREE[1] is content:
+        return _LAST_TREE[2]
+    parser, _ = parser_for(language)
+    data = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
+    tree = parser.parse(data)
+    _LAST_TREE[:] = [language, content, tree]
+    return tree
+
+
 def extract_imports(content: str | bytes, language: str) -> Extraction:
     """Parse CONTENT as LANGUAGE and return its imports (empty for a language without parser)."""
     built = parser_for(language)
     if built is None:
         return Extraction((), False, -1)
-    parser, query = built
-    data = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
-    tree = parser.parse(data)
-    root = tree.root_node
+    _, query = built
+    root = parse_tree(content, language).root_node
     captures = QueryCursor(query).captures(root)
     read = _READERS[language]
     imports: list[Import] = []

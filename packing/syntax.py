@@ -14,7 +14,7 @@ import re
 import numpy as np
 from tree_sitter import Query, QueryCursor
 
-from fimpack.packing.imports import has_parser, parser_for
+from fimpack.packing.imports import has_parser, parse_tree, parser_for
 
 # Node types worth masking as a unit, across the eight grammars.
 CANDIDATE = re.compile(r"statement|block|expression|definition|declaration|clause|_item$|"
@@ -45,10 +45,8 @@ def candidate_spans(content: str, language: str) -> list[tuple[int, int]]:
     before its descendants, siblings left to right), without duplicate spans."""
     if not has_parser(language) or not content or candidate_query(language) is None:
         return []
-    parser, _ = parser_for(language)
     data = content.encode("utf-8")
-    tree = parser.parse(data)
-    root = tree.root_node
+    root = parse_tree(content, language).root_node
     nodes = QueryCursor(candidate_query(language)).captures(root).get("c", [])
     spans = {(n.start_byte, n.end_byte) for n in nodes
              if n.end_byte > n.start_byte and not n.has_error and n != root}

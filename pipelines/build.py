@@ -19,7 +19,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 
 import apache_beam as beam
@@ -28,7 +28,7 @@ from apache_beam.metrics.metric import MetricsFilter
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
-from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner, worker_handlers
 from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
 import fimpack
@@ -37,9 +37,11 @@ from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.dedup.stages import Dedup, DedupConfig
 from fimpack.packing import mixture
-from fimpack.packing.examples import document_examples, repo_examples, stable_hash
+from fimpack.packing.examples import (assemble_repo, document_examples, file_segments,
+                                      stable_hash)
 from fimpack.packing.fim import MIXED
 from fimpack.packing.graph import order_repository
+from fimpack.packing.imports import extract_imports, has_parser
 from fimpack.packing.shards import token_dtype
 from fimpack.packing.tokenizer import Tokenizer, train_model
 from fimpack.pipelines import outputs
@@ -108,8 +110,10 @@ def _counted(examples, counter=EXAMPLES_MADE):
 
 class _PackRepo(_WithTokenizer):
     """A repository's files -> dependency order -> FIM -> tokenised examples, in one DoFn.
-    Formatting files in a stage of their own spreads a large repository over workers, but
-    its output (pieces and token ids, twice the content) then crosses a shuffle: on
+    Each file is parsed once, for its imports and its syntax-aware FIM split together
+    (``parse_tree`` keeps the last tree), and formatted right after, so no tree outlives its
+    file. Formatting files in a stage of their own spreads a large repository over workers,
+    but its output (pieces and token ids, twice the content) then crosses a shuffle: on
     FnApiRunner, where every shuffle passes through the driver, that made a 105 MB two-worker
     build 22% slower (bench_build, 2026-12-01), so files travel once, grouped by repository."""
 
@@ -118,28 +122,44 @@ class _PackRepo(_WithTokenizer):
 
     def process(self, item, model: bytes):
         repo, files = item
-        files = list(files)
+        files = sorted(files, key=lambda f: f.path)
         FILES_PACKED.inc(len(files))
-        files, cfg, tok = sorted(files, key=lambda f: f.path), self.cfg, self.tokenizer(model)
-        pack = lambda fs, edges=(): repo_examples(  # noqa: E731
-            repo, fs, tok, seed=cfg.seed, fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
-            val_fraction=cfg.val_fraction, split=cfg.fim_split, edges=list(edges))
+        cfg, tok = self.cfg, self.tokenizer(model)
+        segments, extractions, graph_error = {}, {}, None
+        for f in files:
+            if has_parser(f.language) and graph_error is None:
+                try:
+                    extractions[f.path] = extract_imports(f.content, f.language)
+                except Exception as err:  # costs the order, not the file
+                    graph_error = err
+            try:
+                segments[f.path] = file_segments(
+                    replace(f, repo=repo), tok, seed=cfg.seed, fim_rate=cfg.fim_rate,
+                    seq_len=cfg.seq_len, split=cfg.fim_split)
+            except Exception as err:
+                yield beam.pvalue.TaggedOutput("drops",
+                                               processing_error(repo, f.path, "pack", err))
+        files = [f for f in files if f.path in segments]
         try:
-            graph = order_repository(files)
-            by_path = {f.path: f for f in files}
-            ordered, edges = [by_path[p] for p in graph.order], graph.edges
+            if graph_error is not None:
+                raise graph_error
+            graph = order_repository(files, extractions=extractions)
+            order, edges = graph.order, graph.edges
         except Exception as err:  # a graph failure costs the order, not the files
             log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
-            ordered, edges = files, []
+            order, edges = [f.path for f in files], []
+        assemble = lambda paths, edges=(): assemble_repo(  # noqa: E731
+            repo, [(p, segments[p]) for p in paths], tok, seq_len=cfg.seq_len,
+            val_fraction=cfg.val_fraction, edges=list(edges))
         try:
-            yield from _counted(pack(ordered, edges))
+            yield from _counted(assemble(order, edges))
         except Exception:  # find the file that breaks packing; keep the rest, one by one
-            for f in ordered:
+            for p in order:
                 try:
-                    yield from _counted(pack([f]))
+                    yield from _counted(assemble([p]))
                 except Exception as err:
-                    yield beam.pvalue.TaggedOutput(
-                        "drops", processing_error(repo, f.path, "pack", err))
+                    yield beam.pvalue.TaggedOutput("drops",
+                                                   processing_error(repo, p, "pack", err))
 
 
 class _PackDocument(_WithTokenizer):
@@ -548,6 +568,21 @@ def stage_seconds(result) -> dict:
             if v >= 50}
 
 
+def no_timed_flush_on_runner_streams() -> None:
+    """Turn off the runner side's timed flushing of data sent to SDK workers.
+
+    Beam 2.77's FnApiRunner sends each bundle's input through a
+    ``TimeBasedBufferingClosableOutputStream`` (``worker_handlers.DATA_BUFFER_TIME_LIMIT_MS``
+    = 1000): a background thread flushes the buffer every second with ``callback(get())``
+    then ``_clear()``, while ``write()`` takes no lock, so chunks written by the runner
+    during a flush (the callback blocks while the worker is slow to read) are cleared
+    unsent and the stream still ends normally. With two or more workers this silently lost
+    the tails of large stage inputs on a 204 MB build (BENCHMARKS.md); one worker uses an
+    in-memory channel. At 0 the streams buffer by size and send a bundle's input when it
+    closes. Worker-side streams default to 0 already."""
+    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
+
+
 def local_runner(options: PipelineOptions, workers: int) -> FnApiRunner:
     """FnApiRunner (DirectRunner would try Prism, which downloads a binary), with WORKERS
     processes. Each worker is Beam's SDK harness started through ``fimpack.pipelines.worker``,
@@ -569,6 +604,7 @@ def local_runner(options: PipelineOptions, workers: int) -> FnApiRunner:
 def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> dict:
     """Run the build pipeline and write the manifest; the manifest."""
     options = PipelineOptions(beam_args)
+    no_timed_flush_on_runner_streams()  # in-process runners: FnApiRunner, embedded job server
     runner = None
     if not options.get_all_options().get("runner"):
         runner = local_runner(options, cfg.workers)

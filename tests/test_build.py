@@ -227,20 +227,20 @@ def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, m
     import fimpack.dedup.quality as quality
     import fimpack.pipelines.build as build_module
 
-    real_quality, real_pack = quality.quality_reason, build_module.repo_examples
+    real_quality, real_format = quality.quality_reason, build_module.file_segments
 
     def flaky_quality(f, cfg=quality.QualityConfig()):
         if f.path == "tabs.py":
             raise RuntimeError("boom")
         return real_quality(f, cfg)
 
-    def flaky_pack(repo, files, *args, **kw):
-        if any(f.path == "scanner.py" for f in files):
+    def flaky_format(f, *args, **kw):
+        if f.path == "scanner.py":
             raise ValueError("cannot pack")
-        return real_pack(repo, files, *args, **kw)
+        return real_format(f, *args, **kw)
 
     monkeypatch.setattr(quality, "quality_reason", flaky_quality)
-    monkeypatch.setattr(build_module, "repo_examples", flaky_pack)
+    monkeypatch.setattr(build_module, "file_segments", flaky_format)
     out = tmp_path / "out"
     manifest = run_build(corpus_dir, out)
     drops = {(d["repo"], d["path"]): d for d in pq.read_table(out / "drops.parquet").to_pylist()}

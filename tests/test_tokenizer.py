@@ -79,3 +79,16 @@ def test_chunk_lines_keeps_text_and_bounds():
     chunks = list(chunk_lines(text, 4096))
     assert "".join(chunks) == text
     assert max(len(c) for c in chunks) <= 4096
+    # Chunks end at newlines where a newline is in reach: only the long line is cut.
+    cut = [c for c in chunks if not c.endswith("\n")]
+    assert len(cut) >= 2 and all(c.rstrip("x").endswith("\n") or not c.rstrip("x") for c in cut)
+
+
+def test_long_texts_are_encoded_chunk_by_chunk_as_the_model_was_trained(tok):
+    text = (STDLIB / "difflib.py").read_text()  # ~80 KB: about twenty chunks
+    chunks = list(chunk_lines(text))
+    assert len(chunks) > 10
+    ids = tok.encode_text(text)
+    assert ids == [i for c in chunks for i in tok.sp.encode(c)]
+    assert tok.encode_texts(["", "a\n", text]) == [[], tok.sp.encode("a\n"), ids]
+    assert tok.sp.decode(ids) == text

@@ -1,0 +1,47 @@
+"""What fimpack changes in Beam's local runner, and the failure each change prevents."""
+import threading
+import time
+
+from apache_beam.runners.portability.fn_api_runner import worker_handlers
+from apache_beam.runners.worker import data_plane
+
+from fimpack.pipelines.build import no_timed_flush_on_runner_streams
+
+
+def _send_slowly(channel, chunks: int, seconds: float, chunk: int = 1 << 20) -> tuple[int, bool]:
+    """Write CHUNKS whole chunks over SECONDS into a bundle's input stream, as FnApiRunner's
+    BundleManager does, while a slow worker drains the channel; (bytes delivered, end seen)."""
+    got = {"bytes": 0, "last": False}
+
+    def worker():
+        for elements in channel._write_outputs():
+            for d in elements.data:
+                got["bytes"] += len(d.data)
+                if d.is_last:
+                    got["last"] = True
+                    return
+            time.sleep(0.2)  # a busy worker: the runner's flush blocks meanwhile
+
+    t = threading.Thread(target=worker, daemon=True)
+    t.start()
+    out = channel.output_stream("bundle", "read")
+    payload = b"x" * chunk
+    for _ in range(chunks):
+        out.write(payload)
+        time.sleep(seconds / chunks)
+    out.close()
+    t.join(60)
+    return got["bytes"], got["last"]
+
+
+def test_runner_side_streams_deliver_every_chunk_written_during_a_slow_flush():
+    # Beam 2.77's default (1000 ms) flushes from a background thread and clears chunks that
+    # are written while it waits on the worker: this scenario lost 12 MiB of 300 upstream.
+    no_timed_flush_on_runner_streams()
+    channel = data_plane._GrpcDataChannel(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+    assert not isinstance(data_plane._GrpcDataChannel(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+                          .output_stream("probe", "read"),
+                          data_plane.TimeBasedBufferingClosableOutputStream)
+    delivered, ended = _send_slowly(channel, chunks=200, seconds=2.5)
+    assert ended
+    assert delivered == 200 << 20
