@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/bench_build.py --data bench-data [--sizes 20,60] [--workers 1,2]
 
 Reports input MB (bytes of the files the build read), wall seconds, MB/s, MB/s per core used,
-the speed-up from 1 to 2 workers, seconds per stage (summed over workers), and peak resident
-memory of the driver and of the largest SDK worker (``--workers 1`` runs in the driver).
+the speed-up from 1 to 2 workers, whether both worker counts wrote identical shards, seconds per
+stage (summed over workers), and peak resident memory of the driver, of the largest SDK worker
+(``--workers 1`` runs in the driver) and of the tokenizer trainer's own process.
 Writes bench-data/results-build.json.
 """
 from __future__ import annotations
@@ -45,6 +46,14 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def descendants(pid: int) -> set[int]:
     kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -76,11 +85,14 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int) -> dict:
     log_path = out.rstrip("/") + ".log"  # a file, not a pipe: a full pipe would stall the build
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-    driver, worker = 0.0, 0.0
+    driver, worker, trainer = 0.0, 0.0, 0.0
     while proc.poll() is None:
         driver = max(driver, peak_rss_mb(proc.pid) or 0)
         for pid in descendants(proc.pid):
-            worker = max(worker, peak_rss_mb(pid) or 0)
+            if "fimpack.packing.tokenizer" in cmdline(pid):  # the tokenizer trainer's process
+                trainer = max(trainer, peak_rss_mb(pid) or 0)
+            else:
+                worker = max(worker, peak_rss_mb(pid) or 0)
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     if proc.returncode:  # e.g. DataLost from the build's audit: recorded, the bench goes on
@@ -93,6 +105,8 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int) -> dict:
     return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1),
             "peak_rss_mb_driver": round(driver, 1),
             "peak_rss_mb_worker": round(worker, 1) if workers > 1 else None,
+            "peak_rss_mb_tokenizer_trainer": round(trainer, 1),
+            "shards_sha256": [e["sha256"] for e in manifest["shards"]],
             "kept_files": manifest["counts"]["kept_files"],
             "tokens": manifest["counts"]["tokens"],
             "stage_seconds": manifest["timing"].get("stages", {})}
@@ -123,6 +137,8 @@ def main() -> None:
                 "failed" in by[(size, w)] for w in (1, 2)):
             results[f"speedup_1_to_2_workers_{size}_repos"] = round(
                 by[(size, 1)]["wall_s"] / by[(size, 2)]["wall_s"], 2)
+            results[f"identical_shards_1_and_2_workers_{size}_repos"] = (
+                by[(size, 1)]["shards_sha256"] == by[(size, 2)]["shards_sha256"])
     with open(os.path.join(args.data, "results-build.json"), "w") as f:
         json.dump(results, f, indent=1)
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}))

@@ -43,7 +43,7 @@ from fimpack.packing.fim import MIXED
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import extract_imports, has_parser
 from fimpack.packing.shards import token_dtype
-from fimpack.packing.tokenizer import Tokenizer, train_model
+from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
 from fimpack.pipelines import outputs
 from fimpack.pipelines.ingest import AUDIT, Ingest, Limits, RepoSource
 from fimpack.records import CODE, Drop, processing_error
@@ -102,10 +102,15 @@ EXAMPLES_KEPT = Metrics.counter(AUDIT, "examples_kept")
 EXAMPLES_WRITTEN = Metrics.counter(AUDIT, "examples_written")
 
 
-def _counted(examples, counter=EXAMPLES_MADE):
-    for example in examples:
+def _counted(examples, seed: int, counter=EXAMPLES_MADE):
+    """Each example, and its ``stats`` record (source, split, mixture bucket, tokens): the
+    mixture plan and the shard counts are computed from these, so the examples themselves
+    are read once more only, to be kept or dropped and keyed by shard."""
+    for example, ids in examples:
         counter.inc()
-        yield example
+        yield example, ids
+        yield beam.pvalue.TaggedOutput("stats", (example.source, example.split,
+                                                 mixture.bucket(seed, example.id), len(ids)))
 
 
 class _PackRepo(_WithTokenizer):
@@ -152,11 +157,11 @@ class _PackRepo(_WithTokenizer):
             repo, [(p, segments[p]) for p in paths], tok, seq_len=cfg.seq_len,
             val_fraction=cfg.val_fraction, edges=list(edges))
         try:
-            yield from _counted(assemble(order, edges))
+            yield from _counted(assemble(order, edges), cfg.seed)
         except Exception:  # find the file that breaks packing; keep the rest, one by one
             for p in order:
                 try:
-                    yield from _counted(assemble([p]))
+                    yield from _counted(assemble([p]), cfg.seed)
                 except Exception as err:
                     yield beam.pvalue.TaggedOutput("drops",
                                                    processing_error(repo, p, "pack", err))
@@ -171,7 +176,8 @@ class _PackDocument(_WithTokenizer):
         try:
             yield from _counted(document_examples(doc, self.tokenizer(model),
                                                   seq_len=self.cfg.seq_len,
-                                                  val_fraction=self.cfg.val_fraction))
+                                                  val_fraction=self.cfg.val_fraction),
+                                self.cfg.seed)
         except Exception as err:
             yield beam.pvalue.TaggedOutput("drops",
                                            processing_error(doc.repo, doc.path, "pack", err))
@@ -193,18 +199,20 @@ class _Histogram(beam.CombineFn):
 
 
 class _Mix(beam.DoFn):
-    """Keep or drop each example by the mixture plan; report every file part's fate."""
+    """Keep or drop each example by the mixture plan, keyed by its shard (split, index) when
+    kept; report every file part's fate."""
 
     def __init__(self, seed: int):
         self.seed = seed
 
-    def process(self, item, decision: dict):
+    def process(self, item, decision: dict, counts: dict):
         example, ids = item
         EXAMPLES_MIXED.inc()
         kept = mixture.keep(example.source, mixture.bucket(self.seed, example.id), decision)
         if kept:
             EXAMPLES_KEPT.inc()
-            yield item
+            split = example.split
+            yield (split, stable_hash("shard", example.repo) % counts[f"shards_{split}"]), item
         for f in example.files:
             yield beam.pvalue.TaggedOutput(
                 "parts", ((example.repo, f.path), (kept, f.language, example.source)))
@@ -354,8 +362,9 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
                                                  f.content))
             | "Sample" >> beam.combiners.Top.Smallest(cfg.tokenizer_sample_docs)
             | "TrainTokenizer" >> beam.Map(
-                lambda sample: train_model([t for _, t in sample], cfg.vocab_size,
-                                           cfg.tokenizer_sample_chars) if sample else b""))
+                lambda sample: train_model_in_fresh_process(
+                    [t for _, t in sample], cfg.vocab_size, cfg.tokenizer_sample_chars)
+                if sample else b""))
     _ = model | "WriteTokenizer" >> beam.Map(
         lambda m: outputs.write_atomic(outputs.join(out, "tokenizer.model"), m) if m else None)
     model_side = beam.pvalue.AsSingleton(model)
@@ -365,28 +374,42 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         | "Code" >> beam.Filter(lambda f: f.source == CODE)
         | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
         | "GroupByRepo" >> beam.GroupByKey()
-        | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side).with_outputs("drops",
-                                                                              main="examples"))
+        | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side).with_outputs(
+            "drops", "stats", main="examples"))
     doc_examples = (clean
                     | "Docs" >> beam.Filter(lambda f: f.source != CODE)
                     | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model_side).with_outputs(
-                        "drops", main="examples"))
+                        "drops", "stats", main="examples"))
     drop_sets += [code_examples.drops, doc_examples.drops]
-    code_examples, doc_examples = code_examples.examples, doc_examples.examples
-    examples = (code_examples, doc_examples) | "AllExamples" >> beam.Flatten()
+    stats = (code_examples.stats, doc_examples.stats) | "AllStats" >> beam.Flatten()
+    examples = (code_examples.examples, doc_examples.examples) | "AllExamples" >> beam.Flatten()
 
-    # The mixture: one token histogram per source, a plan, a keep/drop per example.
-    decision = (
-        examples
-        | "MixtureKey" >> beam.Map(lambda e: (e[0].source,
-                                              (mixture.bucket(cfg.seed, e[0].id), len(e[1]))))
+    # The mixture: one token histogram per source, a plan, a keep/drop per example; the plan
+    # and the shard counts come from the small stats records, so the examples are read once,
+    # to be kept or dropped and keyed by shard.
+    decision = beam.pvalue.AsSingleton(
+        stats
+        | "MixtureKey" >> beam.Map(lambda s: (s[0], (s[2], s[3])))
         | "Histograms" >> beam.CombinePerKey(_Histogram())
         | "HistogramDict" >> beam.combiners.ToDict()
         | "MixturePlan" >> beam.Map(lambda h: mixture.plan(
             h.get(CODE, np.zeros(1, np.int64)), h.get("nl", np.zeros(1, np.int64)),
             cfg.code_fraction)))
-    kept, parts = examples | "Mixture" >> beam.ParDo(
-        _Mix(cfg.seed), beam.pvalue.AsSingleton(decision)).with_outputs("parts", main="kept")
+    # Shard counts come from the data (not the worker count), so outputs are identical
+    # however the build is spread. A repository's examples share a shard, so they can share
+    # sequences.
+    shard_tokens = cfg.shard_tokens
+    split_counts = (
+        stats
+        | "SplitTokens" >> beam.Map(lambda s, d: {s[1]: s[3] if mixture.keep(s[0], s[2], d)
+                                                  else 0}, decision)
+        | "CountSplits" >> beam.CombineGlobally(_SumCounters())
+        | "ShardCounts" >> beam.Map(lambda c: {
+            f"shards_{s}": shard_count(c.get(s, 0), shard_tokens) for s in SPLITS}))
+    counts_side = beam.pvalue.AsSingleton(split_counts)
+    keyed, parts = examples | "Mixture" >> beam.ParDo(
+        _Mix(cfg.seed), decision, counts_side).with_outputs("parts", main="kept")
+    kept = keyed | "Kept" >> beam.Values()
     fates = parts | "FileFate" >> beam.CombinePerKey(_FileFate())
     drop_sets.append(fates
                      | "MixtureDrops" >> beam.Filter(lambda kv: not kv[1][0])
@@ -401,21 +424,6 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
          | "DropList" >> beam.combiners.ToList()
          | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
 
-    # Shard counts come from the data (not the worker count), so outputs are identical
-    # however the build is spread. A repository's examples share a shard, so they can share
-    # sequences.
-    shard_tokens = cfg.shard_tokens
-    split_counts = (
-        kept
-        | "SplitTokens" >> beam.Map(lambda e: {e[0].split: len(e[1])})
-        | "CountSplits" >> beam.CombineGlobally(_SumCounters())
-        | "ShardCounts" >> beam.Map(lambda c: {
-            f"shards_{s}": shard_count(c.get(s, 0), shard_tokens) for s in SPLITS}))
-    counts_side = beam.pvalue.AsSingleton(split_counts)
-    keyed = kept | "KeyByShard" >> beam.Map(
-        lambda item, c: ((item[0].split,
-                          stable_hash("shard", item[0].repo) % c[f"shards_{item[0].split}"]),
-                         item), counts_side)
     # Every shard of "k-of-n" exists, even one that no repository hashed to.
     every_shard = (p | "ShardSeed" >> beam.Create([None])
                    | "EveryShard" >> beam.FlatMap(

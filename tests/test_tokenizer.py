@@ -92,3 +92,9 @@ def test_long_texts_are_encoded_chunk_by_chunk_as_the_model_was_trained(tok):
     assert ids == [i for c in chunks for i in tok.sp.encode(c)]
     assert tok.encode_texts(["", "a\n", text]) == [[], tok.sp.encode("a\n"), ids]
     assert tok.sp.decode(ids) == text
+
+
+def test_training_in_a_fresh_process_gives_the_same_model():
+    from fimpack.packing.tokenizer import train_model_in_fresh_process
+    texts = [p.read_text() for p in TRAIN_FILES[:6]]
+    assert train_model_in_fresh_process(texts, 600, 100_000) == train_model(texts, 600, 100_000)
