@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 import platform
 import sys
 import time
@@ -102,6 +103,14 @@ EXAMPLES_KEPT = Metrics.counter(AUDIT, "examples_kept")
 EXAMPLES_WRITTEN = Metrics.counter(AUDIT, "examples_written")
 
 
+def packed(value) -> bytes:
+    """VALUE as bytes for a GroupByKey. FnApiRunner groups in the driver, decoding and
+    re-encoding every grouped value with its coder, one stage at a time while the workers
+    wait: an object costs it an unpickle and a pickle, bytes a copy. Workers pickle either
+    way (the coder's fallback for our dataclasses is pickle)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _counted(examples, seed: int, counter=EXAMPLES_MADE):
     """Each example, and its ``stats`` record (source, split, mixture bucket, tokens): the
     mixture plan and the shard counts are computed from these, so the examples themselves
@@ -127,7 +136,7 @@ class _PackRepo(_WithTokenizer):
 
     def process(self, item, model: bytes):
         repo, files = item
-        files = sorted(files, key=lambda f: f.path)
+        files = sorted((pickle.loads(f) for f in files), key=lambda f: f.path)
         FILES_PACKED.inc(len(files))
         cfg, tok = self.cfg, self.tokenizer(model)
         segments, extractions, graph_error = {}, {}, None
@@ -200,7 +209,7 @@ class _Histogram(beam.CombineFn):
 
 class _Mix(beam.DoFn):
     """Keep or drop each example by the mixture plan, keyed by its shard (split, index) when
-    kept; report every file part's fate."""
+    kept (and counted); report every file part's fate."""
 
     def __init__(self, seed: int):
         self.seed = seed
@@ -212,7 +221,9 @@ class _Mix(beam.DoFn):
         if kept:
             EXAMPLES_KEPT.inc()
             split = example.split
-            yield (split, stable_hash("shard", example.repo) % counts[f"shards_{split}"]), item
+            yield ((split, stable_hash("shard", example.repo) % counts[f"shards_{split}"]),
+                   packed(item))
+            yield beam.pvalue.TaggedOutput("counts", example_counter(item))
         for f in example.files:
             yield beam.pvalue.TaggedOutput(
                 "parts", ((example.repo, f.path), (kept, f.language, example.source)))
@@ -244,7 +255,7 @@ class _WriteShard(beam.DoFn):
 
     def process(self, item, counts: dict, model: bytes):
         (split, index), rows = item
-        rows = sorted((r for r in rows if r is not None), key=lambda r: r[0].id)
+        rows = sorted((pickle.loads(r) for r in rows if r is not None), key=lambda r: r[0].id)
         dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
         entries = outputs.write_shard(self.out, split, index, counts[f"shards_{split}"], rows,
                                       dtype, self.seq_len)
@@ -252,6 +263,19 @@ class _WriteShard(beam.DoFn):
         log.info("wrote %s shard %d: %d examples in %d sequences", split, index, len(rows),
                  entries[-1]["sequences"])
         yield from entries
+
+
+def _with_empty_shards(entries: list[dict], counts: dict, model: bytes, out: str,
+                       seq_len: int) -> list[dict]:
+    """ENTRIES of the shards written, and those of the empty shards, written now."""
+    dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
+    have = {e["path"] for e in entries}
+    for split in SPLITS:
+        n = counts[f"shards_{split}"]
+        for index in range(n):
+            if f"examples/{outputs.shard_name(split, index, n)}.parquet" not in have:
+                entries = entries + outputs.write_shard(out, split, index, n, [], dtype, seq_len)
+    return entries
 
 
 def shard_count(tokens: int, shard_tokens: int) -> int:
@@ -372,7 +396,7 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     code_examples = (
         clean
         | "Code" >> beam.Filter(lambda f: f.source == CODE)
-        | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
+        | "KeyByRepo" >> beam.Map(lambda f: (f.repo, packed(f)))
         | "GroupByRepo" >> beam.GroupByKey()
         | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side).with_outputs(
             "drops", "stats", main="examples"))
@@ -407,9 +431,8 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         | "ShardCounts" >> beam.Map(lambda c: {
             f"shards_{s}": shard_count(c.get(s, 0), shard_tokens) for s in SPLITS}))
     counts_side = beam.pvalue.AsSingleton(split_counts)
-    keyed, parts = examples | "Mixture" >> beam.ParDo(
-        _Mix(cfg.seed), decision, counts_side).with_outputs("parts", main="kept")
-    kept = keyed | "Kept" >> beam.Values()
+    keyed, parts, example_counts = examples | "Mixture" >> beam.ParDo(
+        _Mix(cfg.seed), decision, counts_side).with_outputs("parts", "counts", main="kept")
     fates = parts | "FileFate" >> beam.CombinePerKey(_FileFate())
     drop_sets.append(fates
                      | "MixtureDrops" >> beam.Filter(lambda kv: not kv[1][0])
@@ -424,18 +447,18 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
          | "DropList" >> beam.combiners.ToList()
          | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
 
-    # Every shard of "k-of-n" exists, even one that no repository hashed to.
-    every_shard = (p | "ShardSeed" >> beam.Create([None])
-                   | "EveryShard" >> beam.FlatMap(
-                       lambda _, c: [((s, i), None) for s in SPLITS
-                                     for i in range(c[f"shards_{s}"])], counts_side))
     shard_entries = (
-        (keyed, every_shard)
-        | "WithEmptyShards" >> beam.Flatten()
+        keyed
         | "GroupByShard" >> beam.GroupByKey()
         | "WriteShards" >> beam.ParDo(_WriteShard(out, cfg.seq_len), counts_side, model_side))
-    counts.append(_counts(kept, "ExampleCounts", example_counter))
-    shard_list = shard_entries | "ShardList" >> beam.combiners.ToList()
+    counts.append(example_counts)
+    # Every shard of "k-of-n" exists, even one that no repository hashed to: those are
+    # written empty once the others are done (a Flatten of empty-shard markers into the
+    # GroupByKey would cost FnApiRunner a stage that copies every kept example).
+    shard_list = (shard_entries
+                  | "ShardList" >> beam.combiners.ToList()
+                  | "WithEmptyShards" >> beam.Map(_with_empty_shards, counts_side, model_side,
+                                                  out, cfg.seq_len))
     _sum_into_report(counts, out, shard_list)
 
 

@@ -329,3 +329,20 @@ def test_audit_counts_match_on_a_whole_build(built):
                  "examples_written": c["examples"]}, manifest)
     with pytest.raises(build.DataLost, match="neither kept nor dropped"):
         build.audit({"input_files": c["input_files"] + 8}, manifest)
+
+
+def test_shards_no_repository_hashed_to_are_written_empty(tmp_path, tokenizer):
+    from fimpack.pipelines.build import _with_empty_shards
+    from fimpack.pipelines import outputs
+
+    out = str(tmp_path)
+    written = outputs.write_shard(out, "train", 1, 3, [], np.dtype(np.uint16), 64)
+    entries = _with_empty_shards(written, {"shards_train": 3, "shards_validation": 1},
+                                 tokenizer.proto, out, 64)
+    paths = sorted(e["path"] for e in entries if e["path"].startswith("examples/"))
+    assert paths == ["examples/train-00000-of-00003.parquet",
+                     "examples/train-00001-of-00003.parquet",
+                     "examples/train-00002-of-00003.parquet",
+                     "examples/validation-00000-of-00001.parquet"]
+    assert len(entries) == 4 * 4  # examples, .bin, .idx, .packs.npy per shard
+    assert all((tmp_path / e["path"]).exists() and e["examples"] == 0 for e in entries)
