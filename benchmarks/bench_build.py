@@ -6,7 +6,8 @@
 Reports input MB (bytes of the files the build read), wall seconds, MB/s, MB/s per core used,
 the speed-up from 1 to 2 workers, whether both worker counts wrote identical shards, seconds per
 stage (summed over workers), and peak resident memory of the driver, of the largest SDK worker
-(``--workers 1`` runs in the driver) and of the tokenizer trainer's own process.
+(``--workers 1`` runs in the driver) and of the tokenizer trainer's own process; and the floor
+that one tokenisation and one parse of the kept content put on MB/s per core.
 Writes bench-data/results-build.json.
 """
 from __future__ import annotations
@@ -112,6 +113,42 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int) -> dict:
             "stage_seconds": manifest["timing"].get("stages", {})}
 
 
+def encode_parse_floor(out: str, input_mb: float) -> dict:
+    """CPU seconds of one sentencepiece encode (``encode_texts``: 4 KB chunks, one thread) of
+    every kept file and one tree-sitter parse of every kept code file, the least any build of
+    this design spends, timed on a finished build's kept content (files put back together
+    from the examples' pieces); the MB of input per second per core that leaves."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    from fimpack.packing.imports import has_parser, parser_for
+    from fimpack.packing.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(os.path.join(out, "tokenizer.model"))
+    order = {"content": 0, "prefix": 0, "middle": 1, "suffix": 2}
+    files = []
+    for path in sorted(glob.glob(os.path.join(out, "examples", "*.parquet"))):
+        for row in pq.read_table(path, columns=["text", "files", "pieces"]).to_pylist():
+            for i, entry in enumerate(row["files"]):
+                spans = sorted((order[p["kind"]], p["start"], p["end"]) for p in row["pieces"]
+                               if p["file"] == i and p["kind"] in order)
+                files.append((entry["language"], "".join(row["text"][a:b] for _, a, b in spans)))
+    started = time.process_time()
+    tok.encode_texts([text for _, text in files])
+    encode_s = time.process_time() - started
+    code = [(lang, text.encode("utf-8", "surrogatepass")) for lang, text in files
+            if has_parser(lang)]
+    started = time.process_time()
+    for lang, data in code:
+        parser_for(lang)[0].parse(data)
+    parse_s = time.process_time() - started
+    return {"kept_mb": round(sum(len(t.encode("utf-8", "surrogatepass")) for _, t in files)
+                             / 1e6, 2),
+            "encode_s": round(encode_s, 1), "parse_s": round(parse_s, 1),
+            "input_mb_per_s_per_core": round(input_mb / (encode_s + parse_s), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="bench-data")
@@ -139,6 +176,11 @@ def main() -> None:
                 by[(size, 1)]["wall_s"] / by[(size, 2)]["wall_s"], 2)
             results[f"identical_shards_1_and_2_workers_{size}_repos"] = (
                 by[(size, 1)]["shards_sha256"] == by[(size, 2)]["shards_sha256"])
+    first = results["runs"][0] if results["runs"] else None
+    if first and "failed" not in first:
+        results["floor_encode_and_parse"] = encode_parse_floor(
+            os.path.join(args.data, f"build-{first['repos']}-w{first['workers']}"),
+            first["input_mb"])
     with open(os.path.join(args.data, "results-build.json"), "w") as f:
         json.dump(results, f, indent=1)
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}))
