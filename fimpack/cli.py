@@ -134,9 +134,7 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-files-per-repo", type=int, default=0, help="0 = no cap")
     p.add_argument("--max-repos", type=int, default=0,
                    help="embedded default only: number of code repositories (0 = all)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="local FnApiRunner processes (beyond 1, Beam has lost records on "
-                        "200 MB builds here; the build's audit then fails it: see BENCHMARKS.md)")
+    p.add_argument("--workers", type=int, default=1, help="local FnApiRunner processes")
     p.add_argument("-v", "--verbose", action="store_true", help="Beam's own logs too")
 
 

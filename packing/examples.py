@@ -23,7 +23,7 @@ import numpy as np
 import xxhash
 
 from fimpack.packing.fim import UNIFORM, choose_mode, fim_pieces
-from fimpack.packing.tokenizer import MAX_SENTENCE_CHARS, Tokenizer, chunk_lines
+from fimpack.packing.tokenizer import Tokenizer, chunk_lines
 from fimpack.records import (CODE, FILE_SEPARATOR, NATURAL_LANGUAGE, PATH, SENTINEL, TEXT,
                              Example, FileEntry, Piece, SourceFile)
 
@@ -79,7 +79,7 @@ def token_ends(text: str, tok: Tokenizer) -> list[int]:
     if ends and ends[-1] == len(text.encode("utf-8", "surrogatepass")):
         return ends
     ends, start = [], 0
-    for chunk in ([text] if len(text) <= MAX_SENTENCE_CHARS else chunk_lines(text)):
+    for chunk in chunk_lines(text):
         ends.extend(start + piece.end
                     for piece in tok.sp.encode(chunk, return_type="proto").pieces)
         start += len(chunk.encode("utf-8", "surrogatepass"))
@@ -278,6 +278,7 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
     nbytes = len(f.content.encode("utf-8", "surrogatepass"))
     if nbytes <= budget:  # every token covers at least one byte: it fits, no count
         return [segment(f.content, 0, 1)]
+    whole = None
     if nbytes <= LIKELY_FITS * budget:
         # Format the whole file and count its tokens once: most such files fit, and counting
         # the content on its own first would tokenise them twice.
@@ -286,7 +287,7 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
             return [whole]
     ends = token_ends(f.content, tok)
     if len(ends) <= budget:
-        return [segment(f.content, 0, 1)]
+        return [whole or segment(f.content, 0, 1)]
     # Cut by the whole file's token counts, less a margin, unchecked: each part's own encoding
     # (a part's count differs by a few tokens at its ends and chunk edges) is the check, so
     # a part is encoded once more, not twice; a part over the sequence sends the file back to

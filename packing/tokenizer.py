@@ -122,11 +122,7 @@ class Tokenizer:
         chunks: list[str] = []
         bounds = [0]
         for text in texts:
-            if len(text) <= MAX_SENTENCE_CHARS:
-                if text:
-                    chunks.append(text)
-            else:
-                chunks.extend(chunk_lines(text))
+            chunks.extend(chunk_lines(text))  # a short text is one chunk, an empty one none
             bounds.append(len(chunks))
         encoded = self.sp.encode(chunks, num_threads=1) if chunks else []
         out = []

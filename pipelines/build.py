@@ -249,16 +249,19 @@ class _FileFate(beam.CombineFn):
         return acc
 
 
+def _shard_dtype(model: bytes) -> np.dtype:
+    return token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
+
+
 class _WriteShard(beam.DoFn):
     def __init__(self, out: str, seq_len: int):
         self.out, self.seq_len = out, seq_len
 
     def process(self, item, counts: dict, model: bytes):
         (split, index), rows = item
-        rows = sorted((pickle.loads(r) for r in rows if r is not None), key=lambda r: r[0].id)
-        dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
+        rows = sorted((pickle.loads(r) for r in rows), key=lambda r: r[0].id)
         entries = outputs.write_shard(self.out, split, index, counts[f"shards_{split}"], rows,
-                                      dtype, self.seq_len)
+                                      _shard_dtype(model), self.seq_len)
         EXAMPLES_WRITTEN.inc(len(rows))
         log.info("wrote %s shard %d: %d examples in %d sequences", split, index, len(rows),
                  entries[-1]["sequences"])
@@ -268,7 +271,7 @@ class _WriteShard(beam.DoFn):
 def _with_empty_shards(entries: list[dict], counts: dict, model: bytes, out: str,
                        seq_len: int) -> list[dict]:
     """ENTRIES of the shards written, and those of the empty shards, written now."""
-    dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
+    dtype = _shard_dtype(model)
     have = {e["path"] for e in entries}
     for split in SPLITS:
         n = counts[f"shards_{split}"]
