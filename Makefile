@@ -5,8 +5,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo
+# Engines the slow runner tests start: Prism, built from the Beam Go module at the Beam version
+# pinned for Python (the Go module proxy at install time; nothing is downloaded at run time).
+BEAM_VERSION := $(shell sed -n 's/^apache-beam==//p' constraints.txt)
+ENGINES := $(CURDIR)/.engines
+PRISM   := $(ENGINES)/bin/prism
 
-.PHONY: setup test test-fast demo bench bench-dedup bench-components bench-graph bench-pack bench-train bench-build clean
+.PHONY: setup engines test test-fast demo bench bench-dedup bench-components bench-graph bench-pack bench-train bench-build clean
 
 setup: $(STAMP)
 
@@ -17,7 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,test]'
 	touch $(STAMP)
 
-test: setup
+engines: $(PRISM)
+
+$(PRISM): constraints.txt
+	mkdir -p $(ENGINES)/bin
+	GOBIN=$(ENGINES)/bin GOFLAGS=-modcacherw go install \
+		github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
+	touch $(PRISM)
+
+test: setup engines
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -60,4 +73,4 @@ bench-build: setup
 	$(BIN)/python benchmarks/bench_build.py --data bench-data --sizes 40,131 --max-files-per-repo 2000
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(ENGINES) $(DEMO) .pytest_cache .hypothesis *.egg-info

@@ -26,10 +26,9 @@ import time
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
-from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from fimpack.pipelines.build import no_timed_flush_on_runner_streams
+from fimpack.pipelines.runners import runner_for
 from fimpack.dedup.components import (DEFAULT_MAX_ROUNDS, NAMESPACE, ConnectedComponents,
                                       rounds_used)
 
@@ -124,13 +123,11 @@ def run(argv=None) -> dict:
     generate_s = time.time() - started
 
     options = PipelineOptions(beam_args)
-    no_timed_flush_on_runner_streams()  # a Beam data-plane race loses records otherwise
-    direct = options.view_as(DirectOptions)
-    direct.direct_num_workers = args.workers
-    direct.direct_running_mode = "multi_processing" if args.workers > 1 else "in_memory"
+    # FnApiRunner with --workers processes (its data-plane race fixed), or --runner prism.
+    runner = runner_for(options, args.workers)
     out_prefix = os.path.join(workdir, "labels")
     started = time.time()
-    p = beam.Pipeline(runner=FnApiRunner(), options=options)
+    p = beam.Pipeline(runner=runner, options=options)
     (p
      | "ReadEdges" >> beam.io.ReadFromText(edges_path)
      | "ParseEdges" >> beam.Map(parse_edge)

@@ -11,6 +11,7 @@
     torchrun --standalone --nproc_per_node 2 -m fimpack train ...  data-parallel training
 
 Pipeline commands pass every option they don't know to Beam's PipelineOptions, e.g.
+``--runner prism`` (Beam's Prism, built by ``make engines``; never downloaded) or
 ``--runner DataflowRunner --project P --region R --temp_location gs://...``.
 """
 from __future__ import annotations
@@ -134,7 +135,12 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-files-per-repo", type=int, default=0, help="0 = no cap")
     p.add_argument("--max-repos", type=int, default=0,
                    help="embedded default only: number of code repositories (0 = all)")
-    p.add_argument("--workers", type=int, default=1, help="local FnApiRunner processes")
+    p.add_argument("--workers", type=int, default=1,
+                   help="FnApiRunner (the default runner) SDK processes; other runners "
+                   "(--runner prism, Dataflow, Flink, Spark) size themselves")
+    p.add_argument("--allow-unaudited", action="store_true",
+                   help="accept a runner that reports no metrics: the counts are then checked "
+                   "against the files written only")
     p.add_argument("-v", "--verbose", action="store_true", help="Beam's own logs too")
 
 
@@ -168,6 +174,7 @@ def _config(args, dedup_only: bool):
                         file_near=args.file_near_dedup, near=near)
     common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
                   workers=args.workers, dedup=dedup, dedup_only=dedup_only,
+                  allow_unaudited=args.allow_unaudited,
                   limits=Limits(max_file_bytes=args.max_file_bytes,
                                 max_files_per_repo=args.max_files_per_repo))
     if dedup_only:

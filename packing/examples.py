@@ -46,9 +46,14 @@ def file_rng(seed: int, repo: str, path: str, part: int = 0) -> random.Random:
     return random.Random(stable_hash(str(seed), repo, path, str(part)))
 
 
-def repo_split(repo: str, val_fraction: float) -> str:
-    """Train/validation by repository: no repository lands in both."""
-    return "validation" if stable_hash("split", repo) % 1_000_000 < val_fraction * 1_000_000 \
+def split_rank(repo: str) -> int:
+    return stable_hash("split", repo) % 1_000_000
+
+
+def repo_split(repo: str, val_fraction: float, held_out: str | None = None) -> str:
+    """Train/validation by repository: no repository lands in both. HELD_OUT is one more
+    repository for validation (the build picks one when the hash would hold out none)."""
+    return "validation" if split_rank(repo) < val_fraction * 1_000_000 or repo == held_out \
         else "train"
 
 
@@ -302,7 +307,8 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
 
 def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokenizer, *,
                   seq_len: int, val_fraction: float, edges: list[tuple[str, str]],
-                  fill_room: bool = False) -> list[tuple[Example, np.ndarray]]:
+                  fill_room: bool = False, held_out: str | None = None
+                  ) -> list[tuple[Example, np.ndarray]]:
     """A repository's formatted files, UNITS [(path, segments)] in dependency order, as
     examples: files that fit a sequence are grouped into dependency clusters along EDGES, each
     cluster one example with its files in the given order; a long file's parts are examples
@@ -310,7 +316,7 @@ def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokeni
     # A single-part file costs its tokens + a separator; an example adds bos + eos - 1.
     sizes = {p: len(segs[0][2]) + 1 for p, segs in units if len(segs) == 1}
     by_path = dict(units)
-    builder = _Builder(repo, CODE, repo_split(repo, val_fraction), tok, seq_len)
+    builder = _Builder(repo, CODE, repo_split(repo, val_fraction, held_out), tok, seq_len)
     clusters = {g[0]: g for g in dependency_clusters([p for p, _ in units], sizes, edges,
                                                      seq_len - 1, fill_room=fill_room)}
     for path, segs in units:
@@ -353,11 +359,11 @@ def repo_examples(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: i
                          edges=edges, fill_room=fill_room)
 
 
-def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int,
-                      val_fraction: float) -> list[tuple[Example, np.ndarray]]:
+def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int, val_fraction: float,
+                      held_out: str | None = None) -> list[tuple[Example, np.ndarray]]:
     """A natural-language document: one plain example, or parts of one if it is too long."""
-    builder = _Builder(doc.repo, NATURAL_LANGUAGE, repo_split(doc.repo, val_fraction), tok,
-                       seq_len, id_prefix=f"{doc.repo}:{doc.path}")
+    builder = _Builder(doc.repo, NATURAL_LANGUAGE, repo_split(doc.repo, val_fraction, held_out),
+                       tok, seq_len, id_prefix=f"{doc.repo}:{doc.path}")
     parts = _file_parts(doc, tok, seq_len - OVERHEAD,
                         encode_whole=len(doc.content.encode("utf-8")) > seq_len - OVERHEAD)
     for k, body in enumerate(parts):

@@ -12,46 +12,39 @@ describes complete outputs.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import pickle
-import platform
-import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
-from importlib import metadata
+from dataclasses import dataclass, field, replace
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
-from apache_beam.runners.portability.fn_api_runner import FnApiRunner, worker_handlers
-from apache_beam.transforms.environments import SubprocessSDKEnvironment
+from apache_beam.options.pipeline_options import PipelineOptions
 
-import fimpack
 from fimpack.dedup.decontaminate import Decontaminate, humaneval_path
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.dedup.stages import Dedup, DedupConfig
 from fimpack.packing import mixture
 from fimpack.packing.examples import (assemble_repo, document_examples, file_segments,
-                                      stable_hash)
+                                      repo_split, split_rank, stable_hash)
 from fimpack.packing.fim import MIXED
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import extract_imports, has_parser
 from fimpack.packing.shards import token_dtype
 from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
-from fimpack.pipelines import outputs
+from fimpack.pipelines import outputs, runners
+from fimpack.pipelines.manifest import (DataLost, Unaudited, audit, audit_counters,  # noqa: F401
+                                        make_manifest, stage_seconds)
 from fimpack.pipelines.ingest import AUDIT, Ingest, Limits, RepoSource
 from fimpack.records import CODE, Drop, processing_error
 
 log = logging.getLogger("fimpack.build")
 
-MANIFEST_VERSION = 2
 SPLITS = ("train", "validation")
 
 
@@ -78,6 +71,7 @@ class BuildConfig:
     benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
     pii: bool = True                     # redact emails, IPs, keys
     dedup_only: bool = False             # `fimpack dedup`: stop after dedup
+    allow_unaudited: bool = False        # accept a runner that reports no metrics
 
 
 class _WithTokenizer(beam.DoFn):
@@ -134,7 +128,7 @@ class _PackRepo(_WithTokenizer):
     def __init__(self, cfg: BuildConfig):
         self.cfg = cfg
 
-    def process(self, item, model: bytes):
+    def process(self, item, model: bytes, held_out: str | None):
         repo, files = item
         files = sorted((pickle.loads(f) for f in files), key=lambda f: f.path)
         FILES_PACKED.inc(len(files))
@@ -164,7 +158,7 @@ class _PackRepo(_WithTokenizer):
             order, edges = [f.path for f in files], []
         assemble = lambda paths, edges=(): assemble_repo(  # noqa: E731
             repo, [(p, segments[p]) for p in paths], tok, seq_len=cfg.seq_len,
-            val_fraction=cfg.val_fraction, edges=list(edges))
+            val_fraction=cfg.val_fraction, edges=list(edges), held_out=held_out)
         try:
             yield from _counted(assemble(order, edges), cfg.seed)
         except Exception:  # find the file that breaks packing; keep the rest, one by one
@@ -180,16 +174,62 @@ class _PackDocument(_WithTokenizer):
     def __init__(self, cfg: BuildConfig):
         self.cfg = cfg
 
-    def process(self, doc, model: bytes):
+    def process(self, doc, model: bytes, held_out: str | None):
         DOCS_PACKED.inc()
         try:
             yield from _counted(document_examples(doc, self.tokenizer(model),
                                                   seq_len=self.cfg.seq_len,
-                                                  val_fraction=self.cfg.val_fraction),
+                                                  val_fraction=self.cfg.val_fraction,
+                                                  held_out=held_out),
                                 self.cfg.seed)
         except Exception as err:
             yield beam.pvalue.TaggedOutput("drops",
                                            processing_error(doc.repo, doc.path, "pack", err))
+
+
+class HoldOut(beam.CombineFn):
+    """The repository to hold out for validation when the split hash holds out none: with
+    ``val_fraction`` > 0 and two or more repositories, the validation split is never empty
+    (an empty split breaks evaluation and the readers of the shards). The pick is the
+    repository of least split rank, a code repository if there is one. Inputs are
+    (repo, source) per kept file; the accumulator stays a few tuples."""
+
+    def __init__(self, val_fraction: float):
+        self.val_fraction = val_fraction
+
+    def create_accumulator(self):
+        return (False, None, None, ())  # any held out, least code, least nl, distinct (<= 2)
+
+    def add_input(self, acc, item):
+        repo, source = item
+        held, code, nl, seen = acc
+        if held:
+            return acc
+        if repo_split(repo, self.val_fraction) == "validation":
+            return (True, None, None, ())
+        rank = (split_rank(repo), repo)
+        if source == CODE:
+            code = rank if code is None else min(code, rank)
+        else:
+            nl = rank if nl is None else min(nl, rank)
+        if repo not in seen and len(seen) < 2:
+            seen = tuple(sorted(seen + (repo,)))
+        return (held, code, nl, seen)
+
+    def merge_accumulators(self, accs):
+        held, code, nl, seen = self.create_accumulator()
+        for a_held, a_code, a_nl, a_seen in accs:
+            held = held or a_held
+            code = min([x for x in (code, a_code) if x is not None], default=None)
+            nl = min([x for x in (nl, a_nl) if x is not None], default=None)
+            seen = tuple(sorted(set(seen) | set(a_seen)))[:2]
+        return (True, None, None, ()) if held else (held, code, nl, seen)
+
+    def extract_output(self, acc):
+        held, code, nl, seen = acc
+        if held or self.val_fraction <= 0 or len(seen) < 2:
+            return None
+        return (code or nl)[1]
 
 
 class _Histogram(beam.CombineFn):
@@ -257,10 +297,12 @@ class _WriteShard(beam.DoFn):
     def __init__(self, out: str, seq_len: int):
         self.out, self.seq_len = out, seq_len
 
-    def process(self, item, counts: dict, model: bytes):
-        (split, index), rows = item
+    def process(self, item, names: dict, model: bytes):
+        key, rows = item
+        split = key[0]
+        index, count = names[key]
         rows = sorted((pickle.loads(r) for r in rows), key=lambda r: r[0].id)
-        entries = outputs.write_shard(self.out, split, index, counts[f"shards_{split}"], rows,
+        entries = outputs.write_shard(self.out, split, index, count, rows,
                                       _shard_dtype(model), self.seq_len)
         EXAMPLES_WRITTEN.inc(len(rows))
         log.info("wrote %s shard %d: %d examples in %d sequences", split, index, len(rows),
@@ -268,21 +310,21 @@ class _WriteShard(beam.DoFn):
         yield from entries
 
 
-def _with_empty_shards(entries: list[dict], counts: dict, model: bytes, out: str,
-                       seq_len: int) -> list[dict]:
-    """ENTRIES of the shards written, and those of the empty shards, written now."""
-    dtype = _shard_dtype(model)
-    have = {e["path"] for e in entries}
+def dense_shard_names(keys: list) -> dict:
+    """{(split, bucket): (index, count)} over the buckets that received examples: a
+    repository hashes to one of the split's buckets, and a bucket no repository hashed to
+    gets no file (an empty shard breaks Hugging Face ``datasets`` and Megatron's readers), so
+    the files are numbered k-of-n over the non-empty buckets, in bucket order."""
+    names = {}
     for split in SPLITS:
-        n = counts[f"shards_{split}"]
-        for index in range(n):
-            if f"examples/{outputs.shard_name(split, index, n)}.parquet" not in have:
-                entries = entries + outputs.write_shard(out, split, index, n, [], dtype, seq_len)
-    return entries
+        buckets = sorted(b for s, b in keys if s == split)
+        names.update({(split, b): (i, len(buckets)) for i, b in enumerate(buckets)})
+    return names
 
 
 def shard_count(tokens: int, shard_tokens: int) -> int:
-    return max(1, math.ceil(tokens / shard_tokens))
+    """Buckets for a split's repositories: none for an empty split."""
+    return math.ceil(tokens / shard_tokens)
 
 
 class _SumCounters(beam.CombineFn):
@@ -329,17 +371,22 @@ def _counts(pcoll, label: str, fn):
     return pcoll | label >> beam.Map(fn)
 
 
-def _sum_into_report(counts: list, out: str, shard_list=None):
+def _sum_into_report(counts: list, out: str, record_files: tuple, shard_list=None):
+    """OUT/.build/stats.json: the summed counters, the shards' and the record files' entries
+    (small aggregates: one entry per file written)."""
     stats = (tuple(counts) | "AllCounts" >> beam.Flatten()
              | "SumCounts" >> beam.CombineGlobally(_SumCounters()))
-    path = outputs.join(out, ".build", "stats.json")
+    records = beam.pvalue.AsSingleton(
+        record_files | "AllRecordFiles" >> beam.Flatten()
+        | "RecordFileList" >> beam.combiners.ToList())
     if shard_list is None:
-        return stats | "Report" >> beam.Map(
-            lambda c: outputs.write_json(path, {"counts": c, "shards": []}))
+        shard_list = stats.pipeline | "NoShards" >> beam.Create([[]])
+    path = outputs.join(out, ".build", "stats.json")
     return stats | "Report" >> beam.Map(
-        lambda c, shards: outputs.write_json(
-            path, {"counts": c, "shards": sorted(shards, key=lambda e: e["path"])}),
-        beam.pvalue.AsSingleton(shard_list))
+        lambda c, shards, records: outputs.write_json(path, {
+            "counts": c, "shards": sorted(shards, key=lambda e: e["path"]),
+            "records": sorted(records, key=lambda e: e["path"])}),
+        beam.pvalue.AsSingleton(shard_list), records)
 
 
 def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
@@ -347,9 +394,8 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     out = cfg.out
     files, read_drops = p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits)
     clean, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
-    _ = (clusters
-         | "ClusterList" >> beam.combiners.ToList()
-         | "WriteClusters" >> beam.Map(lambda rows: outputs.write_clusters(out, rows)))
+    cluster_files = clusters | "WriteClusters" >> outputs.WriteRecords(
+        out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row)
     drop_sets = [read_drops, dedup_drops]
     counts = [_counts(clusters, "ClusterCounts",
                       lambda c: {f"cluster_members:{c.level}-{c.kind}": 1,
@@ -362,9 +408,9 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
                    _counts(clean, "KeptCounts",
                            lambda f: {"kept_files": 1, f"kept_{f.source}": 1,
                                       f"language:{f.language}": 1})]
-        _ = (drops | "DropList" >> beam.combiners.ToList()
-             | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
-        _sum_into_report(counts, out)
+        drop_files = drops | "WriteDrops" >> outputs.WriteRecords(
+            out, "drops", outputs.DROPS_SCHEMA, outputs.drop_row)
+        _sum_into_report(counts, out, (cluster_files, drop_files))
         return
 
     if cfg.quality is not None:
@@ -395,18 +441,22 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     _ = model | "WriteTokenizer" >> beam.Map(
         lambda m: outputs.write_atomic(outputs.join(out, "tokenizer.model"), m) if m else None)
     model_side = beam.pvalue.AsSingleton(model)
+    held_out = beam.pvalue.AsSingleton(
+        clean
+        | "RepoSources" >> beam.Map(lambda f: (f.repo, f.source))
+        | "HoldOut" >> beam.CombineGlobally(HoldOut(cfg.val_fraction)))
 
     code_examples = (
         clean
         | "Code" >> beam.Filter(lambda f: f.source == CODE)
         | "KeyByRepo" >> beam.Map(lambda f: (f.repo, packed(f)))
         | "GroupByRepo" >> beam.GroupByKey()
-        | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side).with_outputs(
+        | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model_side, held_out).with_outputs(
             "drops", "stats", main="examples"))
     doc_examples = (clean
                     | "Docs" >> beam.Filter(lambda f: f.source != CODE)
-                    | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model_side).with_outputs(
-                        "drops", "stats", main="examples"))
+                    | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model_side, held_out)
+                    .with_outputs("drops", "stats", main="examples"))
     drop_sets += [code_examples.drops, doc_examples.drops]
     stats = (code_examples.stats, doc_examples.stats) | "AllStats" >> beam.Flatten()
     examples = (code_examples.examples, doc_examples.examples) | "AllExamples" >> beam.Flatten()
@@ -446,205 +496,41 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     drops = tuple(drop_sets) | "AllDrops" >> beam.Flatten()
     counts.append(_counts(drops, "DropCounts",
                           lambda d: {"dropped_files": 1, f"drop:{d.reason}": 1}))
-    _ = (drops
-         | "DropList" >> beam.combiners.ToList()
-         | "WriteDrops" >> beam.Map(lambda ds: outputs.write_drops(out, ds)))
+    drop_files = drops | "WriteDrops" >> outputs.WriteRecords(
+        out, "drops", outputs.DROPS_SCHEMA, outputs.drop_row)
 
+    names = beam.pvalue.AsSingleton(
+        keyed
+        | "ShardKeys" >> beam.Keys()
+        | "DistinctShards" >> beam.Distinct()
+        | "ShardKeyList" >> beam.combiners.ToList()
+        | "ShardNames" >> beam.Map(dense_shard_names))
     shard_entries = (
         keyed
         | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(out, cfg.seq_len), counts_side, model_side))
+        | "WriteShards" >> beam.ParDo(_WriteShard(out, cfg.seq_len), names, model_side))
     counts.append(example_counts)
-    # Every shard of "k-of-n" exists, even one that no repository hashed to: those are
-    # written empty once the others are done (a Flatten of empty-shard markers into the
-    # GroupByKey would cost FnApiRunner a stage that copies every kept example).
-    shard_list = (shard_entries
-                  | "ShardList" >> beam.combiners.ToList()
-                  | "WithEmptyShards" >> beam.Map(_with_empty_shards, counts_side, model_side,
-                                                  out, cfg.seq_len))
-    _sum_into_report(counts, out, shard_list)
-
-
-def versions() -> dict:
-    names = ["apache-beam", "pyarrow", "sentencepiece", "datasketch", "networkx",
-             "tree-sitter", "xxhash", "numpy"]
-    out = {"fimpack": fimpack.__version__, "python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    shard_list = shard_entries | "ShardList" >> beam.combiners.ToList()
+    _sum_into_report(counts, out, (cluster_files, drop_files), shard_list)
 
 
 def clear_outputs(out: str) -> None:
     """Remove what an earlier build left, so no stale shard can sit beside new ones."""
     for pattern in ("examples/*", "tokens/*", "manifest.json", "tokenizer.model",
-                    "drops.parquet", "dedup/*", ".build/*"):
+                    "drops.parquet", "drops/*", "dedup/*", "dedup/clusters/*", ".build/*"):
         matches = FileSystems.match([outputs.join(out, pattern)])[0].metadata_list
         if matches:
             FileSystems.delete([m.path for m in matches])
 
 
-def utilisation(shards: list[dict]) -> float | None:
-    """Non-padding tokens / all tokens of the packed sequences."""
-    bins = [e for e in shards if e["path"].endswith(".bin")]
-    slots = sum(e["sequences"] * e["seq_len"] for e in bins)
-    return round(sum(e["tokens"] for e in bins) / slots, 6) if slots else None
-
-
-def make_manifest(cfg: BuildConfig, report: dict, tok: Tokenizer | None, seconds: float) -> dict:
-    c = report["counts"]
-    dropped = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("drop:")}
-    kept, n_dropped = c.get("kept_files", 0), c.get("dropped_files", 0)
-    tokens = {"code": c.get("tokens_code", 0), "nl": c.get("tokens_nl", 0)}
-    total_tokens = sum(tokens.values())
-    config = asdict(cfg)
-    return {
-        "format": "fimpack-build", "manifest_version": MANIFEST_VERSION,
-        "config": config, "seed": cfg.seed, "versions": versions(),
-        "counts": {
-            "input_files": kept + n_dropped, "kept_files": kept, "dropped_files": n_dropped,
-            "dropped_by_reason": dict(sorted(dropped.items())),
-            "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
-            "kept_by_language": {k.split(":", 1)[1]: v for k, v in c.items()
-                                 if k.startswith("language:")},
-            "fim_files": {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("fim:")},
-            "examples": c.get("examples", 0),
-            "examples_by_split": {s: c.get(f"examples_{s}", 0) for s in ("train", "validation")},
-            "examples_by_source": {s: c.get(f"examples_{s}", 0) for s in ("code", "nl")},
-            "tokens": total_tokens, "tokens_by_source": tokens,
-            "tokens_by_split": {s: c.get(f"tokens_{s}", 0) for s in ("train", "validation")},
-            "code_fraction": round(tokens["code"] / total_tokens, 6) if total_tokens else None,
-            "code_fraction_target": cfg.code_fraction,
-            "files_split": c.get("files_split", 0), "file_parts": c.get("file_parts", 0),
-            "sequences": sum(e["sequences"] for e in report["shards"]
-                             if e["path"].endswith(".bin")),
-            "utilisation": utilisation(report["shards"]),
-            "pii_redactions": {k.split(":", 1)[1]: v for k, v in c.items()
-                               if k.startswith("pii:")},
-            "pii_files": c.get("pii_files", 0),
-        },
-        "dedup": {
-            level: {"clusters": c.get(f"clusters:{level}", 0),
-                    "members": c.get(f"cluster_members:{level}", 0),
-                    "dropped": c.get(f"cluster_dropped:{level}", 0)}
-            for level in ("repo-near", "file-exact", "file-near")},
-        "tokenizer": None if tok is None else {
-            "path": "tokenizer.model", "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
-            "eos_id": tok.eos_id, "pad_id": tok.pad_id, "control_ids": tok.control_ids,
-            "trained": cfg.tokenizer is None,
-            "sha256": hashlib.sha256(tok.proto).hexdigest()},
-        "tokens_dtype": None if tok is None else token_dtype(tok.vocab_size).name,
-        "shards": report["shards"],
-        "timing": {"created_unix": int(time.time()), "seconds": round(seconds, 1)},
-    }
-
-
-class DataLost(RuntimeError):
-    """The runner delivered fewer records to a stage than an earlier stage sent."""
-
-
-def audit_counters(result) -> dict:
-    """The audit counters' committed totals; empty when the runner reports no metrics."""
-    try:
-        found = result.metrics().query(MetricsFilter().with_namespace(AUDIT))["counters"]
-    except Exception:  # a runner without metrics support: nothing to audit against
-        return {}
-    totals: dict[str, int] = {}
-    for c in found:  # one result per (step, counter): a counter may be charged to several steps
-        value = c.committed if c.committed is not None else c.attempted
-        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (value or 0)
-    return totals
-
-
-def audit(counters: dict, manifest: dict) -> None:
-    """Check the data's own counts against the metrics channel's; raise DataLost on a gap,
-    before the manifest is written, so an incomplete build never looks finished."""
-    c = manifest["counts"]
-    written = sum(e["examples"] for e in manifest["shards"] if e["path"].endswith(".parquet"))
-    checks = [("input_files", c["input_files"], "files read but neither kept nor dropped")]
-    if not manifest["config"]["dedup_only"]:
-        checks += [("examples_kept", c["examples"], "examples kept but not counted"),
-                   ("examples_kept", written, "examples kept but not written to a shard"),
-                   ("examples_written", written, "examples written but not listed"),
-                   ("examples_made", counters.get("examples_mixed"),
-                    "examples packed but never reached the mixture")]
-    gaps = [f"{name}: {counters[name]:,} vs {got:,} ({what})" for name, got, what in checks
-            if name in counters and got is not None and counters[name] != got]
-    if gaps:
-        raise DataLost("the runner lost records; the build is incomplete and no manifest was "
-                       "written: " + "; ".join(gaps) + ". (FnApiRunner with --workers > 1 has "
-                       "done this on 200 MB builds here; --workers 1 has not.) Ledger: "
-                       + json.dumps(dict(sorted(counters.items())))
-                       + "; data: " + json.dumps({k: c[k] for k in (
-                           "input_files", "kept_files", "dropped_files", "examples")}))
-
-
-EXECUTION_MSECS = "metric:ptransform_execution_time:total_msecs:v1"
-
-
-def stage_seconds(result) -> dict:
-    """Seconds spent in each top-level stage (``Ingest``, ``Dedup``, ``PackRepo``, ...), summed
-    over workers: the runner's own per-transform execution time, which charges a fused
-    stage's work to the transform that did it. Empty when the runner does not report it."""
-    try:
-        metrics = (result.monitoring_metrics() if hasattr(result, "monitoring_metrics")
-                   else result.metrics()).query()
-    except Exception:  # a runner without metrics support: timing is informational
-        return {}
-    msecs: dict[str, int] = {}
-    for counter in metrics.get("counters", []):
-        if counter.key.metric.name == EXECUTION_MSECS and counter.key.step:
-            stage = counter.key.step.split("/", 1)[0]
-            msecs[stage] = msecs.get(stage, 0) + (counter.committed or 0)
-    return {k: round(v / 1000, 1) for k, v in sorted(msecs.items(), key=lambda kv: -kv[1])
-            if v >= 50}
-
-
-def no_timed_flush_on_runner_streams() -> None:
-    """Turn off the runner side's timed flushing of data sent to SDK workers.
-
-    Beam 2.77's FnApiRunner sends each bundle's input through a
-    ``TimeBasedBufferingClosableOutputStream`` (``worker_handlers.DATA_BUFFER_TIME_LIMIT_MS``
-    = 1000): a background thread flushes the buffer every second with ``callback(get())``
-    then ``_clear()``, while ``write()`` takes no lock, so chunks written by the runner
-    during a flush (the callback blocks while the worker is slow to read) are cleared
-    unsent and the stream still ends normally. With two or more workers this silently lost
-    the tails of large stage inputs on a 204 MB build (BENCHMARKS.md); one worker uses an
-    in-memory channel. At 0 the streams buffer by size and send a bundle's input when it
-    closes. Worker-side streams default to 0 already."""
-    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
-
-
-def local_runner(options: PipelineOptions, workers: int) -> FnApiRunner:
-    """FnApiRunner (DirectRunner would try Prism, which downloads a binary), with WORKERS
-    processes. Each worker is Beam's SDK harness started through ``fimpack.pipelines.worker``,
-    which keeps its per-bundle INFO logs off the terminal unless fimpack runs with -v."""
-    direct = options.view_as(DirectOptions)
-    direct.direct_num_workers = workers
-    if workers == 1:
-        direct.direct_running_mode = "in_memory"
-        return FnApiRunner()
-    if logging.getLogger().level <= logging.INFO:
-        direct.direct_running_mode = "multi_processing"
-        return FnApiRunner()
-    direct.direct_running_mode = None  # the environment below is the multi-process one
-    command = f"{sys.executable} -m fimpack.pipelines.worker"
-    return FnApiRunner(
-        default_environment=SubprocessSDKEnvironment.from_command_string(command))
-
-
 def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> dict:
-    """Run the build pipeline and write the manifest; the manifest."""
+    """Run the build pipeline, audit it and write the manifest; the manifest."""
     options = PipelineOptions(beam_args)
-    no_timed_flush_on_runner_streams()  # in-process runners: FnApiRunner, embedded job server
-    runner = None
-    if not options.get_all_options().get("runner"):
-        runner = local_runner(options, cfg.workers)
+    runner = runners.runner_for(options, cfg.workers)
     clear_outputs(cfg.out)
     started = time.time()
-    log.info("building %d sources into %s", len(sources), cfg.out)
+    log.info("building %d sources into %s on %s", len(sources), cfg.out,
+             runners.engine_name(options))
     p = beam.Pipeline(runner=runner, options=options)
     pipeline(p, sources, cfg)
     result = p.run()
@@ -654,8 +540,6 @@ def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> di
     tok = Tokenizer(outputs.read_bytes(tok_path)) if FileSystems.exists(tok_path) else None
     manifest = make_manifest(cfg, report, tok, time.time() - started)
     manifest["timing"]["stages"] = stage_seconds(result)
-    counters = audit_counters(result)
-    audit(counters, manifest)
-    manifest["audit"] = {"checked": bool(counters), **dict(sorted(counters.items()))}
+    manifest["audit"] = audit(audit_counters(result), manifest, cfg.allow_unaudited)
     outputs.write_json(outputs.join(cfg.out, "manifest.json"), manifest)
     return manifest

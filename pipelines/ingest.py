@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import posixpath
 import stat
 import tarfile
 import zipfile

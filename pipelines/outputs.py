@@ -13,6 +13,7 @@ import io
 import json
 import uuid
 
+import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,7 +21,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from fimpack.packing.binpack import best_fit_decreasing
 from fimpack.packing.shards import encode_shard
-from fimpack.records import Example
+from fimpack.packing.examples import stable_hash
+from fimpack.records import ClusterMember, Drop, Example
 
 EXAMPLES_SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -111,30 +113,89 @@ def write_shard(out: str, split: str, index: int, count: int, rows: list, dtype,
     return entries
 
 
-def write_drops(out: str, drops: list) -> str:
-    """Every dropped input file with its reason, sorted: ``OUT/drops.parquet``."""
-    rows = sorted(({"repo": d.repo, "path": d.path, "reason": d.reason, "detail": d.detail}
-                   for d in drops), key=lambda r: (r["repo"], r["path"], r["reason"]))
-    schema = pa.schema([("repo", pa.string()), ("path", pa.string()),
-                        ("reason", pa.string()), ("detail", pa.string())])
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf, compression="zstd")
-    return write_atomic(join(out, "drops.parquet"), buf.getvalue())
-
-
+DROPS_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
+                         ("reason", pa.string()), ("detail", pa.string())])
 CLUSTERS_SCHEMA = pa.schema([("level", pa.string()), ("kind", pa.string()), ("repo", pa.string()),
                              ("path", pa.string()), ("cluster", pa.string()),
                              ("kept", pa.bool_())])
+ROWS_PER_RECORD_SHARD = 1_000_000  # ~20-60 MB of Parquet per shard at real path lengths
 
 
-def write_clusters(out: str, members: list) -> str:
-    """Every member of every duplicate cluster: ``OUT/dedup/clusters.parquet``, sorted."""
-    rows = sorted(({"level": m.level, "kind": m.kind, "repo": m.repo, "path": m.path,
-                    "cluster": m.cluster, "kept": m.kept} for m in members),
-                  key=lambda r: (r["level"], r["kind"], r["cluster"], r["repo"], r["path"] or ""))
+def drop_row(d: Drop) -> tuple:
+    return (d.repo, d.path, d.reason, d.detail)
+
+
+def cluster_row(m: ClusterMember) -> tuple:
+    return (m.level, m.kind, m.repo, m.path, m.cluster, m.kept)
+
+
+def _order(row: tuple) -> tuple:
+    return tuple("" if v is None else v for v in row)
+
+
+def record_shard_key(row: tuple, count: int) -> int:
+    return stable_hash(*(str(v) for v in row)) % count
+
+
+def write_record_shard(out: str, name: str, schema: pa.Schema, index: int, count: int,
+                       rows: list[tuple]) -> dict:
+    """One shard of per-file records, rows sorted: ``OUT/NAME/NAME-k-of-n.parquet``; its
+    manifest entry."""
+    rows = sorted(rows, key=_order)
+    table = pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows], schema=schema)
     buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=CLUSTERS_SCHEMA), buf, compression="zstd")
-    return write_atomic(join(out, "dedup", "clusters.parquet"), buf.getvalue())
+    pq.write_table(table, buf, compression="zstd")
+    rel = f"{name}/{shard_name(name.rsplit('/', 1)[-1], index, count)}.parquet"
+    data = buf.getvalue()
+    digest = write_atomic(join(out, *rel.split("/")), data)
+    return {"path": rel, "rows": len(rows), "bytes": len(data), "sha256": digest}
+
+
+class WriteRecords(beam.PTransform):
+    """Per-file records (drops, cluster members) as sharded Parquet written by the workers:
+    ``OUT/NAME/NAME-k-of-n.parquet``, no shard empty, nothing gathered into one element.
+    The shard count comes from the record count (``rows_per_shard``), a record's shard from
+    a hash of its content, and each shard is sorted, so the files are the same however the
+    build is spread. Outputs the manifest entry of each shard written."""
+
+    def __init__(self, out: str, name: str, schema: pa.Schema, to_row,
+                 rows_per_shard: int = ROWS_PER_RECORD_SHARD):
+        super().__init__()
+        self.out, self.name, self.schema, self.to_row = out, name, schema, to_row
+        self.rows_per_shard = rows_per_shard
+
+    def expand(self, records):
+        per_shard = self.rows_per_shard
+        rows = records | "Rows" >> beam.Map(self.to_row)
+        buckets = beam.pvalue.AsSingleton(
+            rows
+            | "Count" >> beam.combiners.Count.Globally()
+            | "Buckets" >> beam.Map(lambda n: max(1, -(-n // per_shard))))
+        keyed = rows | "KeyByShard" >> beam.Map(lambda r, n: (record_shard_key(r, n), r),
+                                                buckets)
+        names = beam.pvalue.AsSingleton(
+            keyed
+            | "ShardKeys" >> beam.Keys()
+            | "DistinctShards" >> beam.Distinct()
+            | "ShardKeyList" >> beam.combiners.ToList()
+            | "Dense" >> beam.Map(lambda keys: {k: (i, len(keys))
+                                                for i, k in enumerate(sorted(keys))}))
+        out, name, schema = self.out, self.name, self.schema
+        return (keyed
+                | "GroupByShard" >> beam.GroupByKey()
+                | "WriteShard" >> beam.Map(
+                    lambda kv, names: write_record_shard(
+                        out, name, schema, *names[kv[0]], list(kv[1])), names))
+
+
+def read_records(out: str, name: str) -> pa.Table:
+    """Every shard of OUT/NAME/ (``drops``, ``dedup/clusters``) as one table."""
+    base = name.rsplit("/", 1)[-1]
+    pattern = join(out, *name.split("/"), f"{base}-*-of-*.parquet")
+    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    schema = DROPS_SCHEMA if base == "drops" else CLUSTERS_SCHEMA
+    tables = [pq.read_table(io.BytesIO(read_bytes(p))) for p in paths]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def write_json(path: str, obj) -> str:

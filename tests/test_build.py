@@ -13,10 +13,11 @@ from fimpack import inspect
 from fimpack.dedup.pii import redact
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
-from fimpack.pipelines import build
+from fimpack.pipelines import build, outputs
 from fimpack.pipelines.ingest import Limits, discover
 
 from conftest import STDLIB
+from readers import assert_readers_open
 
 
 def run_build(corpus_dir: Path, out: Path, **overrides) -> dict:
@@ -62,7 +63,7 @@ def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
     c = manifest["counts"]
     assert c["input_files"] == c["kept_files"] + c["dropped_files"]
     assert sum(c["dropped_by_reason"].values()) == c["dropped_files"]
-    drops = pq.read_table(out / "drops.parquet").to_pylist()
+    drops = outputs.read_records(str(out), "drops").to_pylist()
     assert len(drops) == c["dropped_files"]
     reasons = {(d["repo"], d["path"]): d["reason"] for d in drops}
     assert reasons[("email", "binary.py")] == "binary"
@@ -82,7 +83,7 @@ def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
     fork = {d["path"]: d for d in drops if d["repo"] == "json_fork"}
     assert fork and {d["reason"] for d in fork.values()} == {"near_duplicate_repo"}
     assert {d["detail"] for d in fork.values()} == {"json"}
-    clusters = pq.read_table(out / "dedup" / "clusters.parquet").to_pylist()
+    clusters = outputs.read_records(str(out), "dedup/clusters").to_pylist()
     assert {(c["level"], c["kind"], c["repo"], c["kept"]) for c in clusters if c["level"] == "repo"} \
         == {("repo", "near", "json", True), ("repo", "near", "json_fork", False)}
     assert manifest["dedup"]["repo-near"] == {"clusters": 1, "members": 2, "dropped": 1}
@@ -243,7 +244,7 @@ def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, m
     monkeypatch.setattr(build_module, "file_segments", flaky_format)
     out = tmp_path / "out"
     manifest = run_build(corpus_dir, out)
-    drops = {(d["repo"], d["path"]): d for d in pq.read_table(out / "drops.parquet").to_pylist()}
+    drops = {(d["repo"], d["path"]): d for d in outputs.read_records(str(out), "drops").to_pylist()}
     assert drops[("email", "tabs.py")]["reason"] == "processing_error"
     assert "quality: RuntimeError: boom" in drops[("email", "tabs.py")]["detail"]
     assert drops[("json", "scanner.py")]["reason"] == "processing_error"
@@ -331,18 +332,55 @@ def test_audit_counts_match_on_a_whole_build(built):
         build.audit({"input_files": c["input_files"] + 8}, manifest)
 
 
-def test_shards_no_repository_hashed_to_are_written_empty(tmp_path, tokenizer):
-    from fimpack.pipelines.build import _with_empty_shards
-    from fimpack.pipelines import outputs
+def test_every_output_opens_in_its_readers(built, tmp_path):
+    out, _ = built
+    rows = assert_readers_open(str(out), tmp_path)
+    assert rows["train"] > 0 and rows["validation"] > 0
 
-    out = str(tmp_path)
-    written = outputs.write_shard(out, "train", 1, 3, [], np.dtype(np.uint16), 64)
-    entries = _with_empty_shards(written, {"shards_train": 3, "shards_validation": 1},
-                                 tokenizer.proto, out, 64)
-    paths = sorted(e["path"] for e in entries if e["path"].startswith("examples/"))
-    assert paths == ["examples/train-00000-of-00003.parquet",
-                     "examples/train-00001-of-00003.parquet",
-                     "examples/train-00002-of-00003.parquet",
-                     "examples/validation-00000-of-00001.parquet"]
-    assert len(entries) == 4 * 4  # examples, .bin, .idx, .packs.npy per shard
-    assert all((tmp_path / e["path"]).exists() and e["examples"] == 0 for e in entries)
+
+def test_shard_names_are_dense_over_the_buckets_that_got_examples():
+    names = build.dense_shard_names([("train", 7), ("train", 2), ("validation", 4)])
+    assert names == {("train", 2): (0, 2), ("train", 7): (1, 2), ("validation", 4): (0, 1)}
+    assert build.shard_count(0, 100) == 0 and build.shard_count(101, 100) == 2
+
+
+def test_no_shard_is_empty_and_names_have_no_gaps(built):
+    out, manifest = built
+    for split in build.SPLITS:
+        entries = [e for e in manifest["shards"] if e["split"] == split]
+        names = sorted(e["path"].split("/")[1].split(".")[0] for e in entries
+                       if e["path"].startswith("examples/"))
+        assert names == [f"{split}-{k:05d}-of-{len(names):05d}" for k in range(len(names))]
+        assert names, split  # val_fraction 0.3 holds repositories out
+        assert all(e["examples"] > 0 and e["bytes"] > 0 for e in entries)
+    assert len([e for e in manifest["shards"] if e["split"] == "train"]) > 4  # several shards
+    for name in ("drops", "dedup/clusters"):
+        files = manifest["records"][name]
+        assert files and all(e["rows"] > 0 for e in files)
+        assert sorted(p.relative_to(out).as_posix() for p in (out / name).iterdir()) == \
+            [e["path"] for e in files]
+
+
+def hold_out(val_fraction, items):
+    fn = build.HoldOut(val_fraction)
+    half = len(items) // 2
+    accs = [fn.create_accumulator(), fn.create_accumulator()]
+    for i, item in enumerate(items):  # two workers' partial results, merged
+        accs[i >= half] = fn.add_input(accs[i >= half], item)
+    return fn.extract_output(fn.merge_accumulators(accs))
+
+
+def test_a_repository_is_held_out_when_the_hash_holds_out_none():
+    from fimpack.packing.examples import repo_split, split_rank
+
+    repos = [f"r{i}" for i in range(6)]
+    assert all(repo_split(r, 0.01) == "train" for r in repos)  # the hash alone holds out none
+    items = [(r, "code") for r in repos] + [("docs", "nl")]
+    picked = hold_out(0.01, items)
+    assert picked == min(repos, key=split_rank)  # the code repository of least rank
+    assert repo_split(picked, 0.01, picked) == "validation"
+    assert hold_out(0.01, list(reversed(items))) == picked  # order of arrival does not matter
+    assert hold_out(0.0, items) is None  # no validation asked for
+    assert hold_out(0.01, [("r1", "code"), ("r1", "code")]) is None  # one repository: keep it
+    held = next(f"x{i}" for i in range(1000) if repo_split(f"x{i}", 0.05) == "validation")
+    assert hold_out(0.05, items + [(held, "code")]) is None  # the hash held one out already

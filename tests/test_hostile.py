@@ -15,10 +15,11 @@ import pytest
 from fimpack import inspect
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
-from fimpack.pipelines import build
+from fimpack.pipelines import build, outputs
 from fimpack.pipelines.ingest import Limits, discover
 
 from conftest import STDLIB, add_tar_member
+from readers import assert_readers_open
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,7 @@ def hostile(tmp_path_factory):
     cfg = build.BuildConfig(out=str(out), input=str(root), vocab_size=600, seq_len=2048,
                             code_fraction=None, limits=Limits())
     manifest = build.run(cfg, discover(str(root)), [])
-    drops = pq.read_table(out / "drops.parquet").to_pylist()
+    drops = outputs.read_records(str(out), "drops").to_pylist()
     kept = {}
     for row in inspect.iter_examples(str(out)):
         for f in inspect.as_json(row)["files"]:
@@ -189,6 +190,14 @@ def test_one_file_in_a_thousand_repositories(hostile):
 
 def test_empty_repository_contributes_nothing(hostile):
     assert not any(k[0] == "empty_repo" for k in list(hostile[3]) + list(hostile[5]))
+
+
+def test_default_val_fraction_holds_a_repository_out_and_outputs_open(hostile, tmp_path):
+    """At the default --val-fraction 0.05 the split hash holds none of these repositories out;
+    the build holds one out anyway, and no empty shard is written for either reader."""
+    root, out, manifest, *_ = hostile
+    rows = assert_readers_open(str(out), tmp_path)
+    assert rows.get("validation", 0) > 0 and rows["train"] > 0
 
 
 def test_every_input_file_is_accounted_for(hostile):

@@ -5,7 +5,7 @@ import time
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 
-from fimpack.pipelines.build import no_timed_flush_on_runner_streams
+from fimpack.pipelines.runners import no_timed_flush_on_runner_streams
 
 
 def _send_slowly(channel, chunks: int, seconds: float, chunk: int = 1 << 20) -> tuple[int, bool]:

@@ -1,0 +1,200 @@
+"""The build's manifest and its audit: what was written, counted two ways.
+
+The counts come from combiners over the data (``.build/stats.json``); the audit checks them
+against (a) the files the workers wrote and (b) the counters Beam's metrics channel carried
+along the pipeline, independent of the data. A gap raises ``DataLost`` before the manifest is
+written, so an incomplete build never looks finished. A runner that reports no metrics gets
+the data-side checks only, and fails with ``Unaudited`` unless the user allows it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import time
+from dataclasses import asdict
+from importlib import metadata
+
+from apache_beam.metrics.metric import MetricsFilter
+
+import fimpack
+from fimpack.packing.shards import token_dtype
+from fimpack.packing.tokenizer import Tokenizer
+from fimpack.pipelines.ingest import AUDIT
+
+MANIFEST_VERSION = 3  # 3: drops and clusters as sharded folders; no empty shards
+
+
+def versions() -> dict:
+    names = ["apache-beam", "pyarrow", "sentencepiece", "datasketch", "networkx",
+             "tree-sitter", "xxhash", "numpy"]
+    out = {"fimpack": fimpack.__version__, "python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def utilisation(shards: list[dict]) -> float | None:
+    """Non-padding tokens / all tokens of the packed sequences."""
+    bins = [e for e in shards if e["path"].endswith(".bin")]
+    slots = sum(e["sequences"] * e["seq_len"] for e in bins)
+    return round(sum(e["tokens"] for e in bins) / slots, 6) if slots else None
+
+
+def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> dict:
+    c = report["counts"]
+    dropped = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("drop:")}
+    kept, n_dropped = c.get("kept_files", 0), c.get("dropped_files", 0)
+    tokens = {"code": c.get("tokens_code", 0), "nl": c.get("tokens_nl", 0)}
+    total_tokens = sum(tokens.values())
+    config = asdict(cfg)
+    return {
+        "format": "fimpack-build", "manifest_version": MANIFEST_VERSION,
+        "config": config, "seed": cfg.seed, "versions": versions(),
+        "counts": {
+            "input_files": kept + n_dropped, "kept_files": kept, "dropped_files": n_dropped,
+            "dropped_by_reason": dict(sorted(dropped.items())),
+            "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
+            "kept_by_language": {k.split(":", 1)[1]: v for k, v in c.items()
+                                 if k.startswith("language:")},
+            "fim_files": {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("fim:")},
+            "examples": c.get("examples", 0),
+            "examples_by_split": {s: c.get(f"examples_{s}", 0) for s in ("train", "validation")},
+            "examples_by_source": {s: c.get(f"examples_{s}", 0) for s in ("code", "nl")},
+            "tokens": total_tokens, "tokens_by_source": tokens,
+            "tokens_by_split": {s: c.get(f"tokens_{s}", 0) for s in ("train", "validation")},
+            "code_fraction": round(tokens["code"] / total_tokens, 6) if total_tokens else None,
+            "code_fraction_target": cfg.code_fraction,
+            "files_split": c.get("files_split", 0), "file_parts": c.get("file_parts", 0),
+            "sequences": sum(e["sequences"] for e in report["shards"]
+                             if e["path"].endswith(".bin")),
+            "utilisation": utilisation(report["shards"]),
+            "pii_redactions": {k.split(":", 1)[1]: v for k, v in c.items()
+                               if k.startswith("pii:")},
+            "pii_files": c.get("pii_files", 0),
+        },
+        "dedup": {
+            level: {"clusters": c.get(f"clusters:{level}", 0),
+                    "members": c.get(f"cluster_members:{level}", 0),
+                    "dropped": c.get(f"cluster_dropped:{level}", 0)}
+            for level in ("repo-near", "file-exact", "file-near")},
+        "tokenizer": None if tok is None else {
+            "path": "tokenizer.model", "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
+            "eos_id": tok.eos_id, "pad_id": tok.pad_id, "control_ids": tok.control_ids,
+            "trained": cfg.tokenizer is None,
+            "sha256": hashlib.sha256(tok.proto).hexdigest()},
+        "tokens_dtype": None if tok is None else token_dtype(tok.vocab_size).name,
+        "shards": report["shards"],
+        "records": {name: [e for e in report.get("records", [])
+                           if e["path"].rsplit("/", 1)[0] == name]
+                    for name in ("drops", "dedup/clusters")},
+        "timing": {"created_unix": int(time.time()), "seconds": round(seconds, 1)},
+    }
+
+
+class DataLost(RuntimeError):
+    """The runner delivered fewer records to a stage than an earlier stage sent."""
+
+
+class Unaudited(RuntimeError):
+    """The runner reported no metrics, so the build's counts could not be checked against
+    an independent channel."""
+
+
+def audit_counters(result) -> dict:
+    """The audit counters' committed totals; empty when the runner reports no metrics."""
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(AUDIT))["counters"]
+    except Exception:  # a runner without metrics support: nothing to audit against
+        return {}
+    totals: dict[str, int] = {}
+    for c in found:  # one result per (step, counter): a counter may be charged to several steps
+        value = c.committed if c.committed is not None else c.attempted
+        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (value or 0)
+    return totals
+
+
+def data_ledger(manifest: dict) -> dict:
+    """Counts read off the files the workers wrote (the shards' and record files' entries),
+    a second path to the combiners' counts that needs no metrics."""
+    records = manifest["records"]
+    return {"examples_in_shards": sum(e["examples"] for e in manifest["shards"]
+                                      if e["path"].endswith(".parquet")),
+            "drop_rows": sum(e["rows"] for e in records["drops"]),
+            "cluster_rows": sum(e["rows"] for e in records["dedup/clusters"])}
+
+
+def audit(counters: dict, manifest: dict, allow_unaudited: bool = False) -> dict:
+    """Check the data's own counts against the files written and against the metrics
+    channel's counters; raise DataLost on a gap, before the manifest is written, so an
+    incomplete build never looks finished. The manifest's ``audit`` section."""
+    c = manifest["counts"]
+    ledger = data_ledger(manifest)
+    written = ledger["examples_in_shards"]
+    members = sum(d["members"] for d in manifest["dedup"].values())
+    data_checks = [("dropped_files", ledger["drop_rows"], c["dropped_files"],
+                    "drops counted but not written"),
+                   ("cluster_members", ledger["cluster_rows"], members,
+                    "cluster members counted but not written")]
+    checks = [("input_files", c["input_files"], "files read but neither kept nor dropped")]
+    if not manifest["config"]["dedup_only"]:
+        data_checks.append(("examples", written, c["examples"],
+                            "examples counted but not written to a shard"))
+        checks += [("examples_kept", c["examples"], "examples kept but not counted"),
+                   ("examples_kept", written, "examples kept but not written to a shard"),
+                   ("examples_written", written, "examples written but not listed"),
+                   ("examples_made", counters.get("examples_mixed"),
+                    "examples packed but never reached the mixture")]
+    gaps = [f"{name}: {got:,} in files vs {want:,} counted ({what})"
+            for name, got, want, what in data_checks if got != want]
+    gaps += [f"{name}: {counters[name]:,} vs {got:,} ({what})" for name, got, what in checks
+             if name in counters and got is not None and counters[name] != got]
+    if gaps:
+        raise DataLost("the runner lost records; the build is incomplete and no manifest was "
+                       "written: " + "; ".join(gaps) + ". Ledger: "
+                       + json.dumps(dict(sorted(counters.items())))
+                       + "; data: " + json.dumps({k: c[k] for k in (
+                           "input_files", "kept_files", "dropped_files", "examples")}))
+    if not counters and not allow_unaudited:
+        raise Unaudited("the runner reported no metrics, so the build's counts were checked "
+                        "against the files written only, not against an independent channel; "
+                        "no manifest was written. Rerun with --allow-unaudited to accept that.")
+    return {"checked": bool(counters), "data_checked": True, **ledger,
+            **dict(sorted(counters.items()))}
+
+
+EXECUTION_MSECS = "metric:ptransform_execution_time:total_msecs:v1"
+
+
+def top_stage(step: str) -> str:
+    """The top-level label of a transform: FnApiRunner names steps by label path
+    (``Dedup/RepoNear/...``), Prism by transform id (``ref_AppliedPTransform_Dedup-RepoNear-..._41``,
+    ``/`` and spaces turned into ``-``; ``e`` before lifted combiner parts)."""
+    found = re.match(r"e?ref_AppliedPTransform_(.*?)(_\d+)?$", step)
+    if found:
+        return found.group(1).split("-", 1)[0]
+    return step.split("/", 1)[0]
+
+
+def stage_seconds(result) -> dict:
+    """Seconds spent in each top-level stage (``Ingest``, ``Dedup``, ``PackRepo``, ...), summed
+    over workers: the runner's own per-transform execution time, which charges a fused
+    stage's work to the transform that did it. Empty when the runner does not report it."""
+    try:
+        metrics = (result.monitoring_metrics() if hasattr(result, "monitoring_metrics")
+                   else result.metrics()).query()
+    except Exception:  # a runner without metrics support: timing is informational
+        return {}
+    msecs: dict[str, int] = {}
+    for counter in metrics.get("counters", []):
+        if counter.key.metric.name == EXECUTION_MSECS and counter.key.step:
+            stage = top_stage(counter.key.step)
+            msecs[stage] = msecs.get(stage, 0) + (counter.committed or 0)
+    return {k: round(v / 1000, 1) for k, v in sorted(msecs.items(), key=lambda kv: -kv[1])
+            if v >= 50}
+
+
