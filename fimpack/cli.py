@@ -90,7 +90,12 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--flavor", default="debug")
     t.add_argument("--steps", type=int, default=100)
     t.add_argument("--out", required=True, help="run folder: log.jsonl, ckpt.pt, config.json")
-    t.add_argument("--seq-len", type=int, default=256)
+    t.add_argument("--packing", choices=["packed", "stream"], default="packed",
+                   help="packed: rows are the build's packed sequences at its seq_len (padded; "
+                   "multi-file examples whole); stream: windows of --seq-len cut from all "
+                   "documents concatenated (no padding; any length)")
+    t.add_argument("--seq-len", type=int, default=None,
+                   help="stream mode only (default 256); packed rows use the build's")
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
@@ -110,6 +115,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="held-out file tasks per kind (single-line, multi-line); 0 = skip")
     e.add_argument("--humaneval-tasks", type=int, default=20,
                    help="HumanEval infilling tasks per kind; 0 = skip")
+    e.add_argument("--metric-files", type=int, default=100,
+                   help="held-out files for the infilling loss and the repository-context "
+                   "gain; 0 = skip")
     e.add_argument("--max-new-tokens", type=int, default=128)
     e.add_argument("--timeout", type=float, default=5.0, help="seconds per HumanEval test run")
     e.add_argument("--seed", type=int, default=0)
@@ -269,7 +277,7 @@ def cmd_train(args) -> int:
 
     _setup_logging(False)
     result = train(args.data, args.flavor, args.steps, args.out, seq_len=args.seq_len,
-                   batch_size=args.batch_size, seed=args.seed, ckpt_every=args.ckpt_every,
+                   packing=args.packing, batch_size=args.batch_size, seed=args.seed, ckpt_every=args.ckpt_every,
                    resume=args.resume, grad_accum=args.grad_accum, device=args.device,
                    compile=args.compile, attention=args.attention,
                    **({"lr": args.lr} if args.lr is not None else {}),
@@ -286,6 +294,7 @@ def cmd_eval(args) -> int:
     return evaluate_main(args.run, args.data, max_loss_tokens=args.max_loss_tokens,
                          infill_tasks=args.infill_tasks,
                          humaneval_tasks_per_kind=args.humaneval_tasks,
+                         metric_files=args.metric_files,
                          max_new_tokens=args.max_new_tokens, timeout=args.timeout,
                          seed=args.seed, device=args.device, details=args.details)
 

@@ -265,21 +265,26 @@ def _repo_edges(files: list[SourceFile]) -> list[tuple[str, str]]:
 Segment = tuple  # (FileEntry, [Piece], [token id]): one file part, formatted and tokenised
 
 
+def file_pieces(path: str, body: str, mode: str, rng: random.Random, split: str,
+                language: str) -> list[Piece]:
+    """One file as training text: its ``path\n`` line, then its body plain or in FIM MODE.
+    The evaluation formats its held-out files with this too, so they match training."""
+    return [Piece(PATH, path + "\n", 0)] + fim_pieces(body, mode, rng, 0, split, language)
+
+
 def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, seq_len: int,
                   split: str = UNIFORM) -> list[Segment]:
     """One file as segments: ``path\\n`` + body (plain or FIM), tokenised; one segment, or one
     per part when the file is longer than a sequence (split at line ends). Depends on the file
     alone (randomness from (seed, repo, path, part)), so files are formatted in parallel."""
-    path_piece = Piece(PATH, f.path + "\n", 0)
-
     def segment(body: str, k: int, parts: int) -> Segment:
         rng = file_rng(seed, f.repo, f.path, k)
         mode = choose_mode(rng, fim_rate)
-        pieces = [path_piece] + fim_pieces(body, mode, rng, 0, split, f.language)
+        pieces = file_pieces(f.path, body, mode, rng, split, f.language)
         return (FileEntry(f.path, f.language, mode, f.redactions, k, parts), pieces,
                 tok.encode_pieces(pieces))
 
-    budget = seq_len - len(tok.encode_text(path_piece.text)) - OVERHEAD
+    budget = seq_len - len(tok.encode_text(f.path + "\n")) - OVERHEAD
     nbytes = len(f.content.encode("utf-8", "surrogatepass"))
     if nbytes <= budget:  # every token covers at least one byte: it fits, no count
         return [segment(f.content, 0, 1)]

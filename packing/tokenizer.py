@@ -136,17 +136,20 @@ class Tokenizer:
     def encode_text(self, text: str) -> list[int]:
         return self.encode_texts([text])[0] if text else []
 
-    def encode_pieces(self, pieces) -> list[int]:
+    def encode_pieces(self, pieces, owners: list | None = None) -> list[int]:
         """Text pieces tokenised separately (as Bavarian et al. tokenise the FIM parts),
-        sentinels by id."""
+        sentinels by id. OWNERS, when given, gets the index of the piece of every id."""
         ids: list[int] = []
         texts = [p.text for p in pieces if p.kind != SENTINEL and p.text]
         encoded = iter(self.encode_texts(texts))  # one batched call
-        for p in pieces:
+        for i, p in enumerate(pieces):
+            before = len(ids)
             if p.kind == SENTINEL:
                 ids.append(self.control_ids[p.text])
             elif p.text:
                 ids.extend(next(encoded))
+            if owners is not None:
+                owners.extend([i] * (len(ids) - before))
         return ids
 
     def encode_example(self, example: Example) -> np.ndarray:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from fimpack.packing.shards import encode_shard
 from fimpack.train.data import TokenStream, WindowSampler
 from fimpack.train.trainer import train
 
-BOS, EOS, VOCAB = 1, 2, 512
+from test_train import cyclic_docs, write_build
+
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -22,26 +22,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def write_build(root, shards):
-    """Token shards + manifest, as the pipeline writes them (no Parquet: training needs none)."""
-    os.makedirs(root / "tokens", exist_ok=True)
-    for i, docs in enumerate(shards):
-        data, index = encode_shard(docs, np.uint16)
-        prefix = root / "tokens" / f"train-{i:05d}-of-{len(shards):05d}"
-        prefix.with_suffix(".bin").write_bytes(data)
-        prefix.with_suffix(".idx").write_bytes(index)
-    (root / "manifest.json").write_text(json.dumps({"tokenizer": {"vocab_size": VOCAB}}))
-    return str(root)
-
-
-def cyclic_docs(n_docs, seed=0, period=24):
-    """Documents cycling through a fixed pattern from a random phase: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    pattern = np.arange(10, 10 + period)
-    return [np.concatenate([[BOS], np.roll(pattern, -int(rng.integers(period)))[
-        np.arange(int(rng.integers(40, 160))) % period], [EOS]]) for _ in range(n_docs)]
 
 
 def test_ranks_read_disjoint_slices_that_make_up_the_single_process_batch(tmp_path):
@@ -65,10 +45,13 @@ def read_log(out):
         return [json.loads(line) for line in f]
 
 
-def test_torchrun_two_processes_train_like_one(tmp_path):
-    root = write_build(tmp_path / "data", [cyclic_docs(60, seed=1), cyclic_docs(60, seed=2)])
+@pytest.mark.parametrize("packing", ["stream", "packed"])
+def test_torchrun_two_processes_train_like_one(tmp_path, packing):
+    root = write_build(tmp_path / "data", [cyclic_docs(60, seed=1), cyclic_docs(60, seed=2)],
+                       seq_len=200)
     # the CLI's options only (warmup: the default, 5% of steps)
-    args = dict(steps=8, seq_len=32, batch_size=8, grad_accum=2, lr=2e-3, seed=3)
+    args = dict(steps=8, batch_size=8, grad_accum=2, lr=2e-3, seed=3, packing=packing,
+                **({"seq_len": 32} if packing == "stream" else {}))
     single = str(tmp_path / "single")
     train(root, "debug", args["steps"], single, **{k: v for k, v in args.items() if k != "steps"})
 

@@ -17,21 +17,22 @@ def fimpack(*args, **kw):
 def test_build_inspect_train(corpus_dir, tmp_path):
     out, run = tmp_path / "out", tmp_path / "run"
     build = fimpack("build", "--input", corpus_dir, "--out", out, "--vocab-size", 1200,
-                    "--max-file-bytes", 200_000, "--workers", 2)
+                    "--max-file-bytes", 200_000, "--workers", 2, "--seq-len", 512)
     assert "input files" in build.stdout
     assert "fimpack.ingest: read email" in build.stderr  # progress is visible
     manifest = json.loads((out / "manifest.json").read_text())
     rows = [json.loads(line) for line in fimpack("inspect", out, "--json").stdout.splitlines()]
     assert len(rows) == manifest["counts"]["examples"]
-    assert sum(len(r["files"]) for r in rows) == manifest["counts"]["kept_files"]
+    kept = {(r["repo"], f["path"]) for r in rows for f in r["files"]}  # parts counted once
+    assert len(kept) == manifest["counts"]["kept_files"]
     shown = fimpack("inspect", out, "--example", rows[0]["id"]).stdout
     assert rows[0]["files"][0]["path"] in shown
 
     fimpack("train", "--data", out, "--flavor", "debug", "--steps", 40, "--out", run,
-            "--seq-len", 128, "--batch-size", 8, "--ckpt-every", 20)
+            "--batch-size", 4, "--ckpt-every", 20)  # packed rows of the build's 512 tokens
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(40))
-    assert all(r["tokens_per_s"] > 0 for r in log)
+    assert all(r["tokens_per_s"] > 0 and 0 <= r["padding"] < 0.5 for r in log)
     first = sum(r["loss"] for r in log[:5]) / 5
     last = sum(r["loss"] for r in log[-5:]) / 5
     assert last < first - 0.5, (first, last)

@@ -7,20 +7,19 @@ import os
 import random
 import sysconfig
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 
 from fimpack.model.gemma import Gemma, config_for
-from fimpack.packing.fim import fim_pieces
-from fimpack.packing.shards import encode_shard
+from fimpack.packing.examples import (assemble_repo, document_examples, file_pieces,
+                                      file_segments)
+from fimpack.packing.fim import PSM, UNIFORM
 from fimpack.packing.tokenizer import Tokenizer, train_model
-from fimpack.records import (FILE_SEPARATOR, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, PATH,
-                             SENTINEL, TEXT, Piece)
+from fimpack.pipelines.outputs import write_shard
+from fimpack.records import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, NATURAL_LANGUAGE, SourceFile
 from fimpack.train import evaluate as ev
 from fimpack.train.infill import Run, fim_prompt, infill, load_run
 from fimpack.train.sandbox import run_python
@@ -42,40 +41,27 @@ def one_thread():
 # a small build, written the way the pipeline writes one (examples Parquet aligned with tokens)
 
 
-def example(tok, repo, split, files, rng, fim_rate=0.5, nl=False, modes=("psm", "spm")):
-    """(Parquet row, token ids) of one example: files joined by <|file_separator|>."""
-    pieces, entries = [], []
-    for i, (path, content) in enumerate(files):
-        if nl:
-            pieces.append(Piece(TEXT, content, i))
-            entries.append({"path": path, "language": "text", "fim": "none"})
-            continue
-        if i:
-            pieces.append(Piece(SENTINEL, FILE_SEPARATOR, -1))
-        mode = "none" if rng.random() >= fim_rate else rng.choice(modes)
-        pieces += [Piece(PATH, path + "\n", i)] + fim_pieces(content, mode, rng, i)
-        entries.append({"path": path, "language": "python", "fim": mode})
-    ids = tok.encode_example(SimpleNamespace(pieces=pieces))
-    spans, pos = [], 0
-    for p in pieces:
-        spans.append({"kind": p.kind, "file": p.file, "start": pos, "end": pos + len(p.text)})
-        pos += len(p.text)
-    row = {"id": f"{repo}:{len(files)}:{files[0][0]}", "repo": repo,
-           "source": "nl" if nl else "code", "split": split,
-           "text": "".join(p.text for p in pieces), "num_tokens": len(ids), "files": entries,
-           "pieces": spans}
-    return row, ids
+SEQ_LEN = 4096
 
 
-def write_split(root, split, rows_ids):
-    name = f"{split}-00000-of-00001"
-    (root / "examples").mkdir(exist_ok=True)
-    (root / "tokens").mkdir(exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([r for r, _ in rows_ids]),
-                   root / "examples" / f"{name}.parquet")
-    data, index = encode_shard([ids for _, ids in rows_ids], np.uint16)
-    (root / "tokens" / f"{name}.bin").write_bytes(data)
-    (root / "tokens" / f"{name}.idx").write_bytes(index)
+def examples(tok, repo, split, files, fim_rate=0.5, nl=False):
+    """(Example, ids) of REPO's FILES as the build makes them (``file_segments`` then
+    ``assemble_repo``; ``document_examples`` for prose), all in SPLIT."""
+    if nl:
+        return [x for path, text in files for x in document_examples(
+            SourceFile(repo, path, "text", text, NATURAL_LANGUAGE), tok, seq_len=SEQ_LEN,
+            val_fraction=float(split == "validation"))]
+    units = [(path, file_segments(SourceFile(repo, path, "python", content), tok, seed=0,
+                                  fim_rate=fim_rate, seq_len=SEQ_LEN))
+             for path, content in files]
+    return assemble_repo(repo, units, tok, seq_len=SEQ_LEN, edges=[],
+                         val_fraction=float(split == "validation"))
+
+
+def write_split(root, split, rows):
+    """One shard of SPLIT, written by the build's own writer (examples Parquet, tokens)."""
+    rows = sorted(rows, key=lambda r: r[0].id)
+    write_shard(str(root), split, 0, 1, rows, np.uint16, SEQ_LEN)
 
 
 def stdlib_files(package, limit=None):
@@ -90,19 +76,19 @@ def make_build(root: Path, with_validation=True) -> str:
     proto = train_model([c for _, c in train_files + val_files], vocab_size=512)
     tok = Tokenizer(proto)
     (root / "tokenizer.model").write_bytes(proto)
-    rng = random.Random(0)
-    nl_text = ("Natural language prose about the weather and nothing else. " * 30,)
-    train_rows = [example(tok, "json", "train", train_files[i:i + 2], rng)
-                  for i in range(0, len(train_files), 2)]
-    train_rows.append(example(tok, "docs", "train", [("README", nl_text[0])], rng, nl=True))
+    nl_text = "Natural language prose about the weather and nothing else. " * 30
+    train_rows = [x for i in range(0, len(train_files), 2)
+                  for x in examples(tok, f"json{i}", "train", train_files[i:i + 2])]
+    train_rows += examples(tok, "docs", "train", [("README", nl_text)], nl=True)
     write_split(root, "train", train_rows)
     if with_validation:
-        val_rows = [example(tok, "val", "validation", val_files[:1], rng, fim_rate=1.0),
-                    example(tok, "val", "validation", val_files[1:], rng, fim_rate=0.0),
-                    example(tok, "vdocs", "validation", [("NOTES", "Some prose. " * 40)], rng,
-                            nl=True)]
+        val_rows = (examples(tok, "val", "validation", val_files[:1], fim_rate=1.0)
+                    + examples(tok, "val2", "validation", val_files[1:], fim_rate=0.0)
+                    + examples(tok, "vdocs", "validation", [("NOTES", "Some prose. " * 40)],
+                               nl=True))
         write_split(root, "validation", val_rows)
-    manifest = {"tokenizer": {"vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
+    manifest = {"config": {"seq_len": SEQ_LEN},
+                "tokenizer": {"vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
                               "eos_id": tok.eos_id, "pad_id": tok.pad_id,
                               "control_ids": tok.control_ids,
                               "sha256": hashlib.sha256(proto).hexdigest()}}
@@ -118,7 +104,8 @@ def build(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run_dir(build, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
-    train(build, "debug", 12, out, seq_len=64, batch_size=4, lr=3e-3, warmup=2)
+    train(build, "debug", 12, out, seq_len=64, batch_size=4, lr=3e-3, warmup=2,
+          packing="stream")
     return out
 
 
@@ -223,13 +210,13 @@ def test_fim_prompt_is_exactly_how_training_examples_begin(build):
     tok = Tokenizer.load(os.path.join(build, "tokenizer.model"))
     content = (STDLIB / "colorsys.py").read_text()
     for seed in range(5):
-        row, ids = example(tok, "r", "train", [("pkg/colorsys.py", content)],
-                           random.Random(seed), fim_rate=1.0, modes=("psm",))
-        text = row["text"]
-        part = {p["kind"]: text[p["start"]:p["end"]] for p in row["pieces"]}
+        pieces = file_pieces("pkg/colorsys.py", content, PSM, random.Random(seed), UNIFORM,
+                             "python")  # how the build formats a file
+        ids = [tok.bos_id] + tok.encode_pieces(pieces)
+        part = {p.kind: p.text for p in pieces}
         prompt = fim_prompt(tok, part["prefix"], part["suffix"], "pkg/colorsys.py")
-        assert ids[:len(prompt)].tolist() == prompt
-        assert ids[len(prompt):-1].tolist() == tok.encode_text(part["middle"])
+        assert ids[:len(prompt)] == prompt
+        assert ids[len(prompt):] == tok.encode_text(part["middle"])
 
 
 def test_line_masks_cover_whole_lines():
@@ -303,7 +290,8 @@ def test_loss_groups_add_up_and_match_per_document_losses(build, run_dir):
     assert report["code"]["tokens"] + report["nl"]["tokens"] == report["all"]["tokens"]
     assert report["fim"]["tokens"] + report["plain"]["tokens"] == report["all"]["tokens"]
     assert report["code"]["documents"] == 2 and report["fim"]["documents"] == 1
-    assert rows.column("source").to_pylist() == ["code", "code", "nl"]
+    sources = rows.column("source").to_pylist()  # in packed order, as the tokens are
+    assert sorted(sources) == ["code", "code", "nl"]
     # with a context longer than every document, each one is scored alone from its start
     wide = Run(run.model, run.tokenizer, run.flavor, run.step, seq_len=int(lengths.sum()))
     report = ev.split_loss(wide, build, "validation", batch_size=1)
@@ -314,9 +302,11 @@ def test_loss_groups_add_up_and_match_per_document_losses(build, run_dir):
         with torch.no_grad():
             per_doc.append(float(run.model(ids[:, :-1], targets=ids[:, 1:])))
     n = lengths - 1
-    assert report["nl"]["nats_per_token"] == pytest.approx(per_doc[2], rel=1e-5)
+    code = [d for d, source in enumerate(sources) if source == "code"]
+    assert report["nl"]["nats_per_token"] == pytest.approx(per_doc[sources.index("nl")],
+                                                           rel=1e-5)
     assert report["code"]["nats_per_token"] == pytest.approx(
-        (per_doc[0] * n[0] + per_doc[1] * n[1]) / (n[0] + n[1]), rel=1e-5)
+        sum(per_doc[d] * n[d] for d in code) / sum(n[d] for d in code), rel=1e-5)
 
 
 def test_evaluate_reports_every_metric(build, run_dir, tmp_path, capsys):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fimpack.packing.shards import encode_shard
-from fimpack.train.data import IGNORE, TokenStream, WindowSampler
+from fimpack.train.data import (IGNORE, PAD_DOC, Batch, PackedRows, PackedSampler, TokenStream,
+                                WindowSampler)
 from fimpack.train.trainer import MIN_LR_RATIO, lr_at, train
 
 BOS, EOS, VOCAB = 1, 2, 512
@@ -24,15 +25,27 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def write_build(root, shards, vocab=VOCAB, split="train"):
-    """A build folder as the pipeline writes it: tokens/{split}-i-of-n.bin/.idx + manifest."""
+def write_build(root, shards, vocab=VOCAB, split="train", seq_len=256):
+    """A build folder as the pipeline writes it: tokens/{split}-i-of-n.bin/.idx/.packs.npy
+    (documents packed in their order, a new sequence when the next one does not fit) and a
+    manifest."""
     os.makedirs(root / "tokens", exist_ok=True)
     for i, docs in enumerate(shards):
         data, index = encode_shard(docs, np.uint16)
         prefix = root / "tokens" / f"{split}-{i:05d}-of-{len(shards):05d}"
         prefix.with_suffix(".bin").write_bytes(data)
         prefix.with_suffix(".idx").write_bytes(index)
-    manifest = {"tokenizer": {"vocab_size": vocab, "bos_id": BOS, "eos_id": EOS, "pad_id": 0,
+        if max(len(d) for d in docs) > seq_len:
+            continue  # a stream-only build: no packed sequences
+        starts, used = [0], 0
+        for d, ids in enumerate(docs):
+            if used + len(ids) > seq_len:
+                starts.append(d)
+                used = 0
+            used += len(ids)
+        starts.append(len(docs))
+        np.save(str(prefix) + ".packs.npy", np.array(starts, dtype=np.int64))
+    manifest = {"config": {"seq_len": seq_len}, "tokenizer": {"vocab_size": vocab, "bos_id": BOS, "eos_id": EOS, "pad_id": 0,
                               "control_ids": {"<|fim_prefix|>": 3, "<|fim_suffix|>": 4,
                                               "<|fim_middle|>": 5, "<|file_separator|>": 6}}}
     (root / "manifest.json").write_text(json.dumps(manifest))
@@ -168,7 +181,7 @@ def test_loss_falls_on_a_learnable_stream(tmp_path):
     out = str(tmp_path / "run")
     lines = []
     summary = train(root, "debug", 30, out, seq_len=64, batch_size=8, lr=3e-3, warmup=3,
-                    progress=lines.append)
+                    progress=lines.append, packing="stream")
     log = read_log(out)
     assert [r["step"] for r in log] == list(range(30))
     assert all({"step", "loss", "lr", "tokens_per_s", "grad_norm"} <= r.keys() for r in log)
@@ -184,9 +197,12 @@ def test_loss_falls_on_a_learnable_stream(tmp_path):
     json.dumps(summary)  # the CLI prints it
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    root = write_build(tmp_path / "data", [cyclic_docs(60, seed=1), cyclic_docs(60, seed=2)])
-    kwargs = dict(seq_len=32, batch_size=4, grad_accum=2, lr=2e-3, warmup=2, seed=5)
+@pytest.mark.parametrize("packing", ["stream", "packed"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, packing):
+    root = write_build(tmp_path / "data", [cyclic_docs(60, seed=1), cyclic_docs(60, seed=2)],
+                       seq_len=200)
+    kwargs = dict(batch_size=4, grad_accum=2, lr=2e-3, warmup=2, seed=5, packing=packing,
+                  **({"seq_len": 32} if packing == "stream" else {}))
     straight = str(tmp_path / "straight")
     train(root, "debug", 8, straight, **kwargs)
 
@@ -212,7 +228,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
 
 def test_grad_accumulation_matches_one_big_batch(tmp_path):
     root = write_build(tmp_path / "data", [cyclic_docs(60)])
-    common = dict(seq_len=32, lr=1e-3, warmup=1, clip=0.0)
+    common = dict(seq_len=32, lr=1e-3, warmup=1, clip=0.0, packing="stream")
     train(root, "debug", 3, str(tmp_path / "big"), batch_size=8, **common)
     train(root, "debug", 3, str(tmp_path / "accum"), batch_size=4, grad_accum=2, **common)
     big, accum = read_log(tmp_path / "big"), read_log(tmp_path / "accum")
@@ -226,6 +242,81 @@ def test_grad_accumulation_matches_one_big_batch(tmp_path):
 def test_resume_refuses_a_different_model(tmp_path):
     root = write_build(tmp_path / "data", [cyclic_docs(30)])
     out = str(tmp_path / "run")
-    train(root, "debug", 1, out, seq_len=32, batch_size=2)
+    train(root, "debug", 1, out, seq_len=32, batch_size=2, packing="stream")
     with pytest.raises(ValueError, match="different model"):
-        train(root, "tiny", 2, out, seq_len=32, batch_size=2, resume=True)
+        train(root, "tiny", 2, out, seq_len=32, batch_size=2, resume=True, packing="stream")
+
+
+# ---------------------------------------------------------------------------------------------
+# packed rows: the build's sequences, as packs.npy lists them
+
+
+def test_a_packed_row_is_exactly_the_examples_packs_lists(tmp_path):
+    docs = cyclic_docs(40, seed=3)
+    root = write_build(tmp_path, [docs[:25], docs[25:]], seq_len=200)
+    rows = PackedRows(root)
+    sampler = PackedSampler(rows, 200, 4, pad_id=0)
+    packs = [np.load(tmp_path / "tokens" / f"train-0000{k}-of-00002.packs.npy") for k in (0, 1)]
+    assert len(rows) == sum(len(p) - 1 for p in packs)
+    seen = []
+    for r in range(len(rows)):
+        k, s = rows.index[r]
+        members = docs[:25][packs[k][s]:packs[k][s + 1]] if k == 0 else \
+            docs[25:][packs[k][s]:packs[k][s + 1]]
+        tokens, doc_ids = sampler.row(r)
+        n = sum(len(m) for m in members)
+        assert np.array_equal(tokens[:n], np.concatenate(members))
+        assert np.array_equal(doc_ids[:n], np.repeat(np.arange(len(members)),
+                                                     [len(m) for m in members]))
+        assert np.all(tokens[n:] == 0) and np.all(doc_ids[n:] == PAD_DOC) and n < 201
+        seen += [tuple(m) for m in members]
+    assert sorted(seen) == sorted(tuple(d) for d in docs)  # every example once, whole
+
+    batch = Batch(*map(np.stack, zip(*(sampler.row(r) for r in range(3)))))
+    _, _, targets = batch.tensors()
+    pads = batch.doc_ids[:, 1:] == PAD_DOC
+    assert torch.all(targets[torch.from_numpy(pads)] == IGNORE)  # pads carry no loss
+    assert batch.real_tokens == int((batch.doc_ids[:, :-1] != PAD_DOC).sum())
+
+
+def test_packed_rows_attend_and_position_per_document(tmp_path):
+    """Each example of a packed row gets exactly the logits it gets alone: attention never
+    crosses a document (nor reaches the padding) and RoPE positions restart at each one."""
+    from fimpack.model.gemma import Gemma, config_for
+
+    docs = cyclic_docs(12, seed=4)
+    root = write_build(tmp_path, [docs], seq_len=400)
+    sampler = PackedSampler(PackedRows(root), 400, 1, pad_id=0)
+    tokens, doc_ids = sampler.row(0)
+    torch.manual_seed(0)
+    model = Gemma(config_for("debug", vocab_size=VOCAB, attention="eager")).eval()
+    with torch.no_grad():
+        packed = model(torch.from_numpy(tokens[None, :-1]), torch.from_numpy(doc_ids[None, :-1]))
+        for d in range(int(doc_ids.max()) + 1):
+            where = np.flatnonzero(doc_ids[:-1] == d)
+            alone = model(torch.from_numpy(tokens[None, where]))
+            torch.testing.assert_close(packed[0, where], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_packed_ranks_split_the_rows_of_each_batch(tmp_path):
+    root = write_build(tmp_path, [cyclic_docs(30, seed=1), cyclic_docs(30, seed=2)], seq_len=200)
+    rows = PackedRows(root)
+    single = PackedSampler(rows, 200, 4, pad_id=0, seed=2)
+    ranks = [PackedSampler(rows, 200, 4, pad_id=0, seed=2, rank=r, world_size=2)
+             for r in range(2)]
+    for _ in range(3 * len(rows) // 4 + 2):  # across epochs
+        want = single.next_batch()
+        got = [s.next_batch() for s in ranks]
+        assert np.array_equal(np.concatenate([g.tokens for g in got]), want.tokens)
+    assert all(s.state() == single.state() for s in ranks)
+
+
+def test_packed_mode_takes_the_builds_seq_len(tmp_path):
+    root = write_build(tmp_path / "data", [cyclic_docs(30)], seq_len=200)
+    with pytest.raises(ValueError, match="packed sequences of 200 tokens"):
+        train(root, "debug", 1, str(tmp_path / "run"), seq_len=64, batch_size=2)
+    out = str(tmp_path / "ok")
+    train(root, "debug", 2, out, batch_size=2)
+    log = read_log(out)
+    assert json.load(open(os.path.join(out, "config.json")))["train"]["seq_len"] == 200
+    assert all(0 < r["padding"] < 1 for r in log)  # padding reported, real tokens counted

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -50,11 +51,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from fimpack.inspect import pieces_of
 from fimpack.model.gemma import token_losses
-from fimpack.packing.fim import reconstruct
 from fimpack.records import CODE, NATURAL_LANGUAGE
 from fimpack.train.data import IGNORE, Batch, TokenStream
+from fimpack.train.heldout import code_files, heldout_metrics, interval, model_nll
 from fimpack.train.infill import DEFAULT_MAX_NEW_TOKENS, Run, complete, load_run
 from fimpack.train.sandbox import run_python
 
@@ -152,7 +152,9 @@ def split_loss(run: Run, data_dir: str, split: str, max_tokens: int = 100_000,
     groups = {}
     for name in LOSS_GROUPS:
         n = int(counts[masks[name]].sum())
+        scored = masks[name] & (counts > 0)
         groups[name] = {"nats_per_token": float(sums[masks[name]].sum() / n) if n else None,
+                        "ci95": interval(sums[scored] / counts[scored], counts[scored], seed),
                         "tokens": n, "documents": int(masks[name].sum())}
     return {"split": split, "seq_len": T, "sampled": sampled,
             "documents_in_split": stream.n_documents, **groups}
@@ -206,23 +208,10 @@ def mask_lines(text: str, kind: str, rng: random.Random,
 
 
 def heldout_files(data_dir: str, split: str, max_files: int = 200) -> list[tuple[str, str]]:
-    """(path, content) of code files in ``split``'s examples, in shard order, at most
+    """(path, content) of whole code files in ``split``'s examples, in shard order, at most
     ``max_files``: each file rebuilt exactly from its example's pieces."""
-    files = []
-    for name in _shard_names(data_dir, split):
-        path = os.path.join(data_dir, "examples", name + ".parquet")
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
-            for row in batch.to_pylist():
-                if row["source"] != CODE:
-                    continue
-                pieces = pieces_of(row)
-                for i, f in enumerate(row["files"]):
-                    content = reconstruct(pieces, i)
-                    if content.strip():
-                        files.append((f["path"], content))
-                    if len(files) >= max_files:
-                        return files
-    return files
+    found = code_files(data_dir, split, _shard_names(data_dir, split))
+    return [(f.path, f.content) for f in itertools.islice(found, max_files)]
 
 
 def heldout_tasks(files: list[tuple[str, str]], per_kind: int, seed: int = 0) -> list[InfillTask]:
@@ -309,6 +298,7 @@ def score(run: Run, tasks: list[InfillTask], max_new_tokens: int, timeout: float
 
 def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
              infill_tasks: int = 20, humaneval_tasks_per_kind: int = 20,
+             metric_files: int = 100,
              max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, timeout: float = 5.0,
              seed: int = 0, device: str = "cpu", details: str | None = None,
              progress: Callable[[str], None] | None = None) -> dict:
@@ -336,11 +326,11 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
                            "documents, which the model has probably trained on")
     result["loss"] = loss
 
+    files, split = (heldout_files(data_dir, "validation"), "validation") if held_out \
+        else ([], "train")
+    if not files:  # no code held out: train files, flagged
+        files, split = heldout_files(data_dir, "train"), "train"
     if infill_tasks > 0:
-        files, split = (heldout_files(data_dir, "validation"), "validation") if held_out \
-            else ([], "train")
-        if not files:
-            files, split = heldout_files(data_dir, "train"), "train"
         say(f"infilling: {infill_tasks} + {infill_tasks} tasks from {len(files)} {split} files")
         tasks = heldout_tasks(files, infill_tasks, seed)
         result["infill"] = {"split": split, "held_out": split == "validation",
@@ -349,6 +339,13 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
         if split != "validation":
             result["infill"]["warning"] = ("no code files in the validation split: tasks from "
                                            "train files, which the model has probably seen")
+    if metric_files > 0:
+        files = list(itertools.islice(code_files(data_dir, split, _shard_names(data_dir, split)),
+                                      4 * metric_files))
+        say(f"infilling loss and repository-context gain on {split} files")
+        result["heldout"] = {"split": split, "held_out": split == "validation",
+                             **heldout_metrics(files, run.tokenizer, model_nll(run.model),
+                                               run.seq_len, seed, metric_files)}
     if humaneval_tasks_per_kind > 0:
         say(f"HumanEval infilling: {humaneval_tasks_per_kind} + {humaneval_tasks_per_kind} "
             "tasks, each test run in a sandbox")

@@ -49,7 +49,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from fimpack.model.gemma import FLAVORS, Gemma, GemmaConfig, config_for
-from fimpack.train.data import IGNORE, TokenStream, WindowSampler
+from fimpack.train.data import IGNORE, PackedRows, PackedSampler, TokenStream, WindowSampler
 
 # Peak learning rate when none is given: smaller models tolerate (and need) larger steps.
 DEFAULT_LR = {"debug": 3e-3, "tiny": 1e-3, "small": 6e-4, "codegemma-2b": 3e-4,
@@ -190,7 +190,8 @@ def _model_config(data_dir: str, flavor: str, attention: str) -> GemmaConfig:
                       **({"vocab_size": vocab} if fixed is None else {}))
 
 
-def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int = 256,
+def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int | None = None,
+          packing: str = "packed",
           batch_size: int = 8, lr: float | None = None, warmup: int | None = None,
           seed: int = 0, ckpt_every: int = 0, resume: bool = False, log_every: int = 1,
           grad_accum: int = 1, clip: float = 1.0, device: str = "auto", compile: bool = False,
@@ -198,8 +199,10 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
     """Train ``flavor`` on ``data_dir``'s train shards for ``steps`` optimiser steps.
 
     lr: peak learning rate (default per flavor, DEFAULT_LR); warmup: steps of linear warmup
-    (default 5% of ``steps``, at most 200); each step sees batch_size * grad_accum windows of
-    seq_len tokens. clip <= 0 turns clipping off. ckpt_every = 0 checkpoints only at the end.
+    (default 5% of ``steps``, at most 200); each step sees batch_size * grad_accum rows of
+    seq_len tokens. packing "packed": a row is one of the build's packed sequences, seq_len is
+    the build's (another is an error); "stream": windows of the concatenated documents,
+    seq_len 256 unless given. clip <= 0 turns clipping off. ckpt_every = 0 checkpoints only at the end.
     resume: continue from out_dir/ckpt.pt when it exists (a fresh start otherwise), keeping
     the log lines before the checkpoint's step. progress: called with one line per logged step
     (on rank 0 only). Under torchrun, batch_size is the global batch and must divide by the
@@ -211,7 +214,8 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
     """
     rank, local_rank, world, own_group = _init_distributed(device)
     try:
-        return _train(data_dir, flavor, steps, out_dir, seq_len=seq_len, batch_size=batch_size,
+        return _train(data_dir, flavor, steps, out_dir, seq_len=seq_len, packing=packing,
+                      batch_size=batch_size,
                       lr=lr, warmup=warmup, seed=seed, ckpt_every=ckpt_every, resume=resume,
                       log_every=log_every, grad_accum=grad_accum, clip=clip, device=device,
                       compile=compile, attention=attention, progress=progress, rank=rank,
@@ -221,7 +225,28 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
             dist.destroy_process_group()
 
 
-def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup, seed,
+def _sampler(data_dir: str, packing: str, seq_len: int | None, batch_size: int, seed: int,
+             rank: int, world: int):
+    """The train split's sampler and its row length."""
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    if packing == "stream":
+        seq_len = seq_len or 256
+        return WindowSampler(TokenStream(data_dir, "train"), seq_len, batch_size, seed,
+                             rank=rank, world_size=world), seq_len
+    if packing != "packed":
+        raise ValueError(f"packing is 'packed' or 'stream', not {packing!r}")
+    built = manifest["config"]["seq_len"]
+    if seq_len is not None and seq_len != built:
+        raise ValueError(f"the build packed sequences of {built} tokens; packed training uses "
+                         f"them as they are (omit --seq-len), or use --packing stream to cut "
+                         f"windows of {seq_len}")
+    return PackedSampler(PackedRows(data_dir, "train"), built, batch_size,
+                         manifest["tokenizer"]["pad_id"], seed, rank=rank,
+                         world_size=world), built
+
+
+def _train(data_dir, flavor, steps, out_dir, *, seq_len, packing, batch_size, lr, warmup, seed,
            ckpt_every, resume, log_every, grad_accum, clip, device, compile, attention,
            progress, rank, local_rank, world) -> dict:
     if device == "auto":
@@ -257,8 +282,7 @@ def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup,
     with torch.device(dev):
         model = Gemma(config)
     optimizer = make_optimizer(model, lr, fused=cuda)
-    sampler = WindowSampler(TokenStream(data_dir, "train"), seq_len, batch_size, seed,
-                            rank=rank, world_size=world)
+    sampler, seq_len = _sampler(data_dir, packing, seq_len, batch_size, seed, rank, world)
 
     start = 0
     if resume and os.path.exists(ckpt_path):
@@ -273,6 +297,7 @@ def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup,
         start = ckpt["step"]
 
     train_args = dict(data_dir=data_dir, flavor=flavor, steps=steps, seq_len=seq_len,
+                      packing=packing,
                       batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
                       grad_accum=grad_accum, clip=clip, device=dev.type, compile=compile,
                       attention=attention, world_size=world)
@@ -299,10 +324,11 @@ def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup,
     step_flops = flops_per_token(config, seq_len)
     peak = _peak_flops(dev) if cuda else None
     n_params = model.num_params()
-    tokens_per_step = batch_size * seq_len * grad_accum  # global, all ranks together
+    slots_per_step = batch_size * seq_len * grad_accum  # global, all ranks together
 
     first_loss = final_loss = None
     t_last, tokens_since, t_run, tokens_run = time.perf_counter(), 0, 0.0, 0
+    slots_since = 0  # row positions (real tokens + padding) since the last log line
     try:
         model.train()
         for step in range(start, steps):
@@ -311,7 +337,9 @@ def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup,
                 group["lr"] = step_lr
             loss_sum = torch.zeros((), device=dev)
             for micro in range(grad_accum):
-                inputs, doc_ids, targets = sampler.next_batch().tensors(dev)
+                batch = sampler.next_batch()
+                tokens_since += batch.real_tokens  # this rank's; summed over ranks below
+                inputs, doc_ids, targets = batch.tensors(dev)
                 share = 1.0  # this rank's part of the micro-batch's targets, times world
                 if world > 1:
                     counts = (targets != IGNORE).sum().double()
@@ -333,18 +361,22 @@ def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup,
                                                        clip if clip > 0 else math.inf)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            tokens_since += tokens_per_step
+            slots_since += slots_per_step
 
             last = step == steps - 1
             if step % log_every == 0 or last or step == start:
                 if world > 1:
                     dist.all_reduce(loss_sum)
                     loss_sum /= world
+                    real = torch.tensor(float(tokens_since), device=dev)
+                    dist.all_reduce(real)
+                    tokens_since = int(real.item())
                 step_loss = (loss_sum / grad_accum).item()  # also waits for the GPU
                 dt = time.perf_counter() - t_last
-                tps = tokens_since / dt
+                tps = tokens_since / dt  # real tokens only: padding is not throughput
                 t_run, tokens_run = t_run + dt, tokens_run + tokens_since
                 record = {"step": step, "loss": step_loss, "lr": step_lr, "tokens_per_s": tps,
+                          "padding": round(1 - tokens_since / slots_since, 6),
                           "grad_norm": grad_norm.item(), "epoch": sampler.epoch}
                 if cuda:
                     record["mfu"] = None if peak is None else step_flops * tps / (peak * world)
@@ -357,7 +389,7 @@ def _train(data_dir, flavor, steps, out_dir, *, seq_len, batch_size, lr, warmup,
                                                     if record.get("mfu") is not None else ""))
                 first_loss = step_loss if first_loss is None else first_loss
                 final_loss = step_loss
-                tokens_since = 0
+                tokens_since = slots_since = 0
                 t_last = time.perf_counter()
 
             if main and (last or (ckpt_every and (step + 1) % ckpt_every == 0)):
