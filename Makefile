@@ -11,7 +11,7 @@ BEAM_VERSION := $(shell sed -n 's/^apache-beam==//p' constraints.txt)
 ENGINES := $(CURDIR)/.engines
 PRISM   := $(ENGINES)/bin/prism
 
-.PHONY: setup engines test test-fast demo bench bench-dedup bench-components bench-graph bench-pack bench-train bench-build clean
+.PHONY: setup engines test test-fast demo ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-build clean
 
 setup: $(STAMP)
 
@@ -37,16 +37,23 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 # The embedded default: the stdlib and installed distributions, capped to a small size; then
-# a few minutes of training the `tiny` flavor on it, and its evaluation.
+# a few minutes of training the `tiny` flavor on the build's packed sequences (its seq_len),
+# and its evaluation (held-out loss, infilling loss, repository-context gain, exact match).
 demo: setup
 	$(BIN)/fimpack build --out $(DEMO)/corpus --max-repos 12 --max-files-per-repo 120 \
-		--vocab-size 4096 --tokenizer-sample-chars 4000000 --seq-len 2048 --workers 2 \
+		--vocab-size 4096 --tokenizer-sample-chars 4000000 --seq-len 512 --workers 2 \
 		--val-fraction 0.2
 	$(BIN)/fimpack inspect $(DEMO)/corpus --limit 1 | head -40
 	$(BIN)/fimpack report $(DEMO)/corpus
-	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor tiny --steps 200 --out $(DEMO)/run \
-		--seq-len 256 --batch-size 8
-	$(BIN)/fimpack eval $(DEMO)/run --data $(DEMO)/corpus --infill-tasks 10 --humaneval-tasks 10
+	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor tiny --steps 150 --out $(DEMO)/run \
+		--batch-size 4
+	$(BIN)/fimpack eval $(DEMO)/run --data $(DEMO)/corpus --infill-tasks 10 --humaneval-tasks 10 \
+		--metric-files 30
+
+# The paper's three questions at `tiny` scale on CPU (results: BENCHMARKS.md).
+ablate: setup
+	$(BIN)/fimpack ablate --out $(DEMO)/ablate --max-repos 12 --max-files-per-repo 120 \
+		--variants fim,mixture,order --flavor tiny --steps 150 --batch-size 4 --seq-len 512
 
 # Benchmarks download pinned sdists into bench-data/ (never committed); results: BENCHMARKS.md.
 bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-build

@@ -57,6 +57,9 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--code-fraction", type=float, default=None,
                    help="code share of tokens (default 0.8); -1 keeps everything")
     b.add_argument("--seq-len", type=int, default=8192, help="tokens per packed sequence")
+    b.add_argument("--order", choices=["codegemma", "deepseek", "random"], default="codegemma",
+                   help="file order inside a repository: CodeGemma's dependency "
+                   "linearisation, DeepSeek-Coder's topological order, or seeded random")
     b.add_argument("--val-fraction", type=float, default=0.05)
     b.add_argument("--vocab-size", type=int, default=32_000)
     b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")
@@ -123,6 +126,23 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--details", metavar="JSONL", help="write every infilling task here")
+
+    a = sub.add_parser("ablate", help="the paper's questions on your corpus: build variants "
+                       "(FIM rate, code fraction, file order), train each, compare held out")
+    _source_args(a)
+    a.add_argument("--variants", default="fim,mixture,order",
+                   help="comma-separated: fim (0.8 vs 0.0), mixture (code 0.8 vs 1.0), order "
+                   "(codegemma vs deepseek vs random)")
+    a.add_argument("--flavor", default="tiny")
+    a.add_argument("--steps", type=int, default=300)
+    a.add_argument("--seq-len", type=int, default=512, help="the builds' packed sequences")
+    a.add_argument("--batch-size", type=int, default=4)
+    a.add_argument("--repeats", type=int, default=1, help="seeds per variant")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--device", default="auto")
+    a.add_argument("--vocab-size", type=int, default=4096)
+    a.add_argument("--val-fraction", type=float, default=0.2)
+    a.add_argument("--metric-files", type=int, default=60)
 
     f = sub.add_parser("infill", help="fill in the middle with a trained run (greedy)")
     f.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
@@ -196,7 +216,7 @@ def _config(args, dedup_only: bool):
     fim_rate = preset["fim_rate"] if args.fim_rate is None else args.fim_rate
     code_fraction = preset["code_fraction"] if args.code_fraction is None else args.code_fraction
     return build.BuildConfig(
-        **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split,
+        **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split, order=args.order,
         code_fraction=None if code_fraction < 0 else code_fraction, seq_len=args.seq_len,
         val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
         tokenizer_sample_docs=args.tokenizer_sample_docs,
@@ -299,6 +319,29 @@ def cmd_eval(args) -> int:
                          seed=args.seed, device=args.device, details=args.details)
 
 
+def cmd_ablate(args) -> int:
+    _setup_logging(args.verbose)
+    from fimpack.pipelines.build import BuildConfig
+    from fimpack.pipelines.embedded import embedded_sources
+    from fimpack.pipelines.ingest import Limits, discover
+    from fimpack.train.ablate import ablate, markdown
+
+    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
+    base = BuildConfig(out=args.out, input=args.input, max_repos=args.max_repos,
+                       workers=args.workers, seed=args.seed, seq_len=args.seq_len,
+                       vocab_size=args.vocab_size, val_fraction=args.val_fraction,
+                       tokenizer_sample_chars=4_000_000, allow_unaudited=args.allow_unaudited,
+                       limits=Limits(max_file_bytes=args.max_file_bytes,
+                                     max_files_per_repo=args.max_files_per_repo))
+    results = ablate(args.out, sources, base, args.variants.split(","), flavor=args.flavor,
+                     steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                     repeats=args.repeats, device=args.device, metric_files=args.metric_files,
+                     progress=lambda line: print(f"fimpack ablate: {line}", file=sys.stderr,
+                                                 flush=True))
+    print(markdown(results))
+    return 0
+
+
 def cmd_infill(args) -> int:
     from fimpack.train.infill import main as infill_main
 
@@ -325,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_infill(args)
     if args.command == "graph":
         return cmd_graph(args)
+    if args.command == "ablate":
+        return cmd_ablate(args)
     if args.command == "report":
         from fimpack import report
         print(report.main(args.out, args.html))

@@ -46,6 +46,8 @@ from fimpack.records import CODE, Drop, processing_error
 log = logging.getLogger("fimpack.build")
 
 SPLITS = ("train", "validation")
+RANDOM = "random"
+ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
 
 
 @dataclass
@@ -56,6 +58,7 @@ class BuildConfig:
     seq_len: int = 8192               # tokens per packed training sequence
     fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
     fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
+    order: str = "codegemma"          # file order in a repository: ORDERS
     code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
     val_fraction: float = 0.05        # repositories held out for validation
     vocab_size: int = 32_000
@@ -151,8 +154,11 @@ class _PackRepo(_WithTokenizer):
         try:
             if graph_error is not None:
                 raise graph_error
-            graph = order_repository(files, extractions=extractions)
+            graph = order_repository(files, strategy=cfg.order if cfg.order != RANDOM
+                                     else "codegemma", extractions=extractions)
             order, edges = graph.order, graph.edges
+            if cfg.order == RANDOM:  # the ablation's baseline: same clusters, no order
+                order = sorted(order, key=lambda p: stable_hash("order", str(cfg.seed), repo, p))
         except Exception as err:  # a graph failure costs the order, not the files
             log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
             order, edges = [f.path for f in files], []

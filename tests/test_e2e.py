@@ -89,3 +89,43 @@ def test_engines_give_the_same_files_and_an_audit(corpus_dir, tmp_path):
             assert (outs[0] / rel).read_bytes() == (out / rel).read_bytes(), (out.name, rel)
     stages = json.loads((outs[2] / "manifest.json").read_text())["timing"]["stages"]
     assert "PackRepo" in stages  # Prism's transform ids mapped back to stage names
+
+
+def test_ablate_shares_one_tokenizer_and_one_held_out_split(corpus_dir, tmp_path):
+    """`fimpack ablate`: every variant is built with the reference build's tokenizer and holds
+    out the same repositories; each run is evaluated on the reference's held-out split; the
+    reports are written."""
+    out = tmp_path / "abl"
+    result = fimpack("ablate", "--input", corpus_dir, "--out", out, "--variants", "fim,order",
+                     "--flavor", "debug", "--steps", 3, "--batch-size", 2, "--seq-len", 512,
+                     "--max-file-bytes", 200_000, "--vocab-size", 800, "--metric-files", 5)
+    assert "## fim" in result.stdout and "## order" in result.stdout
+    report = json.loads((out / "ablation.json").read_text())
+    builds = {row["build"] for q in report["questions"].values() for row in q.values()}
+    assert len(builds) == 4  # fim-0.8 is codegemma: built once, trained once
+    reference = json.loads((out / "builds" / "reference" / "manifest.json").read_text())
+    held_out = None
+    for build in builds:
+        manifest = json.loads(open(os.path.join(build, "manifest.json")).read())
+        assert manifest["tokenizer"]["sha256"] == reference["tokenizer"]["sha256"]
+        assert not manifest["tokenizer"]["trained"]
+        val_repos = _repos(build, "validation")
+        held_out = val_repos if held_out is None else held_out
+        assert val_repos and val_repos == held_out
+    orders = {row["settings"]["order"] for row in report["questions"]["order"].values()}
+    assert orders == {"codegemma", "deepseek", "random"}
+    for row in report["questions"]["fim"].values():
+        assert row["runs"][0]["eval"]["data"] == str(out / "builds" / "reference")
+        assert row["metrics"]["code loss"]["mean"] > 0
+    assert report["questions"]["fim"]["fim-0.8"]["differences"]["code loss"][
+        "nats_per_token"] == 0  # a variant minus itself, file by file
+    for name in ("ablation.md", "ablation.html", "loss_curves.png", "metrics.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def _repos(build, split):
+    import glob
+
+    import pyarrow.parquet as pq
+    return {r for path in glob.glob(os.path.join(build, "examples", f"{split}-*.parquet"))
+            for r in pq.read_table(path, columns=["repo"]).column("repo").to_pylist()}

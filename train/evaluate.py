@@ -153,9 +153,12 @@ def split_loss(run: Run, data_dir: str, split: str, max_tokens: int = 100_000,
     for name in LOSS_GROUPS:
         n = int(counts[masks[name]].sum())
         scored = masks[name] & (counts > 0)
+        per_doc = sums[scored] / counts[scored]
         groups[name] = {"nats_per_token": float(sums[masks[name]].sum() / n) if n else None,
-                        "ci95": interval(sums[scored] / counts[scored], counts[scored], seed),
-                        "tokens": n, "documents": int(masks[name].sum())}
+                        "ci95": interval(per_doc, counts[scored], seed),
+                        "tokens": n, "documents": int(masks[name].sum()),
+                        "per_file": [round(float(x), 6) for x in per_doc],
+                        "per_file_tokens": [int(x) for x in counts[scored]]}
     return {"split": split, "seq_len": T, "sampled": sampled,
             "documents_in_split": stream.n_documents, **groups}
 

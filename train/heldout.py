@@ -96,13 +96,28 @@ def interval(values: np.ndarray, weights: np.ndarray | None = None, seed: int = 
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
+def paired_difference(a: dict, b: dict, seed: int = 0) -> dict | None:
+    """Summary of B - A over the same files (two ``summary`` dicts of runs evaluated on the
+    same held-out files), weighted by A's token counts: the interval of a difference, which is
+    far narrower than either run's own when files vary more than runs do."""
+    if not a.get("per_file") or len(a["per_file"]) != len(b.get("per_file") or ()):
+        return None
+    diff = np.array(b["per_file"]) - np.array(a["per_file"])
+    w = np.array(a["per_file_tokens"], dtype=np.float64)
+    return {"nats_per_token": float((diff * w).sum() / w.sum()), "ci95": interval(diff, w, seed),
+            "files": int(len(diff))}
+
+
 def summary(per_file: np.ndarray, tokens: np.ndarray, seed: int = 0) -> dict:
     """Token-weighted mean of per-file mean losses, its interval, and the counts."""
     if len(per_file) == 0:
         return {"nats_per_token": None, "ci95": [None, None], "files": 0, "tokens": 0}
     return {"nats_per_token": float((per_file * tokens).sum() / tokens.sum()),
             "ci95": interval(per_file, tokens, seed), "files": int(len(per_file)),
-            "tokens": int(tokens.sum())}
+            "tokens": int(tokens.sum()),
+            # per file, in a fixed order: two runs on the same files compare file by file
+            "per_file": [round(float(x), 6) for x in per_file],
+            "per_file_tokens": [int(x) for x in tokens]}
 
 
 def _encode(tok: Tokenizer, pieces) -> tuple[list[int], list]:
