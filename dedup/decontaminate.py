@@ -12,11 +12,11 @@ import gzip
 import json
 import os
 
-import apache_beam as beam
 import numpy as np
 
 from fimpack.dedup.minhash import _fmix64, token_hashes, tokens
-from fimpack.records import Drop, SourceFile, processing_error
+from fimpack.dedup.filters import FileFilter, Filter
+from fimpack.records import SourceFile
 
 NGRAM = 10
 GRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: h * M + t is a bijection in h
@@ -74,33 +74,19 @@ def contaminated(text: str, bench: np.ndarray, n: int = NGRAM) -> bool:
     return bool(len(grams)) and bool(np.isin(grams, bench, assume_unique=True).any())
 
 
-class _Decontaminate(beam.DoFn):
+class _Decontaminate(FileFilter):
+    stage = "decontaminate"
+
     def __init__(self, paths: list[str], n: int):
-        self.paths, self.n = paths, n
+        self.paths, self.n = list(paths), n
 
     def setup(self):
         self.bench = benchmark_ngrams(self.paths, self.n)  # once per worker
 
-    def process(self, f: SourceFile):
-        try:
-            dirty = contaminated(f.content, self.bench, self.n)
-        except Exception as err:  # one bad file must not stop a build
-            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path,
-                                                                     "decontaminate", err))
-            return
-        if dirty:
-            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "contaminated"))
-        else:
-            yield f
+    def reason(self, f: SourceFile) -> str | None:
+        return "contaminated" if contaminated(f.content, self.bench, self.n) else None
 
 
-class Decontaminate(beam.PTransform):
+def Decontaminate(paths: list[str], n: int = NGRAM) -> Filter:
     """SourceFiles -> clean SourceFiles (main) and Drops (``drops``)."""
-
-    def __init__(self, paths: list[str], n: int = NGRAM):
-        super().__init__()
-        self.paths, self.n = list(paths), n
-
-    def expand(self, files):
-        return files | "Decontaminate" >> beam.ParDo(
-            _Decontaminate(self.paths, self.n)).with_outputs("drops", main="files")
+    return Filter(_Decontaminate(paths, n))

@@ -16,9 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import apache_beam as beam
-
-from fimpack.records import CODE, Drop, SourceFile, processing_error
+from fimpack.dedup.filters import FileFilter, Filter
+from fimpack.records import CODE, SourceFile
 
 PROSE = {"markdown", "restructuredtext", "text"}
 DATA = {"json", "yaml", "xml"}
@@ -74,30 +73,16 @@ def quality_reason(f: SourceFile, cfg: QualityConfig = QualityConfig()) -> str |
     return None
 
 
-class _Filter(beam.DoFn):
+class _Quality(FileFilter):
+    stage = "quality"
+
     def __init__(self, cfg: QualityConfig):
         self.cfg = cfg
 
-    def process(self, f: SourceFile):
-        try:
-            reason = quality_reason(f, self.cfg)
-        except Exception as err:  # one bad file must not stop a build
-            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path, "quality",
-                                                                     err))
-            return
-        if reason is None:
-            yield f
-        else:
-            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, reason))
+    def reason(self, f: SourceFile) -> str | None:
+        return quality_reason(f, self.cfg)
 
 
-class QualityFilter(beam.PTransform):
+def QualityFilter(cfg: QualityConfig = QualityConfig()) -> Filter:
     """SourceFiles -> kept SourceFiles (main) and Drops (``drops``)."""
-
-    def __init__(self, cfg: QualityConfig = QualityConfig()):
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, files):
-        return files | "Quality" >> beam.ParDo(_Filter(self.cfg)).with_outputs("drops",
-                                                                               main="files")
+    return Filter(_Quality(cfg))

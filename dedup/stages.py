@@ -1,4 +1,5 @@
-"""The dedup stage of a build, in the order that keeps repository structure:
+"""The dedup and filter stages of a build. Dedup, in the order that keeps repository
+structure:
 
     repository-level near-dedup  (forks and version copies go as a whole)
     -> file-level exact dedup    (vendored copies across the corpus)
@@ -9,6 +10,8 @@ off. Removing a near-duplicate *file* from a repository leaves a hole in that re
 import graph, which multi-file packing then cannot fill; DeepSeek-Coder dedups repositories
 as a whole for that reason. Repository level runs first so that exact file dedup does not
 strip a fork down to its changed files before the fork is recognised as one.
+
+Then ``Filters``: quality rules, decontamination, PII redaction, each drop counted by reason.
 """
 from __future__ import annotations
 
@@ -16,8 +19,11 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
+from fimpack.dedup.decontaminate import Decontaminate
 from fimpack.dedup.exact import ExactDedup
 from fimpack.dedup.near import FileSignatures, LSHClusters, NearDedupConfig, RepoSignatures
+from fimpack.dedup.pii import RedactPII
+from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.records import CODE, ClusterMember, Drop
 
 SEP = "\x1f"  # between repo and path in a file key: never in a path
@@ -110,3 +116,29 @@ class Dedup(beam.PTransform):
         clusters = clusters or [empty("NoClusters")]
         return (files, tuple(drops) | "AllDedupDrops" >> beam.Flatten(),
                 tuple(clusters) | "AllClusters" >> beam.Flatten())
+
+
+class Filters(beam.PTransform):
+    """Kept SourceFiles -> (SourceFiles that pass, Drops, PII counters): the quality rules
+    (QUALITY None: off), decontamination against BENCHMARKS (empty: off), then PII
+    redaction (counted per file) when PII."""
+
+    def __init__(self, quality: QualityConfig | None, benchmarks: list[str], pii: bool):
+        super().__init__()
+        self.quality, self.benchmarks, self.pii = quality, list(benchmarks), pii
+
+    def expand(self, files):
+        drops, counts = [], []
+        if self.quality is not None:
+            files, dropped = files | "Quality" >> QualityFilter(self.quality)
+            drops.append(dropped)
+        if self.benchmarks:
+            files, dropped = files | "Decontaminate" >> Decontaminate(self.benchmarks)
+            drops.append(dropped)
+        if self.pii:
+            files, pii_counts, dropped = files | "RedactPII" >> RedactPII()
+            counts.append(pii_counts)
+            drops.append(dropped)
+        empty = lambda label: files.pipeline | label >> beam.Create([])  # noqa: E731
+        return (files, tuple(drops or [empty("NoDrops")]) | "FilterDrops" >> beam.Flatten(),
+                tuple(counts or [empty("NoCounts")]) | "FilterCounts" >> beam.Flatten())

@@ -7,7 +7,11 @@ input file was left out (every input file ends as exactly one kept ``SourceFile`
 from __future__ import annotations
 
 import hashlib
+import pickle
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
 
 # CodeGemma's sentinels, exactly as the model cards write them.
 FIM_PREFIX = "<|fim_prefix|>"
@@ -100,3 +104,56 @@ class Example:
     @property
     def text(self) -> str:
         return "".join(p.text for p in self.pieces)
+
+
+SPLITS = ("train", "validation")
+
+
+class Tokenized(NamedTuple):
+    """An example and its token ids ``[bos] ... [eos]``: what packing makes, the mixture
+    keeps or drops, and a shard writes."""
+
+    example: Example
+    ids: np.ndarray
+
+
+class ExampleStats(NamedTuple):
+    """The small record of one example that the mixture plan and the shard counts are
+    computed from, so the examples themselves are read once more only."""
+
+    source: str        # CODE or NATURAL_LANGUAGE
+    split: str
+    bucket: int        # the example's mixture bucket (a hash of seed and id)
+    tokens: int
+
+
+class PartFate(NamedTuple):
+    """Whether the mixture kept one part of a file, keyed by (repo, path): a file is kept
+    when any of its parts is."""
+
+    kept: bool
+    language: str
+    source: str
+
+
+# Counters travel as {key: count} dicts summed by a combiner into the manifest. A key is a
+# plain name ("kept_files") or KIND:VALUE ("drop:too_large", "language:python").
+def counter_key(kind: str, value) -> str:
+    return f"{kind}:{value}"
+
+
+def counters_of(counts: dict, kind: str) -> dict:
+    """{value: count} of the KIND:VALUE keys in COUNTS."""
+    prefix = kind + ":"
+    return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix)}
+
+
+AUDIT = "fimpack.audit"  # the namespace of the build's audit counters (pipelines/manifest.py)
+
+
+def packed(value) -> bytes:
+    """VALUE as bytes for a GroupByKey. FnApiRunner groups in the driver, decoding and
+    re-encoding every grouped value with its coder, one stage at a time while the workers
+    wait: an object costs it an unpickle and a pickle, bytes a copy. Workers pickle either
+    way (the coder's fallback for our dataclasses is pickle)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)

@@ -9,9 +9,15 @@ corpus; one example on a small one).
 """
 from __future__ import annotations
 
-import numpy as np
+import math
 
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from fimpack.counting import SumCounters, example_counter, kept_counter
 from fimpack.packing.examples import stable_hash
+from fimpack.records import (AUDIT, CODE, NATURAL_LANGUAGE, SPLITS, Drop, PartFate, packed)
 
 BUCKETS = 1 << 16
 PRESETS = {  # CodeGemma's published mixtures
@@ -24,12 +30,22 @@ def bucket(seed: int, example_id: str) -> int:
     return stable_hash("mixture", str(seed), example_id) % BUCKETS
 
 
-def histogram(pairs) -> np.ndarray:
-    """Token totals per bucket from (bucket, tokens) pairs."""
-    h = np.zeros(BUCKETS, dtype=np.int64)
-    for b, n in pairs:
-        h[b] += n
-    return h
+class Histogram(beam.CombineFn):
+    """Token totals per bucket (int64, BUCKETS long) from (bucket, tokens) pairs: a fixed
+    size whatever the corpus."""
+
+    def create_accumulator(self):
+        return np.zeros(BUCKETS, dtype=np.int64)
+
+    def add_input(self, acc, pair):
+        acc[pair[0]] += pair[1]
+        return acc
+
+    def merge_accumulators(self, accs):
+        return np.sum(list(accs), axis=0)
+
+    def extract_output(self, acc):
+        return acc
 
 
 def plan(code: np.ndarray, nl: np.ndarray, code_fraction: float | None) -> dict:
@@ -60,3 +76,101 @@ def plan(code: np.ndarray, nl: np.ndarray, code_fraction: float | None) -> dict:
 
 def keep(source: str, example_bucket: int, decision: dict) -> bool:
     return decision["cut"] != source or example_bucket < decision["below"]
+
+
+def shard_count(tokens: int, shard_tokens: int) -> int:
+    """Shard buckets for a split's repositories: none for an empty split."""
+    return math.ceil(tokens / shard_tokens)
+
+
+# Audit counters (see pipelines/manifest.py): sent on the metrics channel, apart from the data.
+EXAMPLES_MIXED = Metrics.counter(AUDIT, "examples_mixed")
+EXAMPLES_KEPT = Metrics.counter(AUDIT, "examples_kept")
+
+
+class _Mix(beam.DoFn):
+    """Keep or drop each example by the mixture plan, keyed by its shard (split, bucket) when
+    kept (and counted); report every file part's fate."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def process(self, item, decision: dict, counts: dict):
+        example, ids = item
+        EXAMPLES_MIXED.inc()
+        kept = keep(example.source, bucket(self.seed, example.id), decision)
+        if kept:
+            EXAMPLES_KEPT.inc()
+            split = example.split
+            yield ((split, stable_hash("shard", example.repo) % counts[f"shards_{split}"]),
+                   packed(item))
+            yield beam.pvalue.TaggedOutput("counts", example_counter(item))
+        for f in example.files:
+            yield beam.pvalue.TaggedOutput(
+                "parts", ((example.repo, f.path), PartFate(kept, f.language, example.source)))
+
+
+class _FileFate(beam.CombineFn):
+    """A file is kept when any of its parts is."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, value):
+        return value if acc is None or (value[0] and not acc[0]) else acc
+
+    def merge_accumulators(self, accs):
+        out = None
+        for acc in accs:
+            if acc is not None:
+                out = self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class Mixture(beam.PTransform):
+    """(Tokenized examples, their ExampleStats) -> (kept examples keyed by shard as packed
+    bytes, their counters, the counters of the files kept, Drops of the files whose every
+    part fell out). The plan (one token histogram per source) and the shard counts come from
+    the small stats records, so the examples are read once, to be kept or dropped and keyed.
+    Shard counts come from the data (not the worker count), so outputs are identical however
+    the build is spread; a repository's examples share a shard, so they can share
+    sequences."""
+
+    def __init__(self, seed: int, code_fraction: float | None, shard_tokens: int):
+        super().__init__()
+        self.seed, self.code_fraction, self.shard_tokens = seed, code_fraction, shard_tokens
+
+    def expand(self, pcolls):
+        examples, stats = pcolls
+        fraction, shard_tokens = self.code_fraction, self.shard_tokens
+        decision = beam.pvalue.AsSingleton(
+            stats
+            | "MixtureKey" >> beam.Map(lambda s: (s.source, (s.bucket, s.tokens)))
+            | "Histograms" >> beam.CombinePerKey(Histogram())
+            | "HistogramDict" >> beam.combiners.ToDict()
+            | "MixturePlan" >> beam.Map(lambda h: plan(
+                h.get(CODE, np.zeros(1, np.int64)), h.get(NATURAL_LANGUAGE,
+                                                          np.zeros(1, np.int64)), fraction)))
+        shard_counts = beam.pvalue.AsSingleton(
+            stats
+            | "SplitTokens" >> beam.Map(
+                lambda s, d: {s.split: s.tokens if keep(s.source, s.bucket, d) else 0},
+                decision)
+            | "CountSplits" >> beam.CombineGlobally(SumCounters())
+            | "ShardCounts" >> beam.Map(lambda c: {
+                f"shards_{s}": shard_count(c.get(s, 0), shard_tokens) for s in SPLITS}))
+        keyed, parts, example_counts = examples | "Mix" >> beam.ParDo(
+            _Mix(self.seed), decision, shard_counts).with_outputs("parts", "counts",
+                                                                  main="kept")
+        fates = parts | "FileFate" >> beam.CombinePerKey(_FileFate())
+        drops = (fates
+                 | "Dropped" >> beam.Filter(lambda kv: not kv[1].kept)
+                 | "AsDrops" >> beam.Map(lambda kv: Drop(*kv[0], "mixture_sampling")))
+        kept = (fates
+                | "Kept" >> beam.Filter(lambda kv: kv[1].kept)
+                | "KeptCounts" >> beam.Map(lambda kv: kept_counter(kv[1].source,
+                                                                   kv[1].language)))
+        return keyed, example_counts, kept, drops

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from fimpack.pipelines.languages import detect_language
-from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile, processing_error
+from fimpack.records import AUDIT, CODE, NATURAL_LANGUAGE, Drop, SourceFile, processing_error
 
 log = logging.getLogger("fimpack.ingest")
 
@@ -369,7 +369,6 @@ def read_source(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     yield from READERS[src.kind](src, limits)
 
 
-AUDIT = "fimpack.audit"  # the namespace of the build's audit counters (see build.audit)
 INPUT_FILES = Metrics.counter(AUDIT, "input_files")
 
 
@@ -410,7 +409,7 @@ class _ReadSource(beam.DoFn):
             yield beam.pvalue.TaggedOutput(self.DROPS, processing_error(src.name, "", "read",
                                                                         err))
         # Counted on the metrics channel too, apart from the data: the driver checks that
-        # every file read is accounted for as kept or dropped (see build.audit).
+        # every file read is accounted for as kept or dropped (see pipelines/manifest.py).
         INPUT_FILES.inc(kept + dropped)
         log.info("read %s: %d files kept, %d dropped", src.name, kept, dropped)
 

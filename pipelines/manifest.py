@@ -16,12 +16,15 @@ import time
 from dataclasses import asdict
 from importlib import metadata
 
+import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 
 import fimpack
 from fimpack.packing.shards import token_dtype
 from fimpack.packing.tokenizer import Tokenizer
-from fimpack.pipelines.ingest import AUDIT
+from fimpack.counting import SumCounters
+from fimpack.pipelines import outputs
+from fimpack.records import AUDIT, counters_of
 
 MANIFEST_VERSION = 3  # 3: drops and clusters as sharded folders; no empty shards
 
@@ -45,9 +48,35 @@ def utilisation(shards: list[dict]) -> float | None:
     return round(sum(e["tokens"] for e in bins) / slots, 6) if slots else None
 
 
+class Report(beam.PTransform):
+    """Counter dicts -> ``OUT/.build/stats.json``: the summed counters, and the entries of the
+    shards (SHARDS: a one-element list, or None) and record files (RECORD_FILES) written;
+    small aggregates, read back by the driver to make the manifest."""
+
+    def __init__(self, out: str, record_files: tuple, shards=None):
+        super().__init__()
+        self.out, self.record_files, self.shards = out, record_files, shards
+
+    def expand(self, counts):
+        sums = (counts | "AllCounts" >> beam.Flatten()
+                | "SumCounts" >> beam.CombineGlobally(SumCounters()))
+        records = beam.pvalue.AsSingleton(
+            self.record_files | "AllRecordFiles" >> beam.Flatten()
+            | "RecordFileList" >> beam.combiners.ToList())
+        shards = self.shards
+        if shards is None:
+            shards = sums.pipeline | "NoShards" >> beam.Create([[]])
+        path = outputs.join(self.out, ".build", "stats.json")
+        return sums | "Write" >> beam.Map(
+            lambda c, shards, records: outputs.write_json(path, {
+                "counts": c, "shards": sorted(shards, key=lambda e: e["path"]),
+                "records": sorted(records, key=lambda e: e["path"])}),
+            beam.pvalue.AsSingleton(shards), records)
+
+
 def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> dict:
     c = report["counts"]
-    dropped = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("drop:")}
+    dropped = counters_of(c, "drop")
     kept, n_dropped = c.get("kept_files", 0), c.get("dropped_files", 0)
     tokens = {"code": c.get("tokens_code", 0), "nl": c.get("tokens_nl", 0)}
     total_tokens = sum(tokens.values())
@@ -59,9 +88,8 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             "input_files": kept + n_dropped, "kept_files": kept, "dropped_files": n_dropped,
             "dropped_by_reason": dict(sorted(dropped.items())),
             "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
-            "kept_by_language": {k.split(":", 1)[1]: v for k, v in c.items()
-                                 if k.startswith("language:")},
-            "fim_files": {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("fim:")},
+            "kept_by_language": counters_of(c, "language"),
+            "fim_files": counters_of(c, "fim"),
             "examples": c.get("examples", 0),
             "examples_by_split": {s: c.get(f"examples_{s}", 0) for s in ("train", "validation")},
             "examples_by_source": {s: c.get(f"examples_{s}", 0) for s in ("code", "nl")},
@@ -73,14 +101,13 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             "sequences": sum(e["sequences"] for e in report["shards"]
                              if e["path"].endswith(".bin")),
             "utilisation": utilisation(report["shards"]),
-            "pii_redactions": {k.split(":", 1)[1]: v for k, v in c.items()
-                               if k.startswith("pii:")},
+            "pii_redactions": counters_of(c, "pii"),
             "pii_files": c.get("pii_files", 0),
         },
         "dedup": {
-            level: {"clusters": c.get(f"clusters:{level}", 0),
-                    "members": c.get(f"cluster_members:{level}", 0),
-                    "dropped": c.get(f"cluster_dropped:{level}", 0)}
+            level: {"clusters": counters_of(c, "clusters").get(level, 0),
+                    "members": counters_of(c, "cluster_members").get(level, 0),
+                    "dropped": counters_of(c, "cluster_dropped").get(level, 0)}
             for level in ("repo-near", "file-exact", "file-near")},
         "tokenizer": None if tok is None else {
             "path": "tokenizer.model", "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,

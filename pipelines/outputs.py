@@ -11,18 +11,25 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import pickle
 import uuid
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.metrics import Metrics
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from fimpack.packing.binpack import best_fit_decreasing
-from fimpack.packing.shards import encode_shard
 from fimpack.packing.examples import stable_hash
-from fimpack.records import ClusterMember, Drop, Example
+from fimpack.packing.shards import encode_shard, token_dtype
+from fimpack.packing.tokenizer import Tokenizer
+from fimpack.records import AUDIT, SPLITS, ClusterMember, Drop, Example
+
+log = logging.getLogger("fimpack.build")
+EXAMPLES_WRITTEN = Metrics.counter(AUDIT, "examples_written")  # the audit's last count
 
 EXAMPLES_SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -196,6 +203,57 @@ def read_records(out: str, name: str) -> pa.Table:
     schema = DROPS_SCHEMA if base == "drops" else CLUSTERS_SCHEMA
     tables = [pq.read_table(io.BytesIO(read_bytes(p))) for p in paths]
     return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+class _WriteShard(beam.DoFn):
+    def __init__(self, out: str, seq_len: int):
+        self.out, self.seq_len = out, seq_len
+
+    def process(self, item, names: dict, model: bytes):
+        key, rows = item
+        split = key[0]
+        index, count = names[key]
+        rows = sorted((pickle.loads(r) for r in rows), key=lambda r: r[0].id)
+        dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
+        entries = write_shard(self.out, split, index, count, rows, dtype, self.seq_len)
+        EXAMPLES_WRITTEN.inc(len(rows))
+        log.info("wrote %s shard %d: %d examples in %d sequences", split, index, len(rows),
+                 entries[-1]["sequences"])
+        yield from entries
+
+
+def dense_shard_names(keys: list) -> dict:
+    """{(split, bucket): (index, count)} over the buckets that received examples: a
+    repository hashes to one of the split's buckets, and a bucket no repository hashed to
+    gets no file (an empty shard breaks Hugging Face ``datasets`` and Megatron's readers), so
+    the files are numbered k-of-n over the non-empty buckets, in bucket order."""
+    names = {}
+    for split in SPLITS:
+        buckets = sorted(b for s, b in keys if s == split)
+        names.update({(split, b): (i, len(buckets)) for i, b in enumerate(buckets)})
+    return names
+
+
+class WriteShards(beam.PTransform):
+    """Kept examples keyed by (split, bucket), as packed bytes -> one shard per non-empty
+    bucket (examples Parquet, token .bin/.idx, .packs.npy; see ``write_shard``) -> the list of
+    their manifest entries (one element). MODEL: the tokenizer, a side input."""
+
+    def __init__(self, out: str, seq_len: int, model):
+        super().__init__()
+        self.out, self.seq_len, self.model = out, seq_len, model
+
+    def expand(self, keyed):
+        names = beam.pvalue.AsSingleton(
+            keyed
+            | "ShardKeys" >> beam.Keys()
+            | "DistinctShards" >> beam.Distinct()
+            | "ShardKeyList" >> beam.combiners.ToList()
+            | "ShardNames" >> beam.Map(dense_shard_names))
+        return (keyed
+                | "GroupByShard" >> beam.GroupByKey()
+                | "Write" >> beam.ParDo(_WriteShard(self.out, self.seq_len), names, self.model)
+                | "ShardList" >> beam.combiners.ToList())
 
 
 def write_json(path: str, obj) -> str:

@@ -13,7 +13,10 @@ from fimpack import inspect
 from fimpack.dedup.pii import redact
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
+from fimpack.packing.mixture import shard_count
+from fimpack.packing.stages import HoldOut
 from fimpack.pipelines import build, outputs
+from fimpack.records import SPLITS
 from fimpack.pipelines.ingest import Limits, discover
 
 from conftest import STDLIB
@@ -226,7 +229,7 @@ def test_report_is_self_contained(built):
 def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, monkeypatch):
     """An exception on one file drops that file with its reason; everything else builds."""
     import fimpack.dedup.quality as quality
-    import fimpack.pipelines.build as build_module
+    import fimpack.packing.stages as build_module
 
     real_quality, real_format = quality.quality_reason, build_module.file_segments
 
@@ -339,14 +342,14 @@ def test_every_output_opens_in_its_readers(built, tmp_path):
 
 
 def test_shard_names_are_dense_over_the_buckets_that_got_examples():
-    names = build.dense_shard_names([("train", 7), ("train", 2), ("validation", 4)])
+    names = outputs.dense_shard_names([("train", 7), ("train", 2), ("validation", 4)])
     assert names == {("train", 2): (0, 2), ("train", 7): (1, 2), ("validation", 4): (0, 1)}
-    assert build.shard_count(0, 100) == 0 and build.shard_count(101, 100) == 2
+    assert shard_count(0, 100) == 0 and shard_count(101, 100) == 2
 
 
 def test_no_shard_is_empty_and_names_have_no_gaps(built):
     out, manifest = built
-    for split in build.SPLITS:
+    for split in SPLITS:
         entries = [e for e in manifest["shards"] if e["split"] == split]
         names = sorted(e["path"].split("/")[1].split(".")[0] for e in entries
                        if e["path"].startswith("examples/"))
@@ -362,7 +365,7 @@ def test_no_shard_is_empty_and_names_have_no_gaps(built):
 
 
 def hold_out(val_fraction, items):
-    fn = build.HoldOut(val_fraction)
+    fn = HoldOut(val_fraction)
     half = len(items) // 2
     accs = [fn.create_accumulator(), fn.create_accumulator()]
     for i, item in enumerate(items):  # two workers' partial results, merged

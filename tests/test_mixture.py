@@ -2,7 +2,7 @@ import random
 
 import numpy as np
 
-from fimpack.packing.mixture import bucket, histogram, keep, plan
+from fimpack.packing.mixture import Histogram, bucket, keep, plan
 
 
 def corpus(n_code, n_nl, seed=0):
@@ -17,6 +17,14 @@ def achieved(examples, decision, seed=0):
         if keep(source, bucket(seed, eid), decision):
             kept[source] += n
     return kept["code"] / (kept["code"] + kept["nl"])
+
+
+def histogram(pairs):
+    """The build's combiner over PAIRS, split across two accumulators and merged."""
+    fn, pairs = Histogram(), list(pairs)
+    halves = [fn.add_inputs(fn.create_accumulator(), part)
+              for part in (pairs[::2], pairs[1::2])]
+    return fn.extract_output(fn.merge_accumulators(halves))
 
 
 def hists(examples, seed=0):
