@@ -32,7 +32,7 @@ manifest exists with the same settings. Prints tables and writes ``<data>/result
    An edge counts when a part of the imported file sits *earlier in the same packed sequence*
    as the importer's first part (the metric asked for), and, stricter, earlier in the same
    *example* (one document: the trainer masks attention across documents, so only this one is
-   visible context). Orders compared, each packed by the same code path (``repo_examples`` +
+   visible context). Orders compared, each packed by the same code path (``pack_repository`` +
    ``best_fit_decreasing`` over the shard's examples, natural-language examples unchanged):
    the build itself (codegemma), codegemma re-simulated (must equal the build: a check),
    DeepSeek-Coder's order (``strategy="deepseek"``), a random file order (seeded per
@@ -41,8 +41,8 @@ manifest exists with the same settings. Prints tables and writes ``<data>/result
    tokens(u) + tokens(v) + bos + separator + eos <= L), with why the fit edges fail and two
    upper bounds for any packing with one copy of each file.
    A file part's tokens do not depend on the order, so a token-level replay of ``_Builder`` +
-   ``best_fit_decreasing`` gives exactly what ``repo_examples`` would; at ``--code-path-sims``
-   (8192) the orders are re-run through ``repo_examples`` itself and the replay is checked
+   ``best_fit_decreasing`` gives exactly what ``pack_repository`` would; at ``--code-path-sims``
+   (8192) the orders are re-run through ``pack_repository`` itself and the replay is checked
    against it (and against the build) placement by placement; other seq_lens use the replay.
    **What-ifs** behind the suggestions (token-level, see ``replay``/``dep_clusters``):
    fill-split, fill-any, lookahead, lookahead+fill-split, dep-clusters.
@@ -71,7 +71,7 @@ import pyarrow.parquet as pq
 
 from fimpack.inspect import as_json, pieces_of
 from fimpack.packing.binpack import best_fit_decreasing
-from fimpack.packing.examples import repo_examples
+from fimpack.packing.stages import pack_repository
 from fimpack.packing.examples import OVERHEAD
 from fimpack.packing.graph import order_repository, place_rest
 from fimpack.packing.testlinks import is_test
@@ -261,7 +261,7 @@ def placements_build(rows) -> dict:
 
 
 def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int) -> dict:
-    """Re-run repo_examples with ORDERS {repo: [paths]} and pack each shard with
+    """Re-run pack_repository with ORDERS {repo: [paths]} and pack each shard with
     best_fit_decreasing (natural-language examples as built). Placements as above, plus the
     sequences and token totals."""
     shard_of = {r["repo"]: r["shard"] for r in rows}
@@ -272,9 +272,11 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int) -> di
                                       [(f["path"], f["part"]) for f in r["files"]]))
     for repo, files in repos.items():
         by_path = {f.path: f for f in files}
-        for ex, ids in repo_examples(repo, [by_path[p] for p in orders[repo]], tok,
-                                     seed=cfg["seed"], fim_rate=cfg["fim_rate"], seq_len=L,
-                                     val_fraction=cfg["val_fraction"], split=cfg["fim_split"]):
+        examples, _ = pack_repository(repo, list(by_path.values()), tok, seed=cfg["seed"],
+                                      fim_rate=cfg["fim_rate"], seq_len=L,
+                                      val_fraction=cfg["val_fraction"],
+                                      fim_split=cfg["fim_split"], order=orders[repo])
+        for ex, ids in examples:
             items[shard_of[repo]].append((ex.id, len(ids), repo,
                                           [(f.path, f.part) for f in ex.files]))
     place, seqs, tokens, sizes_all = defaultdict(list), 0, 0, []
@@ -377,12 +379,12 @@ def dfs_order(fs: list[SourceFile], ro) -> list[str]:
 
 def replay(rows, files, L: int, *, orders: dict | None = None, mode: str = "build",
            min_fill: int = 0, deps: dict | None = None, window: int = 64) -> dict:
-    """Token-level replay of ``repo_examples`` (``_Builder``) over the build's file parts, then
+    """Token-level replay of ``pack_repository`` (``_Builder``) over the build's file parts, then
     best-fit-decreasing per shard (items by example id, as the shard writer has them).
 
     A file part's token ids do not depend on the file order (its FIM mode and split come from
     (seed, repo, path, part), its parts from its own length), so with MODE "build" this is
-    exactly what ``repo_examples`` + ``best_fit_decreasing`` give for any ORDERS {repo:
+    exactly what ``pack_repository`` + ``best_fit_decreasing`` give for any ORDERS {repo:
     [paths]} (default: the build's order); the benchmark checks it against both. The other
     modes are what-ifs for the suggestions, in tokens (line ends ignored; a new part costs its
     path line + 3 FIM sentinels):
@@ -703,16 +705,16 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
         if strategy == "codegemma":
             loc["checks"]["replay_equals_build"] = (rp["place"] == build_place
                                                     and rp["sizes"] == build_sizes)
-        via = "replay of repo_examples + best_fit_decreasing (token level)"
+        via = "replay of pack_repository + best_fit_decreasing (token level)"
         if code_path and strategy != "dfs-postorder":
-            step(f"simulate {strategy} (repo_examples + best_fit_decreasing)")
+            step(f"simulate {strategy} (pack_repository + best_fit_decreasing)")
             sim = simulate(rows, plain, orders, tok, cfg, L)
             loc["checks"][f"code_path_equals_replay:{strategy}"] = (
                 sim["place"] == rp["place"] and sim["sizes"] == rp["sizes"])
             if strategy == "codegemma":
                 loc["checks"]["code_path_equals_build"] = (sim["place"] == build_place
                                                            and sim["sizes"] == build_sizes)
-            rp, via = sim, "repo_examples + best_fit_decreasing"
+            rp, via = sim, "pack_repository + best_fit_decreasing"
         d = locality(edges, rp["place"], fits)
         d.update(utilisation=rp["utilisation"], sequences=rp["sequences"], via=via)
         loc[f"simulated {strategy}"] = d
@@ -823,7 +825,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0, help="random-order baseline")
     ap.add_argument("--code-path-sims", default="8192",
-                    help="seq_lens whose order comparisons re-run repo_examples (slow) and "
+                    help="seq_lens whose order comparisons re-run pack_repository (slow) and "
                          "check the token-level replay against it; others use the replay")
     ap.add_argument("--window", type=int, default=64, help="what-if lookahead window (files)")
     ap.add_argument("--min-fill", type=int, default=256,

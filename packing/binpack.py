@@ -29,7 +29,3 @@ def best_fit_decreasing(sizes: list[int], capacity: int) -> list[list[int]]:
         if free - sizes[i] > 0:
             bisect.insort(room, (free - sizes[i], b))
     return [sorted(b) for b in bins]
-
-
-def utilisation(sizes: list[int], bins: list[list[int]], capacity: int) -> float:
-    return sum(sizes) / (len(bins) * capacity) if bins else 1.0

@@ -24,7 +24,9 @@ from fimpack.packing.examples import (assemble_repo, document_examples, file_seg
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import extract_imports, has_parser
 from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
-from fimpack.records import AUDIT, CODE, ExampleStats, Tokenized, packed, processing_error
+from fimpack.packing.fim import UNIFORM
+from fimpack.records import (AUDIT, CODE, Drop, ExampleStats, SourceFile, Tokenized, packed,
+                             processing_error)
 
 log = logging.getLogger("fimpack.build")
 
@@ -82,63 +84,81 @@ def _counted(examples, seed: int):
             example.source, example.split, mixture.bucket(seed, example.id), len(ids)))
 
 
-def repo_order(files, extractions: dict, strategy: str, seed: int, repo: str):
-    """(file order, import edges) of a repository by STRATEGY (one of ORDERS)."""
-    graph = order_repository(files, strategy=strategy if strategy != RANDOM else "codegemma",
-                             extractions=extractions)
-    if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
-        return sorted(graph.order, key=lambda p: stable_hash("order", str(seed), repo, p)), \
-            graph.edges
-    return graph.order, graph.edges
+def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: int,
+                    fim_rate: float, seq_len: int, val_fraction: float,
+                    fim_split: str = UNIFORM, order: str | list[str] = "codegemma",
+                    held_out: str | None = None) -> tuple[list[Tokenized], list[Drop]]:
+    """A repository's files as the build packs them: (examples, drops).
+
+    Each file is parsed once, for its imports and its syntax-aware FIM split together
+    (``parse_tree`` keeps the last tree), and formatted and tokenised right after
+    (``file_segments``); the files are ordered along the import graph by ORDER (one of
+    ORDERS, or an explicit list of paths: a what-if), then grouped into examples of at most
+    SEQ_LEN tokens along the import edges (``assemble_repo``). A file that fails to format is
+    dropped (``processing_error``); a graph failure costs the order (alphabetical), not the
+    files; a failure assembling examples is isolated file by file."""
+    files = sorted(files, key=lambda f: f.path)
+    segments, extractions, drops, graph_error = {}, {}, [], None
+    for f in files:
+        if has_parser(f.language) and graph_error is None:
+            try:
+                extractions[f.path] = extract_imports(f.content, f.language)
+            except Exception as err:  # costs the order, not the file
+                graph_error = err
+        try:
+            segments[f.path] = file_segments(replace(f, repo=repo), tok, seed=seed,
+                                             fim_rate=fim_rate, seq_len=seq_len,
+                                             split=fim_split)
+        except Exception as err:
+            drops.append(processing_error(repo, f.path, "pack", err))
+    files = [f for f in files if f.path in segments]
+    try:
+        if graph_error is not None:
+            raise graph_error
+        strategy = order if isinstance(order, str) else "codegemma"
+        graph = order_repository(files, strategy=strategy if strategy != RANDOM
+                                 else "codegemma", extractions=extractions)
+        paths, edges = graph.order, graph.edges
+        if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
+            paths = sorted(paths, key=lambda p: stable_hash("order", str(seed), repo, p))
+        if not isinstance(order, str):
+            paths = [p for p in order if p in segments]
+    except Exception as err:  # a graph failure costs the order, not the files
+        log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
+        paths, edges = [f.path for f in files], []
+    assemble = lambda paths, edges=(): [Tokenized(*x) for x in assemble_repo(  # noqa: E731
+        repo, [(p, segments[p]) for p in paths], tok, seq_len=seq_len,
+        val_fraction=val_fraction, edges=list(edges), held_out=held_out)]
+    try:
+        return assemble(paths, edges), drops
+    except Exception:  # find the file that breaks packing; keep the rest, one by one
+        examples = []
+        for p in paths:
+            try:
+                examples += assemble([p])
+            except Exception as err:
+                drops.append(processing_error(repo, p, "pack", err))
+        return examples, drops
 
 
 class _PackRepo(_WithTokenizer):
-    """A repository's files -> dependency order -> FIM -> tokenised examples, in one DoFn.
-    Each file is parsed once, for its imports and its syntax-aware FIM split together
-    (``parse_tree`` keeps the last tree), and formatted right after."""
+    """A repository's files -> ``pack_repository`` -> examples (and their stats) and drops."""
 
     def __init__(self, cfg):
         self.cfg = cfg
 
     def process(self, item, model: bytes, held_out: str | None):
         repo, files = item
-        files = sorted((pickle.loads(f) for f in files), key=lambda f: f.path)
+        files = [pickle.loads(f) for f in files]
         FILES_PACKED.inc(len(files))
-        cfg, tok = self.cfg, self.tokenizer(model)
-        segments, extractions, graph_error = {}, {}, None
-        for f in files:
-            if has_parser(f.language) and graph_error is None:
-                try:
-                    extractions[f.path] = extract_imports(f.content, f.language)
-                except Exception as err:  # costs the order, not the file
-                    graph_error = err
-            try:
-                segments[f.path] = file_segments(
-                    replace(f, repo=repo), tok, seed=cfg.seed, fim_rate=cfg.fim_rate,
-                    seq_len=cfg.seq_len, split=cfg.fim_split)
-            except Exception as err:
-                yield beam.pvalue.TaggedOutput("drops",
-                                               processing_error(repo, f.path, "pack", err))
-        files = [f for f in files if f.path in segments]
-        try:
-            if graph_error is not None:
-                raise graph_error
-            order, edges = repo_order(files, extractions, cfg.order, cfg.seed, repo)
-        except Exception as err:  # a graph failure costs the order, not the files
-            log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
-            order, edges = [f.path for f in files], []
-        assemble = lambda paths, edges=(): assemble_repo(  # noqa: E731
-            repo, [(p, segments[p]) for p in paths], tok, seq_len=cfg.seq_len,
-            val_fraction=cfg.val_fraction, edges=list(edges), held_out=held_out)
-        try:
-            yield from _counted(assemble(order, edges), cfg.seed)
-        except Exception:  # find the file that breaks packing; keep the rest, one by one
-            for p in order:
-                try:
-                    yield from _counted(assemble([p]), cfg.seed)
-                except Exception as err:
-                    yield beam.pvalue.TaggedOutput("drops",
-                                                   processing_error(repo, p, "pack", err))
+        cfg = self.cfg
+        examples, drops = pack_repository(
+            repo, files, self.tokenizer(model), seed=cfg.seed, fim_rate=cfg.fim_rate,
+            seq_len=cfg.seq_len, val_fraction=cfg.val_fraction, fim_split=cfg.fim_split,
+            order=cfg.order, held_out=held_out)
+        for drop in drops:
+            yield beam.pvalue.TaggedOutput("drops", drop)
+        yield from _counted(examples, cfg.seed)
 
 
 class _PackDocument(_WithTokenizer):

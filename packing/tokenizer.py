@@ -14,10 +14,9 @@ import subprocess
 import sys
 from typing import Iterable
 
-import numpy as np
 import sentencepiece as spm
 
-from fimpack.records import SENTINEL, SENTINELS, Example
+from fimpack.records import SENTINEL, SENTINELS
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MAX_SENTENCE_CHARS = 4096  # training "sentences" are chunks of lines of at most this size
@@ -151,11 +150,6 @@ class Tokenizer:
             if owners is not None:
                 owners.extend([i] * (len(ids) - before))
         return ids
-
-    def encode_example(self, example: Example) -> np.ndarray:
-        """[bos] + pieces + [eos]."""
-        ids = [self.bos_id, *self.encode_pieces(example.pieces), self.eos_id]
-        return np.asarray(ids, dtype=np.int64)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ids, the sentinels written out (sentencepiece drops control pieces)."""

@@ -2,11 +2,11 @@ import random
 
 import pytest
 
-from fimpack.packing.binpack import best_fit_decreasing, utilisation
-from fimpack.packing.examples import (document_examples, repo_examples, repo_split,
-                                      split_lines)
+from fimpack.packing.binpack import best_fit_decreasing
+from fimpack.packing.examples import document_examples, repo_split, split_lines
 from fimpack.packing.fim import reconstruct
 from fimpack.packing.graph import order_repository
+from fimpack.packing.stages import pack_repository
 from fimpack.packing.syntax import candidate_spans
 from fimpack.records import NATURAL_LANGUAGE, SourceFile
 
@@ -16,6 +16,14 @@ from conftest import STDLIB
 def stdlib_files(package):
     return [SourceFile(package, p.name, "python", p.read_text())
             for p in sorted((STDLIB / package).glob("*.py"))]
+
+
+def repo_examples(repo, files, tok, *, order="codegemma", **kw):
+    """The build's path for one repository (``pack_repository``), its examples; nothing may
+    be dropped here."""
+    examples, drops = pack_repository(repo, files, tok, order=order, **kw)
+    assert not drops, drops
+    return examples
 
 
 def rebuild(examples):
@@ -37,7 +45,7 @@ def test_multi_file_layout_without_fim(tokenizer):
     files = [SourceFile("r", "a/x.py", "python", "import b\n"),
              SourceFile("r", "b.py", "python", "B = 1")]
     [(ex, ids)] = repo_examples("r", files, tokenizer, seed=0, fim_rate=0.0, seq_len=512,
-                                val_fraction=0)
+                                val_fraction=0, order=["a/x.py", "b.py"])  # given, not graph
     assert ex.text == "a/x.py\nimport b\n<|file_separator|>b.py\nB = 1"
     assert [f.fim for f in ex.files] == ["none", "none"]
     assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id
@@ -48,7 +56,7 @@ def test_multi_file_layout_without_fim(tokenizer):
 def test_real_repo_fits_sequences_and_reconstructs(tokenizer, seq_len):
     files = stdlib_files("email")
     examples = repo_examples("email", files, tokenizer, seed=1, fim_rate=0.9, seq_len=seq_len,
-                             val_fraction=0.0, split="mixed")
+                             val_fraction=0.0, fim_split="mixed")
     assert all(len(ids) <= seq_len for _, ids in examples)
     assert all(tokenizer.decode(ids) == ex.text for ex, ids in examples)
     assert rebuild(examples) == {f.path: f.content for f in files}
@@ -88,7 +96,7 @@ def same_example_pairs(examples, edges):
 def test_dependencies_come_first_inside_examples(tokenizer, package, seq_len):
     files, ro = dependency_order(package)
     examples = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.5, seq_len=seq_len,
-                             val_fraction=0, edges=ro.edges)
+                             val_fraction=0)
     assert all(len(ids) <= seq_len for _, ids in examples)
     assert rebuild(examples) == {f.path: f.content for f in files}
     kept = set(ro.edges) - set(ro.removed_edges)
@@ -97,15 +105,9 @@ def test_dependencies_come_first_inside_examples(tokenizer, package, seq_len):
         # Inside an example no file precedes one of its dependencies, unless the edge was
         # removed to break a cycle.
         assert not [(u, v) for u, v in kept if u in at and v in at and at[v] > at[u]], ex.id
-    # With fill_room, files without edges join examples: fewer of them, same invariants.
-    filled = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.5, seq_len=seq_len,
-                           val_fraction=0, edges=ro.edges, fill_room=True)
-    assert len(filled) <= len(examples) and all(len(ids) <= seq_len for _, ids in filled)
-    assert rebuild(filled) == rebuild(examples)
-    assert same_example_pairs(filled, ro.edges) == same_example_pairs(examples, ro.edges)
-    # Edges computed inside (edges=None) give the same examples.
+    # The files' order as given (the graph's, here) makes the same examples.
     again = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.5, seq_len=seq_len,
-                          val_fraction=0)
+                          val_fraction=0, order=[f.path for f in files])
     assert [(ex, ids.tolist()) for ex, ids in again] == [(ex, ids.tolist())
                                                           for ex, ids in examples]
 
@@ -130,7 +132,7 @@ def greedy_examples(files, tok, seq_len):
 def test_dependency_pairs_share_examples_more_than_greedy(tokenizer, package, seq_len):
     files, ro = dependency_order(package)
     examples = repo_examples(package, files, tokenizer, seed=0, fim_rate=0.0, seq_len=seq_len,
-                             val_fraction=0, edges=ro.edges)
+                             val_fraction=0)
     sizes = {f.path: len(tokenizer.encode_text(f.path + "\n" + f.content)) for f in files}
     fit = [(u, v) for u, v in ro.edges if sizes[u] + sizes[v] + 3 <= seq_len]
     ours = same_example_pairs(examples, fit)
@@ -169,7 +171,7 @@ def test_crlf_and_non_ascii_round_trip(tokenizer):
              SourceFile("r", "\u00fcnicode.py", "python", "\u03c0 = 3.14  # \u2603\n" * 300)]
     for seed in range(5):
         examples = repo_examples("r", files, tokenizer, seed=seed, fim_rate=1.0, seq_len=256,
-                                 val_fraction=0, split="mixed")
+                                 val_fraction=0, fim_split="mixed")
         assert rebuild(examples) == {f.path: f.content for f in files}
         assert all(tokenizer.decode(ids) == ex.text for ex, ids in examples)
 
@@ -180,7 +182,7 @@ def test_syntax_split_middle_is_a_whole_node(tokenizer):
     middles = []
     for seed in range(10):
         for ex, _ in repo_examples("r", [f], tokenizer, seed=seed, fim_rate=1.0, seq_len=8192,
-                                   val_fraction=0, split="syntax"):
+                                   val_fraction=0, fim_split="syntax"):
             middles += [p.text for p in ex.pieces if p.kind == "middle"]
     assert len(middles) == 10 and all(m in spans for m in middles)
 
@@ -216,7 +218,7 @@ def test_best_fit_decreasing():
     bins = best_fit_decreasing(sizes, 8192)
     assert sorted(i for b in bins for i in b) == list(range(len(sizes)))
     assert all(sum(sizes[i] for i in b) <= 8192 for b in bins)
-    assert utilisation(sizes, bins, 8192) >= 0.995
+    assert sum(sizes) / (len(bins) * 8192) >= 0.995  # utilisation
     assert bins == best_fit_decreasing(sizes, 8192)
     # Fewer bins than first-fit in arrival order, never fewer than the lower bound.
     assert len(bins) >= -(-sum(sizes) // 8192)

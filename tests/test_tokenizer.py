@@ -5,7 +5,7 @@ import pytest
 import sentencepiece as spm
 import io
 
-from fimpack.packing.examples import repo_examples
+from fimpack.packing.stages import pack_repository
 from fimpack.packing.tokenizer import Tokenizer, chunk_lines, train_model
 from fimpack.records import SENTINELS, SourceFile
 
@@ -44,19 +44,16 @@ def test_digits_are_split(tok):
     assert pieces == ["1", "2", "3", "4", "5"]
 
 
-def test_encode_example_inserts_control_ids(tok):
+def test_examples_carry_control_ids_for_sentinels_only(tok):
     src = SourceFile("r", "a.py", "python", "x = '<|fim_prefix|>'\n")
     # b.py imports a.py: one example of both files, a.py first, a separator between them.
-    [(ex, built)] = repo_examples("r", [src, SourceFile("r", "b.py", "python", "import a\n")],
-                                  tok, seed=3, fim_rate=1.0, seq_len=512, val_fraction=0,
-                                  edges=[("b.py", "a.py")])
+    (ex, ids), = pack_repository("r", [src, SourceFile("r", "b.py", "python", "import a\n")],
+                                 tok, seed=3, fim_rate=1.0, seq_len=512, val_fraction=0)[0]
     assert [f.path for f in ex.files] == ["a.py", "b.py"]
-    ids = tok.encode_example(ex)
-    assert ids.tolist() == built.tolist()
     assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
     n_sentinels = sum(1 for p in ex.pieces if p.kind == "sentinel")
     control = set(tok.control_ids.values())
-    assert sum(int(i) in control for i in ids) == n_sentinels
+    assert sum(int(i) in control for i in ids) == n_sentinels  # the literal one is text
     assert tok.decode(ids) == ex.text
 
 
