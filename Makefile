@@ -11,7 +11,7 @@ BEAM_VERSION := $(shell sed -n 's/^apache-beam==//p' constraints.txt)
 ENGINES := $(CURDIR)/.engines
 PRISM   := $(ENGINES)/bin/prism
 
-.PHONY: setup engines test test-fast demo ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-build clean
+.PHONY: setup engines test test-fast demo ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build clean
 
 setup: $(STAMP)
 
@@ -56,7 +56,7 @@ ablate: setup
 		--variants fim,mixture,order --flavor tiny --steps 150 --batch-size 4 --seq-len 512
 
 # Benchmarks download pinned sdists into bench-data/ (never committed); results: BENCHMARKS.md.
-bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-build
+bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build
 
 bench-dedup: setup
 	$(BIN)/python -m pip install -q rensa==0.5.0  # the comparison only; not a dependency
@@ -75,9 +75,18 @@ bench-pack: setup
 bench-train: setup
 	$(BIN)/python benchmarks/bench_train.py --seq-len 2048 --batch-size 2
 
+# Packed rows vs stream windows on the demo's build (built here if missing).
+bench-packing: setup
+	test -f bench-data/packing-corpus/manifest.json || $(BIN)/fimpack build \
+		--out bench-data/packing-corpus --max-repos 12 --max-files-per-repo 120 \
+		--vocab-size 4096 --tokenizer-sample-chars 4000000 --seq-len 512 --workers 2 \
+		--val-fraction 0.2
+	$(BIN)/python benchmarks/bench_packing.py --data bench-data/packing-corpus --flavor tiny
+
 # End to end on the embedded corpus at ~100 and ~200 MB, 1 and 2 workers.
-bench-build: setup
-	$(BIN)/python benchmarks/bench_build.py --data bench-data --sizes 40,131 --max-files-per-repo 2000
+bench-build: setup engines
+	$(BIN)/python benchmarks/bench_build.py --data bench-data --sizes 40,131 --max-files-per-repo 2000 \
+		--runs fnapi-1,fnapi-2,prism-1
 
 clean:
 	rm -rf $(VENV) $(ENGINES) $(DEMO) .pytest_cache .hypothesis *.egg-info

@@ -1,10 +1,13 @@
 """End-to-end build throughput and scaling: `fimpack build` on the embedded default corpus
-(the Python source installed in the venv) at two corpus sizes, with 1 and 2 local workers.
+(the Python source installed in the venv) at one or more corpus sizes, on FnApiRunner with 1
+and 2 local workers and on Prism (``--runner prism``, built by ``make engines``).
 
-    .venv/bin/python benchmarks/bench_build.py --data bench-data [--sizes 20,60] [--workers 1,2]
+    .venv/bin/python benchmarks/bench_build.py --data bench-data [--sizes 20,60] \
+        [--runs fnapi-1,fnapi-2,prism-1]
 
 Reports input MB (bytes of the files the build read), wall seconds, MB/s, MB/s per core used,
-the speed-up from 1 to 2 workers, whether both worker counts wrote identical shards, seconds per
+the speed-up from 1 to 2 workers and of each other engine against FnApiRunner with one worker,
+whether they wrote identical shards, the fraction of the encode + parse floor reached, seconds per
 stage (summed over workers), and peak resident memory of the driver, of the largest SDK worker
 (``--workers 1`` runs in the driver) and of the tokenizer trainer's own process; and the floor
 that one tokenisation and one parse of the kept content put on MB/s per core.

@@ -19,35 +19,14 @@ would straddle two files, and independent of file order.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 import xxhash
 
+from fimpack.config import NearDedupConfig  # noqa: F401  (re-exported)
 from fimpack.dedup import minhash
 from fimpack.dedup.components import ConnectedComponents
-
-
-@dataclass(frozen=True)
-class NearDedupConfig:
-    threshold: float = 0.7        # BigCode's Jaccard threshold
-    num_perm: int = 256
-    ngram: int = 5
-    bands: int = 0                # 0: the optimum for threshold and num_perm
-    rows: int = 0
-    verify: bool = True           # keep a pair only if its estimated Jaccard >= threshold
-    seed: int = 0
-    max_bucket_pairs: int = 2_000
-
-    def band_params(self) -> tuple[int, int]:
-        if self.bands and self.rows:
-            if self.bands * self.rows > self.num_perm:
-                raise ValueError("bands x rows must not exceed num_perm")
-            return self.bands, self.rows
-        from datasketch.lsh import _optimal_param
-
-        return _optimal_param(self.threshold, self.num_perm, 0.5, 0.5)
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[bytes]:

@@ -14,8 +14,8 @@ alphanumeric checks, where long lines are normal.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from fimpack.config import QualityConfig  # noqa: F401  (re-exported)
 from fimpack.dedup.filters import FileFilter, Filter
 from fimpack.records import CODE, SourceFile
 
@@ -35,18 +35,6 @@ NOT_ALNUM = re.compile(r"[\W_]+")  # [^\W_] is exactly str.isalnum
 def encoded_runs(text: str) -> list[str]:
     pattern = ENCODED if any(m in text for m in ESCAPE_MARKERS) else BASE64_RUN
     return [m.group(0) for m in pattern.finditer(text)]
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    max_line_length: int = 1000
-    max_mean_line_length: float = 100.0
-    min_alphanumeric_fraction: float = 0.25
-    generated_marker_lines: int = 5
-    max_encoded_fraction: float = 0.5
-    max_encoded_match: int = 1024
-    data_min_chars: int = 50
-    data_max_chars: int = 5000
 
 
 def quality_reason(f: SourceFile, cfg: QualityConfig = QualityConfig()) -> str | None:

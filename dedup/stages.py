@@ -15,10 +15,9 @@ Then ``Filters``: quality rules, decontamination, PII redaction, each drop count
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import apache_beam as beam
 
+from fimpack.config import DedupConfig  # noqa: F401  (re-exported)
 from fimpack.dedup.decontaminate import Decontaminate
 from fimpack.dedup.exact import ExactDedup
 from fimpack.dedup.near import FileSignatures, LSHClusters, NearDedupConfig, RepoSignatures
@@ -27,14 +26,6 @@ from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.records import CODE, ClusterMember, Drop
 
 SEP = "\x1f"  # between repo and path in a file key: never in a path
-
-
-@dataclass(frozen=True)
-class DedupConfig:
-    repo_near: bool = True
-    file_exact: bool = True
-    file_near: bool = False
-    near: NearDedupConfig = field(default_factory=NearDedupConfig)
 
 
 def apply_verdicts(item, level: str):

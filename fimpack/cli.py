@@ -20,6 +20,14 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import fields
+
+from fimpack.config import (FIM_SPLITS, ORDERS, PRESETS, BuildConfig, DedupConfig, Limits,
+                            NearDedupConfig, QualityConfig)
+from fimpack.train.config import PACKINGS, TrainConfig
+
+# The flags' defaults: the config dataclasses' own.
+BUILD, LIMITS, NEAR, QUALITY = BuildConfig(""), Limits(), NearDedupConfig(), QualityConfig()
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -34,81 +42,111 @@ def _build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="fimpack", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
+    _add_build(sub)
+    _add_dedup(sub)
+    _add_inspect(sub)
+    _add_report(sub)
+    _add_graph(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_ablate(sub)
+    _add_infill(sub)
+    return ap
 
+
+def _add_build(sub) -> None:
     b = sub.add_parser("build", help="build a corpus: ingest, dedup, pack, FIM, tokenise, shard")
     _source_args(b)
     _dedup_args(b)
     g = b.add_argument_group("filters")
     g.add_argument("--no-quality-filter", action="store_true")
-    g.add_argument("--max-line-length", type=int, default=1000)
-    g.add_argument("--max-mean-line-length", type=float, default=100.0)
-    g.add_argument("--min-alphanumeric-fraction", type=float, default=0.25)
+    g.add_argument("--max-line-length", type=int, default=QUALITY.max_line_length)
+    g.add_argument("--max-mean-line-length", type=float, default=QUALITY.max_mean_line_length)
+    g.add_argument("--min-alphanumeric-fraction", type=float,
+                   default=QUALITY.min_alphanumeric_fraction)
     g.add_argument("--benchmark", action="append", default=None, metavar="JSONL",
                    help="decontaminate against this JSONL (repeatable; default: HumanEval)")
     g.add_argument("--no-decontaminate", action="store_true")
     g.add_argument("--no-pii", action="store_true", help="do not redact emails, IPs, keys")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--preset", choices=["codegemma-7b", "codegemma-2b"],
+    b.add_argument("--seed", type=int, default=BUILD.seed)
+    b.add_argument("--preset", choices=sorted(PRESETS),
                    help="CodeGemma's mixture: 7b = 0.8 code + FIM 0.8, 2b = 1.0 code + FIM 0.9")
-    b.add_argument("--fim-rate", type=float, default=None, help="default 0.8")
-    b.add_argument("--fim-split", choices=["uniform", "syntax", "mixed"], default="mixed",
+    b.add_argument("--fim-rate", type=float, default=None, help=f"default {BUILD.fim_rate}")
+    b.add_argument("--fim-split", choices=FIM_SPLITS, default=BUILD.fim_split,
                    help="FIM split points: uniform characters, a whole tree-sitter node, or "
                    "50/50 (default)")
     b.add_argument("--code-fraction", type=float, default=None,
-                   help="code share of tokens (default 0.8); -1 keeps everything")
-    b.add_argument("--seq-len", type=int, default=8192, help="tokens per packed sequence")
-    b.add_argument("--order", choices=["codegemma", "deepseek", "random"], default="codegemma",
+                   help=f"code share of tokens (default {BUILD.code_fraction}); -1 keeps "
+                   "everything")
+    b.add_argument("--seq-len", type=int, default=BUILD.seq_len,
+                   help="tokens per packed sequence")
+    b.add_argument("--order", choices=ORDERS, default=BUILD.order,
                    help="file order inside a repository: CodeGemma's dependency "
                    "linearisation, DeepSeek-Coder's topological order, or seeded random")
-    b.add_argument("--val-fraction", type=float, default=0.05)
-    b.add_argument("--vocab-size", type=int, default=32_000)
+    b.add_argument("--val-fraction", type=float, default=BUILD.val_fraction)
+    b.add_argument("--vocab-size", type=int, default=BUILD.vocab_size)
     b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")
-    b.add_argument("--tokenizer-sample-docs", type=int, default=4_000)
-    b.add_argument("--tokenizer-sample-chars", type=int, default=20_000_000)
-    b.add_argument("--shard-tokens", type=int, default=1 << 25,
+    b.add_argument("--tokenizer-sample-docs", type=int, default=BUILD.tokenizer_sample_docs)
+    b.add_argument("--tokenizer-sample-chars", type=int, default=BUILD.tokenizer_sample_chars)
+    b.add_argument("--shard-tokens", type=int, default=BUILD.shard_tokens,
                    help="tokens per shard (a shard is one group in one worker's memory)")
 
+
+def _add_dedup(sub) -> None:
     d = sub.add_parser("dedup", help="ingest and deduplicate only: OUT/dedup/clusters.parquet")
     _source_args(d)
     _dedup_args(d)
 
+
+def _add_inspect(sub) -> None:
     i = sub.add_parser("inspect", help="show a build's examples")
     i.add_argument("out")
     i.add_argument("--example", help="example id (e.g. 'repo:00000')")
     i.add_argument("--json", action="store_true", help="one JSON object per line, per example")
     i.add_argument("--limit", type=int, default=3, help="examples to render (0 = all)")
 
+
+def _add_report(sub) -> None:
     r = sub.add_parser("report", help="a self-contained HTML report of a build")
     r.add_argument("out")
     r.add_argument("--html", help="where to write it (default OUT/report.html)")
 
+
+def _add_graph(sub) -> None:
     gp = sub.add_parser("graph", help="a repository's dependency graph and file order")
     gp.add_argument("repo_dir")
     gp.add_argument("--json", action="store_true", help="nodes, edges, order, test_links")
     gp.add_argument("--png", metavar="FILE", help="draw the graph (needs Graphviz's dot)")
     gp.add_argument("--strategy", choices=["codegemma", "deepseek"], default="codegemma")
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a small Gemma-style model on a build's shards")
+    tc = TrainConfig("")  # the flags' defaults
     t.add_argument("--data", required=True, help="a build's output folder")
-    t.add_argument("--flavor", default="debug")
-    t.add_argument("--steps", type=int, default=100)
+    t.add_argument("--flavor", default=tc.flavor)
+    t.add_argument("--steps", type=int, default=tc.steps)
     t.add_argument("--out", required=True, help="run folder: log.jsonl, ckpt.pt, config.json")
-    t.add_argument("--packing", choices=["packed", "stream"], default="packed",
+    t.add_argument("--packing", choices=PACKINGS, default=tc.packing,
                    help="packed: rows are the build's packed sequences at its seq_len (padded; "
                    "multi-file examples whole); stream: windows of --seq-len cut from all "
                    "documents concatenated (no padding; any length)")
-    t.add_argument("--seq-len", type=int, default=None,
+    t.add_argument("--seq-len", type=int, default=tc.seq_len,
                    help="stream mode only (default 256); packed rows use the build's")
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--ckpt-every", type=int, default=0)
+    t.add_argument("--batch-size", type=int, default=tc.batch_size)
+    t.add_argument("--lr", type=float, default=tc.lr)
+    t.add_argument("--warmup", type=int, default=tc.warmup)
+    t.add_argument("--seed", type=int, default=tc.seed)
+    t.add_argument("--ckpt-every", type=int, default=tc.ckpt_every)
     t.add_argument("--resume", action="store_true")
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--attention", default="auto")
+    t.add_argument("--grad-accum", type=int, default=tc.grad_accum)
+    t.add_argument("--clip", type=float, default=tc.clip)
+    t.add_argument("--device", default=tc.device)
+    t.add_argument("--attention", default=tc.attention)
     t.add_argument("--compile", action="store_true")
 
+
+def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a run: held-out loss by kind of text, infilling "
                        "exact match, HumanEval infilling pass@1 (one JSON object)")
     e.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
@@ -127,6 +165,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.add_argument("--details", metavar="JSONL", help="write every infilling task here")
 
+
+def _add_ablate(sub) -> None:
     a = sub.add_parser("ablate", help="the paper's questions on your corpus: build variants "
                        "(FIM rate, code fraction, file order), train each, compare held out")
     _source_args(a)
@@ -144,6 +184,8 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--val-fraction", type=float, default=0.2)
     a.add_argument("--metric-files", type=int, default=60)
 
+
+def _add_infill(sub) -> None:
     f = sub.add_parser("infill", help="fill in the middle with a trained run (greedy)")
     f.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
     f.add_argument("--prefix", required=True)
@@ -152,18 +194,18 @@ def _build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-new-tokens", type=int, default=128)
     f.add_argument("--json", action="store_true", help="completion, tokens, stop reason")
     f.add_argument("--device", default="cpu")
-    return ap
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", help="folder of repositories (subfolders, .tar.gz/.zip archives, "
                    ".jsonl/.parquet rows); default: the Python source installed here")
     p.add_argument("--out", required=True, help="output folder (local or a Beam filesystem URL)")
-    p.add_argument("--max-file-bytes", type=int, default=1_000_000)
-    p.add_argument("--max-files-per-repo", type=int, default=0, help="0 = no cap")
-    p.add_argument("--max-repos", type=int, default=0,
+    p.add_argument("--max-file-bytes", type=int, default=LIMITS.max_file_bytes)
+    p.add_argument("--max-files-per-repo", type=int, default=LIMITS.max_files_per_repo,
+                   help="0 = no cap")
+    p.add_argument("--max-repos", type=int, default=BUILD.max_repos,
                    help="embedded default only: number of code repositories (0 = all)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=int, default=BUILD.workers,
                    help="FnApiRunner (the default runner) SDK processes; other runners "
                    "(--runner prism, Dataflow, Flink, Spark) size themselves")
     p.add_argument("--allow-unaudited", action="store_true",
@@ -178,22 +220,16 @@ def _dedup_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-file-exact-dedup", action="store_true")
     g.add_argument("--file-near-dedup", action="store_true", help="off by default: it leaves "
                    "holes in repositories that multi-file packing would use")
-    g.add_argument("--near-threshold", type=float, default=0.7)
-    g.add_argument("--num-perm", type=int, default=256)
-    g.add_argument("--ngram", type=int, default=5)
-    g.add_argument("--bands", type=int, default=0, help="0: optimum for the threshold")
-    g.add_argument("--rows", type=int, default=0)
+    g.add_argument("--near-threshold", type=float, default=NEAR.threshold)
+    g.add_argument("--num-perm", type=int, default=NEAR.num_perm)
+    g.add_argument("--ngram", type=int, default=NEAR.ngram)
+    g.add_argument("--bands", type=int, default=NEAR.bands, help="0: optimum for the threshold")
+    g.add_argument("--rows", type=int, default=NEAR.rows)
     g.add_argument("--no-verify", action="store_true",
                    help="keep LSH candidate pairs without checking estimated Jaccard")
 
 
-def _config(args, dedup_only: bool):
-    from fimpack.dedup.near import NearDedupConfig
-    from fimpack.dedup.quality import QualityConfig
-    from fimpack.dedup.stages import DedupConfig
-    from fimpack.pipelines import build
-    from fimpack.pipelines.ingest import Limits
-
+def _config(args, dedup_only: bool) -> BuildConfig:
     near = NearDedupConfig(threshold=args.near_threshold, num_perm=args.num_perm,
                            ngram=args.ngram, bands=args.bands, rows=args.rows,
                            verify=not args.no_verify)
@@ -206,16 +242,15 @@ def _config(args, dedup_only: bool):
                   limits=Limits(max_file_bytes=args.max_file_bytes,
                                 max_files_per_repo=args.max_files_per_repo))
     if dedup_only:
-        return build.BuildConfig(**common)
+        return BuildConfig(**common)
     quality = None if args.no_quality_filter else QualityConfig(
         max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
         min_alphanumeric_fraction=args.min_alphanumeric_fraction)
-    from fimpack.packing.mixture import PRESETS
-
-    preset = PRESETS.get(args.preset, {"code_fraction": 0.8, "fim_rate": 0.8})
+    preset = PRESETS.get(args.preset, {"code_fraction": BUILD.code_fraction,
+                                       "fim_rate": BUILD.fim_rate})
     fim_rate = preset["fim_rate"] if args.fim_rate is None else args.fim_rate
     code_fraction = preset["code_fraction"] if args.code_fraction is None else args.code_fraction
-    return build.BuildConfig(
+    return BuildConfig(
         **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split, order=args.order,
         code_fraction=None if code_fraction < 0 else code_fraction, seq_len=args.seq_len,
         val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
@@ -296,11 +331,9 @@ def cmd_train(args) -> int:
     from fimpack.train.trainer import train
 
     _setup_logging(False)
-    result = train(args.data, args.flavor, args.steps, args.out, seq_len=args.seq_len,
-                   packing=args.packing, batch_size=args.batch_size, seed=args.seed, ckpt_every=args.ckpt_every,
-                   resume=args.resume, grad_accum=args.grad_accum, device=args.device,
-                   compile=args.compile, attention=args.attention,
-                   **({"lr": args.lr} if args.lr is not None else {}),
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+               if f.name not in ("data_dir", "flavor", "steps", "out_dir", "log_every")}
+    result = train(args.data, args.flavor, args.steps, args.out, **options,
                    progress=lambda line: print(line, flush=True))
     if result["rank"] == 0:  # under torchrun every process returns; one summary is enough
         print(json.dumps(result))
@@ -321,9 +354,8 @@ def cmd_eval(args) -> int:
 
 def cmd_ablate(args) -> int:
     _setup_logging(args.verbose)
-    from fimpack.pipelines.build import BuildConfig
     from fimpack.pipelines.embedded import embedded_sources
-    from fimpack.pipelines.ingest import Limits, discover
+    from fimpack.pipelines.ingest import discover
     from fimpack.train.ablate import ablate, markdown
 
     sources = discover(args.input) if args.input else embedded_sources(args.max_repos)

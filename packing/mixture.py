@@ -15,17 +15,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from fimpack.config import PRESETS  # noqa: F401  (re-exported)
 from fimpack.counting import SumCounters, example_counter, kept_counter
 from fimpack.packing.examples import stable_hash
 from fimpack.records import (AUDIT, CODE, NATURAL_LANGUAGE, SPLITS, Drop, PartFate, packed)
 
 BUCKETS = 1 << 16
-PRESETS = {  # CodeGemma's published mixtures
-    "codegemma-7b": {"code_fraction": 0.8, "fim_rate": 0.8},
-    "codegemma-2b": {"code_fraction": 1.0, "fim_rate": 0.9},
-}
-
-
 def bucket(seed: int, example_id: str) -> int:
     return stable_hash("mixture", str(seed), example_id) % BUCKETS
 

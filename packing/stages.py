@@ -18,6 +18,7 @@ from dataclasses import replace
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from fimpack.config import ORDERS, RANDOM  # noqa: F401
 from fimpack.packing import mixture
 from fimpack.packing.examples import (assemble_repo, document_examples, file_segments,
                                       repo_split, split_rank, stable_hash)
@@ -29,9 +30,6 @@ from fimpack.records import (AUDIT, CODE, Drop, ExampleStats, SourceFile, Tokeni
                              processing_error)
 
 log = logging.getLogger("fimpack.build")
-
-RANDOM = "random"
-ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
 
 # Audit counters (see pipelines/manifest.py): sent on the metrics channel, apart from the data.
 FILES_PACKED = Metrics.counter(AUDIT, "code_files_packed")

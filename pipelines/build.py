@@ -18,54 +18,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
-
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from fimpack.config import BuildConfig  # noqa: F401  (re-exported)
 from fimpack.counting import cluster_counter, drop_counter, kept_counter
 from fimpack.dedup.decontaminate import humaneval_path
-from fimpack.dedup.quality import QualityConfig
-from fimpack.dedup.stages import Dedup, DedupConfig, Filters
-from fimpack.packing.fim import MIXED
+from fimpack.dedup.stages import Dedup, Filters
 from fimpack.packing.mixture import Mixture
-from fimpack.packing.stages import ORDERS, PackExamples, TrainTokenizer  # noqa: F401
+from fimpack.packing.stages import PackExamples, TrainTokenizer
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.pipelines import outputs, runners
-from fimpack.pipelines.ingest import Ingest, Limits, RepoSource
+from fimpack.pipelines.ingest import Ingest, RepoSource
 from fimpack.pipelines.manifest import (DataLost, Report, Unaudited, audit,  # noqa: F401
                                         audit_counters, make_manifest, stage_seconds)
 
 log = logging.getLogger("fimpack.build")
-
-
-@dataclass
-class BuildConfig:
-    out: str
-    input: str | None = None          # None: the embedded default corpus
-    seed: int = 0
-    seq_len: int = 8192               # tokens per packed training sequence
-    fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
-    fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
-    order: str = "codegemma"          # file order in a repository: ORDERS
-    code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
-    val_fraction: float = 0.05        # repositories held out for validation
-    vocab_size: int = 32_000
-    tokenizer: str | None = None      # a user-supplied sentencepiece model
-    tokenizer_sample_docs: int = 4_000
-    tokenizer_sample_chars: int = 20_000_000
-    shard_tokens: int = 1 << 25       # 64 MB of uint16 tokens: the largest group a worker holds
-    max_repos: int = 0                # embedded default only: cap the repositories
-    workers: int = 1
-    limits: Limits = field(default_factory=Limits)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    quality: QualityConfig | None = field(default_factory=QualityConfig)  # None: no filter
-    benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
-    pii: bool = True                     # redact emails, IPs, keys
-    dedup_only: bool = False             # `fimpack dedup`: stop after dedup
-    allow_unaudited: bool = False        # accept a runner that reports no metrics
-
 
 
 def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):

@@ -21,6 +21,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from fimpack.pipelines.languages import detect_language
+from fimpack.config import Limits  # noqa: F401  (re-exported)
 from fimpack.records import AUDIT, CODE, NATURAL_LANGUAGE, Drop, SourceFile, processing_error
 
 log = logging.getLogger("fimpack.ingest")
@@ -33,13 +34,6 @@ VCS_DIRS = {".git", ".hg", ".svn"}  # version-control metadata, not repository c
 REPO_COLUMNS = ("repo", "repo_name", "max_stars_repo_name", "repository_name")
 PATH_COLUMNS = ("path", "max_stars_repo_path", "file_path")
 CONTENT_COLUMNS = ("content", "code")
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_file_bytes: int = 1_000_000       # StarCoder drops files over 1 MB
-    max_files_per_repo: int = 0           # 0 = no cap; files past it are dropped, counted
-    nl_min_chars: int = 200               # shorter natural-language documents carry little
 
 
 @dataclass(frozen=True)

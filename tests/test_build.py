@@ -387,3 +387,22 @@ def test_a_repository_is_held_out_when_the_hash_holds_out_none():
     assert hold_out(0.01, [("r1", "code"), ("r1", "code")]) is None  # one repository: keep it
     held = next(f"x{i}" for i in range(1000) if repo_split(f"x{i}", 0.05) == "validation")
     assert hold_out(0.05, items + [(held, "code")]) is None  # the hash held one out already
+
+
+def test_a_runner_without_metrics_fails_loudly_unless_allowed(built):
+    """No metrics channel: the build's counts are checked against the files written only,
+    and the build stops with Unaudited (no manifest) unless the user accepts that."""
+    import copy
+
+    _, manifest = built
+    with pytest.raises(build.Unaudited, match="--allow-unaudited"):
+        build.audit({}, manifest)
+    section = build.audit({}, manifest, allow_unaudited=True)
+    assert section["checked"] is False and section["data_checked"] is True
+    assert section["examples_in_shards"] == manifest["counts"]["examples"]
+    assert section["drop_rows"] == manifest["counts"]["dropped_files"]
+    # the data-side ledger alone still catches a file that lost rows
+    short = copy.deepcopy(manifest)
+    short["records"]["drops"][0]["rows"] -= 1
+    with pytest.raises(build.DataLost, match="drops counted but not written"):
+        build.audit({}, short, allow_unaudited=True)

@@ -88,7 +88,7 @@ def test_engines_give_the_same_files_and_an_audit(corpus_dir, tmp_path):
         for rel in files:
             assert (outs[0] / rel).read_bytes() == (out / rel).read_bytes(), (out.name, rel)
     stages = json.loads((outs[2] / "manifest.json").read_text())["timing"]["stages"]
-    assert "PackRepo" in stages  # Prism's transform ids mapped back to stage names
+    assert "PackExamples" in stages  # Prism's transform ids mapped back to stage names
 
 
 def test_ablate_shares_one_tokenizer_and_one_held_out_split(corpus_dir, tmp_path):

@@ -263,7 +263,7 @@ def test_a_packed_row_is_exactly_the_examples_packs_lists(tmp_path):
         k, s = rows.index[r]
         members = docs[:25][packs[k][s]:packs[k][s + 1]] if k == 0 else \
             docs[25:][packs[k][s]:packs[k][s + 1]]
-        tokens, doc_ids = sampler.row(r)
+        tokens, doc_ids = sampler.fetch(r)
         n = sum(len(m) for m in members)
         assert np.array_equal(tokens[:n], np.concatenate(members))
         assert np.array_equal(doc_ids[:n], np.repeat(np.arange(len(members)),
@@ -272,7 +272,7 @@ def test_a_packed_row_is_exactly_the_examples_packs_lists(tmp_path):
         seen += [tuple(m) for m in members]
     assert sorted(seen) == sorted(tuple(d) for d in docs)  # every example once, whole
 
-    batch = Batch(*map(np.stack, zip(*(sampler.row(r) for r in range(3)))))
+    batch = Batch(*map(np.stack, zip(*(sampler.fetch(r) for r in range(3)))))
     _, _, targets = batch.tensors()
     pads = batch.doc_ids[:, 1:] == PAD_DOC
     assert torch.all(targets[torch.from_numpy(pads)] == IGNORE)  # pads carry no loss
@@ -287,7 +287,7 @@ def test_packed_rows_attend_and_position_per_document(tmp_path):
     docs = cyclic_docs(12, seed=4)
     root = write_build(tmp_path, [docs], seq_len=400)
     sampler = PackedSampler(PackedRows(root), 400, 1, pad_id=0)
-    tokens, doc_ids = sampler.row(0)
+    tokens, doc_ids = sampler.fetch(0)
     torch.manual_seed(0)
     model = Gemma(config_for("debug", vocab_size=VOCAB, attention="eager")).eval()
     with torch.no_grad():

@@ -28,7 +28,8 @@ import json
 import os
 from dataclasses import replace
 
-from fimpack.pipelines.build import BuildConfig, run as run_build
+from fimpack.config import BuildConfig
+from fimpack.pipelines.build import run as run_build
 
 QUESTIONS = {
     "fim": {"fim-0.8": {"fim_rate": 0.8}, "fim-0.0": {"fim_rate": 0.0}},

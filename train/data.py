@@ -125,46 +125,46 @@ class Batch:
         return tuple(t.to(device) for t in out)
 
 
-class WindowSampler:
-    """Deterministic batches of (B, T+1) windows from a TokenStream.
+class _Sampler:
+    """Deterministic batches of (B, T+1) rows drawn without replacement in a per-epoch
+    permutation seeded by (seed, epoch); the position is how many rows were handed out, so
+    ``state()``/``load_state()`` resume exactly. Data parallel: ``batch_size`` is the global
+    batch; with ``world_size`` W, rank r reads only rows [r*B/W, (r+1)*B/W) of each batch, so
+    the ranks together see exactly the rows one process would, and the position (the same on
+    every rank) resumes on any W. Subclasses say what a row is (``packing``, ``n_items``,
+    ``fetch``)."""
 
-    Window w covers stream tokens [w*T, w*T + T + 1). Windows are drawn without replacement in a
-    per-epoch permutation seeded by (seed, epoch); the position is how many were drawn.
+    packing = ""
 
-    Data parallel: ``batch_size`` is the global batch. With ``world_size`` W, rank r reads only
-    rows [r*B/W, (r+1)*B/W) of each batch, so the ranks together see exactly the windows one
-    process would, and the position (the same on every rank) resumes on any W.
-    """
-
-    def __init__(self, stream: TokenStream, seq_len: int, batch_size: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(self, seq_len: int, batch_size: int, seed: int, rank: int, world_size: int,
+                 n_items: int):
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} does not split over {world_size} ranks")
-        self.stream, self.seq_len, self.batch_size, self.seed = stream, seq_len, batch_size, seed
+        self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
         self.rows = batch_size // world_size  # rows this rank reads of each batch
         self.first_row = rank * self.rows
-        self.n_windows = (len(stream) - 1) // seq_len
-        if self.n_windows < 1:
-            raise ValueError(f"{len(stream)} tokens cannot fill one window of {seq_len + 1}")
-        self.position = 0  # windows handed out so far, over all epochs
+        self.n_items = n_items
+        self.position = 0  # rows handed out so far, over all epochs
         self._order = (-1, None)  # (epoch, permutation) cache
 
-    def _window(self, j: int) -> int:
-        epoch, i = divmod(j, self.n_windows)
+    def fetch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, doc_ids), each (T+1,), of item I."""
+        raise NotImplementedError
+
+    def _item(self, j: int) -> int:
+        epoch, i = divmod(j, self.n_items)
         if self._order[0] != epoch:
             rng = np.random.default_rng([self.seed, epoch])
-            self._order = (epoch, rng.permutation(self.n_windows))
+            self._order = (epoch, rng.permutation(self.n_items))
         return int(self._order[1][i])
 
     def next_batch(self) -> Batch:
-        """This rank's rows of the next batch: (B / world_size, T+1) windows."""
+        """This rank's rows of the next batch: (B / world_size, T+1)."""
         T = self.seq_len
         tokens = np.empty((self.rows, T + 1), dtype=np.int64)
         doc_ids = np.empty((self.rows, T + 1), dtype=np.int64)
         for b in range(self.rows):
-            start = self._window(self.position + self.first_row + b) * T
-            tokens[b] = self.stream.tokens(start, start + T + 1)
-            doc_ids[b] = self.stream.doc_ids(start, start + T + 1)
+            tokens[b], doc_ids[b] = self.fetch(self._item(self.position + self.first_row + b))
         self.position += self.batch_size
         return Batch(tokens, doc_ids)
 
@@ -174,19 +174,39 @@ class WindowSampler:
 
     @property
     def epoch(self) -> float:
-        return self.position / self.n_windows
+        return self.position / self.n_items
 
     def state(self) -> dict:
         return {"seed": self.seed, "position": self.position, "seq_len": self.seq_len,
-                "packing": "stream"}
+                "packing": self.packing}
 
     def load_state(self, state: dict) -> None:
-        if state.get("packing", "stream") != "stream":
-            raise ValueError("the checkpoint's data position is for packed rows, not windows")
-        if state["seq_len"] != self.seq_len:
-            raise ValueError(f"saved windows have {state['seq_len']} tokens, not {self.seq_len}")
+        saved = state.get("packing", "stream")  # runs before packed rows saved no kind
+        if saved != self.packing or state["seq_len"] != self.seq_len:
+            raise ValueError(f"the checkpoint's data position is for {saved} rows of "
+                             f"{state['seq_len']} tokens, not {self.packing} rows of "
+                             f"{self.seq_len}")
         self.seed, self.position = state["seed"], state["position"]
         self._order = (-1, None)
+
+
+class WindowSampler(_Sampler):
+    """Windows of a TokenStream: window w covers stream tokens [w*T, w*T + T + 1)."""
+
+    packing = "stream"
+
+    def __init__(self, stream: TokenStream, seq_len: int, batch_size: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        n_windows = (len(stream) - 1) // seq_len
+        if n_windows < 1:
+            raise ValueError(f"{len(stream)} tokens cannot fill one window of {seq_len + 1}")
+        super().__init__(seq_len, batch_size, seed, rank, world_size, n_windows)
+        self.stream, self.n_windows = stream, n_windows
+
+    def fetch(self, w: int) -> tuple[np.ndarray, np.ndarray]:
+        start = w * self.seq_len
+        stop = start + self.seq_len + 1
+        return self.stream.tokens(start, stop), self.stream.doc_ids(start, stop)
 
 
 class PackedRows:
@@ -213,33 +233,19 @@ class PackedRows:
         return [shard.sequence(d) for d in range(int(packs[s]), int(packs[s + 1]))]
 
 
-class PackedSampler:
-    """Deterministic batches of packed rows, each padded to (T+1,); same interface as
-    ``WindowSampler`` (``next_batch``, ``state``/``load_state``, ``epoch``). Data parallel as
-    there: rank r reads rows [r*B/W, (r+1)*B/W) of each global batch."""
+class PackedSampler(_Sampler):
+    """Packed rows (``PackedRows``), each padded to (T+1,) with PAD_ID."""
+
+    packing = "packed"
 
     def __init__(self, rows: PackedRows, seq_len: int, batch_size: int, pad_id: int,
                  seed: int = 0, rank: int = 0, world_size: int = 1):
-        if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} does not split over {world_size} ranks")
         if len(rows) < 1:
             raise ValueError("no packed sequences to train on")
-        self.data, self.seq_len, self.batch_size, self.seed = rows, seq_len, batch_size, seed
-        self.pad_id = pad_id
-        self.rows = batch_size // world_size
-        self.first_row = rank * self.rows
-        self.n_rows = len(rows)
-        self.position = 0
-        self._order = (-1, None)
+        super().__init__(seq_len, batch_size, seed, rank, world_size, len(rows))
+        self.data, self.pad_id, self.n_rows = rows, pad_id, len(rows)
 
-    def _row(self, j: int) -> int:
-        epoch, i = divmod(j, self.n_rows)
-        if self._order[0] != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._order = (epoch, rng.permutation(self.n_rows))
-        return int(self._order[1][i])
-
-    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+    def fetch(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """(tokens, doc_ids), each (T+1,), of packed row R."""
         T = self.seq_len
         tokens = np.full(T + 1, self.pad_id, dtype=np.int64)
@@ -253,31 +259,3 @@ class PackedSampler:
             doc_ids[pos:pos + len(ids)] = d
             pos += len(ids)
         return tokens, doc_ids
-
-    def next_batch(self) -> Batch:
-        T = self.seq_len
-        tokens = np.empty((self.rows, T + 1), dtype=np.int64)
-        doc_ids = np.empty((self.rows, T + 1), dtype=np.int64)
-        for b in range(self.rows):
-            tokens[b], doc_ids[b] = self.row(self._row(self.position + self.first_row + b))
-        self.position += self.batch_size
-        return Batch(tokens, doc_ids)
-
-    def __iter__(self):
-        while True:
-            yield self.next_batch()
-
-    @property
-    def epoch(self) -> float:
-        return self.position / self.n_rows
-
-    def state(self) -> dict:
-        return {"seed": self.seed, "position": self.position, "seq_len": self.seq_len,
-                "packing": "packed"}
-
-    def load_state(self, state: dict) -> None:
-        if state.get("packing") != "packed" or state["seq_len"] != self.seq_len:
-            raise ValueError(f"the checkpoint's data position is for {state}, not packed rows "
-                             f"of {self.seq_len}")
-        self.seed, self.position = state["seed"], state["position"]
-        self._order = (-1, None)

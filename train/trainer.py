@@ -40,7 +40,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Callable
 
 import numpy as np
@@ -49,6 +49,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from fimpack.model.gemma import FLAVORS, Gemma, GemmaConfig, config_for
+from fimpack.train.config import TrainConfig
 from fimpack.train.data import IGNORE, PackedRows, PackedSampler, TokenStream, WindowSampler
 
 # Peak learning rate when none is given: smaller models tolerate (and need) larger steps.
@@ -190,21 +191,10 @@ def _model_config(data_dir: str, flavor: str, attention: str) -> GemmaConfig:
                       **({"vocab_size": vocab} if fixed is None else {}))
 
 
-def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int | None = None,
-          packing: str = "packed",
-          batch_size: int = 8, lr: float | None = None, warmup: int | None = None,
-          seed: int = 0, ckpt_every: int = 0, resume: bool = False, log_every: int = 1,
-          grad_accum: int = 1, clip: float = 1.0, device: str = "auto", compile: bool = False,
-          attention: str = "auto", progress: Callable[[str], None] | None = None) -> dict:
-    """Train ``flavor`` on ``data_dir``'s train shards for ``steps`` optimiser steps.
-
-    lr: peak learning rate (default per flavor, DEFAULT_LR); warmup: steps of linear warmup
-    (default 5% of ``steps``, at most 200); each step sees batch_size * grad_accum rows of
-    seq_len tokens. packing "packed": a row is one of the build's packed sequences, seq_len is
-    the build's (another is an error); "stream": windows of the concatenated documents,
-    seq_len 256 unless given. clip <= 0 turns clipping off. ckpt_every = 0 checkpoints only at the end.
-    resume: continue from out_dir/ckpt.pt when it exists (a fresh start otherwise), keeping
-    the log lines before the checkpoint's step. progress: called with one line per logged step
+def train(data_dir: str, flavor: str, steps: int, out_dir: str, *,
+          progress: Callable[[str], None] | None = None, **options) -> dict:
+    """Train ``flavor`` on ``data_dir``'s train shards for ``steps`` optimiser steps; OPTIONS
+    are the other fields of ``TrainConfig``. progress: called with one line per logged step
     (on rank 0 only). Under torchrun, batch_size is the global batch and must divide by the
     number of processes.
 
@@ -212,14 +202,10 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *, seq_len: int 
     "tokens_per_s", "out_dir", "rank", "world_size"} (the losses of this call's first and last
     step), plus "replicas_in_sync" (always true: a drift raises) when world_size > 1.
     """
-    rank, local_rank, world, own_group = _init_distributed(device)
+    cfg = TrainConfig(data_dir, flavor, steps, out_dir, **options)
+    rank, local_rank, world, own_group = _init_distributed(cfg.device)
     try:
-        return _train(data_dir, flavor, steps, out_dir, seq_len=seq_len, packing=packing,
-                      batch_size=batch_size,
-                      lr=lr, warmup=warmup, seed=seed, ckpt_every=ckpt_every, resume=resume,
-                      log_every=log_every, grad_accum=grad_accum, clip=clip, device=device,
-                      compile=compile, attention=attention, progress=progress, rank=rank,
-                      local_rank=local_rank, world=world)
+        return _train(cfg, progress=progress, rank=rank, local_rank=local_rank, world=world)
     finally:
         if own_group:
             dist.destroy_process_group()
@@ -246,9 +232,13 @@ def _sampler(data_dir: str, packing: str, seq_len: int | None, batch_size: int, 
                          world_size=world), built
 
 
-def _train(data_dir, flavor, steps, out_dir, *, seq_len, packing, batch_size, lr, warmup, seed,
-           ckpt_every, resume, log_every, grad_accum, clip, device, compile, attention,
-           progress, rank, local_rank, world) -> dict:
+def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
+    data_dir, flavor, steps, out_dir, seq_len, packing, batch_size, lr, warmup, seed = (
+        cfg.data_dir, cfg.flavor, cfg.steps, cfg.out_dir, cfg.seq_len, cfg.packing,
+        cfg.batch_size, cfg.lr, cfg.warmup, cfg.seed)
+    ckpt_every, resume, log_every, grad_accum, clip, device, compile, attention = (
+        cfg.ckpt_every, cfg.resume, cfg.log_every, cfg.grad_accum, cfg.clip, cfg.device,
+        cfg.compile, cfg.attention)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -296,11 +286,8 @@ def _train(data_dir, flavor, steps, out_dir, *, seq_len, packing, batch_size, lr
         _set_rng_state(ckpt["rng"])
         start = ckpt["step"]
 
-    train_args = dict(data_dir=data_dir, flavor=flavor, steps=steps, seq_len=seq_len,
-                      packing=packing,
-                      batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
-                      grad_accum=grad_accum, clip=clip, device=dev.type, compile=compile,
-                      attention=attention, world_size=world)
+    train_args = {**asdict(replace(cfg, seq_len=seq_len, lr=lr, warmup=warmup, device=dev.type,
+                                   attention=attention)), "world_size": world}
     log = None
     if main:
         with open(os.path.join(out_dir, "config.json"), "w") as f:

@@ -1,0 +1,90 @@
+"""Every setting of a build, in one place without Beam or torch: the pipeline's stages take
+these, the command line takes its flags' defaults and choices from them, and the manifest
+records them (``config``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fimpack.packing.fim import FIM_SPLITS, MIXED  # noqa: F401  (flag choices)
+
+PRESETS = {  # CodeGemma's published mixtures
+    "codegemma-7b": {"code_fraction": 0.8, "fim_rate": 0.8},
+    "codegemma-2b": {"code_fraction": 1.0, "fim_rate": 0.9},
+}
+RANDOM = "random"
+ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 1_000_000       # StarCoder drops files over 1 MB
+    max_files_per_repo: int = 0           # 0 = no cap; files past it are dropped, counted
+    nl_min_chars: int = 200               # shorter natural-language documents carry little
+
+
+@dataclass(frozen=True)
+class NearDedupConfig:
+    threshold: float = 0.7        # BigCode's Jaccard threshold
+    num_perm: int = 256
+    ngram: int = 5
+    bands: int = 0                # 0: the optimum for threshold and num_perm
+    rows: int = 0
+    verify: bool = True           # keep a pair only if its estimated Jaccard >= threshold
+    seed: int = 0
+    max_bucket_pairs: int = 2_000
+
+    def band_params(self) -> tuple[int, int]:
+        if self.bands and self.rows:
+            if self.bands * self.rows > self.num_perm:
+                raise ValueError("bands x rows must not exceed num_perm")
+            return self.bands, self.rows
+        from datasketch.lsh import _optimal_param
+
+        return _optimal_param(self.threshold, self.num_perm, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    repo_near: bool = True
+    file_exact: bool = True
+    file_near: bool = False
+    near: NearDedupConfig = field(default_factory=NearDedupConfig)
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    max_line_length: int = 1000
+    max_mean_line_length: float = 100.0
+    min_alphanumeric_fraction: float = 0.25
+    generated_marker_lines: int = 5
+    max_encoded_fraction: float = 0.5
+    max_encoded_match: int = 1024
+    data_min_chars: int = 50
+    data_max_chars: int = 5000
+
+
+@dataclass
+class BuildConfig:
+    out: str
+    input: str | None = None          # None: the embedded default corpus
+    seed: int = 0
+    seq_len: int = 8192               # tokens per packed training sequence
+    fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
+    fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
+    order: str = "codegemma"          # file order in a repository: ORDERS
+    code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
+    val_fraction: float = 0.05        # repositories held out for validation
+    vocab_size: int = 32_000
+    tokenizer: str | None = None      # a user-supplied sentencepiece model
+    tokenizer_sample_docs: int = 4_000
+    tokenizer_sample_chars: int = 20_000_000
+    shard_tokens: int = 1 << 25       # 64 MB of uint16 tokens: the largest group a worker holds
+    max_repos: int = 0                # embedded default only: cap the repositories
+    workers: int = 1
+    limits: Limits = field(default_factory=Limits)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    quality: QualityConfig | None = field(default_factory=QualityConfig)  # None: no filter
+    benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
+    pii: bool = True                     # redact emails, IPs, keys
+    dedup_only: bool = False             # `fimpack dedup`: stop after dedup
+    allow_unaudited: bool = False        # accept a runner that reports no metrics
