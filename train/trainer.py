@@ -40,7 +40,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -232,50 +232,65 @@ def _sampler(data_dir: str, packing: str, seq_len: int | None, batch_size: int, 
                          world_size=world), built
 
 
-def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
-    data_dir, flavor, steps, out_dir, seq_len, packing, batch_size, lr, warmup, seed = (
-        cfg.data_dir, cfg.flavor, cfg.steps, cfg.out_dir, cfg.seq_len, cfg.packing,
-        cfg.batch_size, cfg.lr, cfg.warmup, cfg.seed)
-    ckpt_every, resume, log_every, grad_accum, clip, device, compile, attention = (
-        cfg.ckpt_every, cfg.resume, cfg.log_every, cfg.grad_accum, cfg.clip, cfg.device,
-        cfg.compile, cfg.attention)
+@dataclass
+class _Session:
+    """What one training call holds: the model, its optimiser and data, where it writes."""
+
+    cfg: TrainConfig       # with seq_len, lr, warmup, attention and device resolved
+    dev: torch.device
+    model: Gemma
+    run_model: torch.nn.Module  # the model as stepped: compiled and/or DDP-wrapped
+    optimizer: torch.optim.Optimizer
+    sampler: object        # PackedSampler or WindowSampler
+    start: int             # the first step to run (a resumed run's checkpoint step)
+    world: int
+    log: object = None     # log.jsonl, open on rank 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.dev.type == "cuda"
+
+
+def _device(device: str, local_rank: int, world: int) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", local_rank)  # one GPU per process
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def _start(cfg: TrainConfig, rank: int, local_rank: int, world: int) -> _Session:
+    """Model, optimiser and data for CFG, restored from the checkpoint when resuming; the
+    run folder's config.json and log.jsonl (rank 0)."""
+    dev = _device(cfg.device, local_rank, world)
     # Subnormal floats (tiny gradients and Adam moments late in a run) take a microcode slow
     # path on x86 CPUs: measured here, steps went from ~1,600 to under 100 tokens/s. Flushing
     # them to zero costs nothing a model can notice.
     torch.set_flush_denormal(True)
     cuda = dev.type == "cuda"
-    if cuda and world > 1:
-        dev = torch.device("cuda", local_rank)  # one GPU per process
-        torch.cuda.set_device(dev)
-    main = rank == 0  # the one process that writes files and reports progress
-    progress = progress if main else None
-    lr = DEFAULT_LR.get(flavor, 3e-4) if lr is None else lr
-    warmup = min(200, steps // 20) if warmup is None else warmup
-    ckpt_path = os.path.join(out_dir, "ckpt.pt")
-    log_path = os.path.join(out_dir, "log.jsonl")
-    if main:
-        os.makedirs(out_dir, exist_ok=True)
-        _copy_tokenizer(data_dir, out_dir)
-
-    if compile and attention == "auto" and not cuda:
+    attention = cfg.attention
+    if cfg.compile and attention == "auto" and not cuda:
         # segments cut rows at data-dependent places, so a compiled model would recompile for
         # every new document layout; one dense mask keeps the graph static
         attention = "sdpa_mask"
-    config = _model_config(data_dir, flavor, attention)
-    torch.manual_seed(seed)
+    config = _model_config(cfg.data_dir, cfg.flavor, attention)
+    torch.manual_seed(cfg.seed)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     with torch.device(dev):
         model = Gemma(config)
+    lr = DEFAULT_LR.get(cfg.flavor, 3e-4) if cfg.lr is None else cfg.lr
     optimizer = make_optimizer(model, lr, fused=cuda)
-    sampler, seq_len = _sampler(data_dir, packing, seq_len, batch_size, seed, rank, world)
-
+    sampler, seq_len = _sampler(cfg.data_dir, cfg.packing, cfg.seq_len, cfg.batch_size,
+                                cfg.seed, rank, world)
+    cfg = replace(cfg, seq_len=seq_len, lr=lr, attention=attention, device=dev.type,
+                  warmup=min(200, cfg.steps // 20) if cfg.warmup is None else cfg.warmup)
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     start = 0
-    if resume and os.path.exists(ckpt_path):
+    if cfg.resume and os.path.exists(ckpt_path):
         # map to CPU: RNG states must stay CPU tensors; load_state_dict copies onto dev
         ckpt = load_checkpoint(ckpt_path)
         if _shape(ckpt["config"]) != _shape(asdict(config)):
@@ -285,115 +300,144 @@ def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
         sampler.load_state(ckpt["data"])
         _set_rng_state(ckpt["rng"])
         start = ckpt["step"]
-
-    train_args = {**asdict(replace(cfg, seq_len=seq_len, lr=lr, warmup=warmup, device=dev.type,
-                                   attention=attention)), "world_size": world}
-    log = None
-    if main:
-        with open(os.path.join(out_dir, "config.json"), "w") as f:
-            json.dump({"flavor": flavor, "model": asdict(config), "train": train_args}, f,
-                      indent=2)
-        # a resumed run drops log lines the checkpoint doesn't cover (steps after it were lost)
-        kept = []
-        if start and os.path.exists(log_path):
-            with open(log_path) as f:
-                kept = [line for line in f if line.strip() and json.loads(line)["step"] < start]
-        log = open(log_path, "w")  # closed in the finally below, also when a step raises
-        log.writelines(kept)
-        log.flush()
-
-    run_model = torch.compile(model) if compile else model
+    run_model = torch.compile(model) if cfg.compile else model
     if world > 1:
         # broadcasts rank 0's parameters, then all-reduces (averages) gradients in backward
         run_model = DistributedDataParallel(run_model, device_ids=[dev.index] if cuda else None)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
+    session = _Session(cfg, dev, model, run_model, optimizer, sampler, start, world)
+    if rank == 0:
+        session.log = _open_run_folder(session, config)
+    return session
+
+
+def _open_run_folder(s: _Session, config: GemmaConfig):
+    """config.json, the tokenizer, and log.jsonl open for appending steps (a resumed run keeps
+    the lines its checkpoint covers; steps after it were lost)."""
+    out_dir = s.cfg.out_dir
+    os.makedirs(out_dir, exist_ok=True)
+    _copy_tokenizer(s.cfg.data_dir, out_dir)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump({"flavor": s.cfg.flavor, "model": asdict(config), "train": _train_args(s)}, f,
+                  indent=2)
+    log_path = os.path.join(out_dir, "log.jsonl")
+    kept = []
+    if s.start and os.path.exists(log_path):
+        with open(log_path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["step"] < s.start]
+    log = open(log_path, "w")  # closed by _train, also when a step raises
+    log.writelines(kept)
+    log.flush()
+    return log
+
+
+def _train_args(s: _Session) -> dict:
+    return {**asdict(s.cfg), "world_size": s.world}
+
+
+def _step(s: _Session, step: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One optimiser step over grad_accum micro-batches: (loss summed over micro-batches, the
+    gradient norm, this rank's real tokens)."""
+    cfg = s.cfg
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if s.cuda
                 else contextlib.nullcontext())
-    step_flops = flops_per_token(config, seq_len)
-    peak = _peak_flops(dev) if cuda else None
-    n_params = model.num_params()
-    slots_per_step = batch_size * seq_len * grad_accum  # global, all ranks together
+    loss_sum, real = torch.zeros((), device=s.dev), 0
+    for micro in range(cfg.grad_accum):
+        batch = s.sampler.next_batch()
+        real += batch.real_tokens
+        inputs, doc_ids, targets = batch.tensors(s.dev)
+        share = 1.0  # this rank's part of the micro-batch's targets, times world
+        if s.world > 1:
+            counts = (targets != IGNORE).sum().double()
+            total = counts.clone()
+            dist.all_reduce(total)
+            # DDP averages gradients over ranks: weighting each rank's mean by
+            # world * n_rank / n_all makes that average the global batch mean's gradient
+            share = (counts * s.world / total.clamp(min=1)).float()
+        # gradients are all-reduced once per step, in the last micro-batch's backward
+        sync = (s.run_model.no_sync() if s.world > 1 and micro < cfg.grad_accum - 1
+                else contextlib.nullcontext())
+        with sync:
+            with autocast:
+                loss = s.run_model(inputs, doc_ids, targets) * share
+            (loss / cfg.grad_accum).backward()  # mean over micro-batches, as one big batch
+        loss_sum += loss.detach()  # summed over ranks by the caller: the global mean
+    # with clipping off, an infinite threshold still measures the norm for the log
+    grad_norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(),
+                                               cfg.clip if cfg.clip > 0 else math.inf)
+    s.optimizer.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    return loss_sum, grad_norm, real
 
+
+def _global(s: _Session, loss_sum: torch.Tensor, real: int) -> tuple[float, int]:
+    """(the step's mean loss, real tokens) over all ranks."""
+    if s.world > 1:
+        dist.all_reduce(loss_sum)
+        loss_sum /= s.world
+        total = torch.tensor(float(real), device=s.dev)
+        dist.all_reduce(total)
+        real = int(total.item())
+    return (loss_sum / s.cfg.grad_accum).item(), real  # .item() also waits for the GPU
+
+
+def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
+    s = _start(cfg, rank, local_rank, world)
+    cfg = s.cfg
+    progress = progress if rank == 0 else None
+    step_flops = flops_per_token(s.model.config, cfg.seq_len)
+    peak = _peak_flops(s.dev) if s.cuda else None
+    slots_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum  # global, all ranks
     first_loss = final_loss = None
-    t_last, tokens_since, t_run, tokens_run = time.perf_counter(), 0, 0.0, 0
-    slots_since = 0  # row positions (real tokens + padding) since the last log line
+    t_last, t_run, tokens_run = time.perf_counter(), 0.0, 0
+    tokens_since = slots_since = 0  # real tokens and row positions since the last log line
     try:
-        model.train()
-        for step in range(start, steps):
-            step_lr = lr_at(step, lr, warmup, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = step_lr
-            loss_sum = torch.zeros((), device=dev)
-            for micro in range(grad_accum):
-                batch = sampler.next_batch()
-                tokens_since += batch.real_tokens  # this rank's; summed over ranks below
-                inputs, doc_ids, targets = batch.tensors(dev)
-                share = 1.0  # this rank's part of the micro-batch's targets, times world
-                if world > 1:
-                    counts = (targets != IGNORE).sum().double()
-                    total = counts.clone()
-                    dist.all_reduce(total)
-                    # DDP averages gradients over ranks: weighting each rank's mean by
-                    # world * n_rank / n_all makes that average the global batch mean's gradient
-                    share = (counts * world / total.clamp(min=1)).float()
-                # gradients are all-reduced once per step, in the last micro-batch's backward
-                sync = (run_model.no_sync() if world > 1 and micro < grad_accum - 1
-                        else contextlib.nullcontext())
-                with sync:
-                    with autocast:
-                        loss = run_model(inputs, doc_ids, targets) * share
-                    (loss / grad_accum).backward()  # mean over micro-batches, as one big batch
-                loss_sum += loss.detach()  # summed over ranks below: the global micro-batch mean
-            # with clipping off, an infinite threshold still measures the norm for the log
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                                       clip if clip > 0 else math.inf)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        s.model.train()
+        for step in range(s.start, cfg.steps):
+            loss_sum, grad_norm, real = _step(s, step)
+            tokens_since += real  # this rank's; summed over ranks at the log line
             slots_since += slots_per_step
-
-            last = step == steps - 1
-            if step % log_every == 0 or last or step == start:
-                if world > 1:
-                    dist.all_reduce(loss_sum)
-                    loss_sum /= world
-                    real = torch.tensor(float(tokens_since), device=dev)
-                    dist.all_reduce(real)
-                    tokens_since = int(real.item())
-                step_loss = (loss_sum / grad_accum).item()  # also waits for the GPU
+            last = step == cfg.steps - 1
+            if step % cfg.log_every == 0 or last or step == s.start:
+                step_loss, tokens_since = _global(s, loss_sum, tokens_since)
                 dt = time.perf_counter() - t_last
                 tps = tokens_since / dt  # real tokens only: padding is not throughput
                 t_run, tokens_run = t_run + dt, tokens_run + tokens_since
+                step_lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
                 record = {"step": step, "loss": step_loss, "lr": step_lr, "tokens_per_s": tps,
                           "padding": round(1 - tokens_since / slots_since, 6),
-                          "grad_norm": grad_norm.item(), "epoch": sampler.epoch}
-                if cuda:
+                          "grad_norm": grad_norm.item(), "epoch": s.sampler.epoch}
+                if s.cuda:
                     record["mfu"] = None if peak is None else step_flops * tps / (peak * world)
-                if log is not None:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
+                if s.log is not None:
+                    s.log.write(json.dumps(record) + "\n")
+                    s.log.flush()
                 if progress is not None:
-                    progress(f"step {step + 1}/{steps} loss {step_loss:.4f} lr {step_lr:.2e} "
-                             f"{tps:,.0f} tok/s" + (f" mfu {record['mfu']:.1%}"
-                                                    if record.get("mfu") is not None else ""))
+                    progress(f"step {step + 1}/{cfg.steps} loss {step_loss:.4f} "
+                             f"lr {step_lr:.2e} {tps:,.0f} tok/s"
+                             + (f" mfu {record['mfu']:.1%}" if record.get("mfu") is not None
+                                else ""))
                 first_loss = step_loss if first_loss is None else first_loss
                 final_loss = step_loss
                 tokens_since = slots_since = 0
                 t_last = time.perf_counter()
-
-            if main and (last or (ckpt_every and (step + 1) % ckpt_every == 0)):
-                save_checkpoint(ckpt_path, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": step + 1, "data": sampler.state(), "rng": _rng_state(cuda),
-                    "config": asdict(config), "flavor": flavor, "train": train_args})
+            if rank == 0 and (last or (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0)):
+                save_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"), {
+                    "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+                    "step": step + 1, "data": s.sampler.state(), "rng": _rng_state(s.cuda),
+                    "config": asdict(s.model.config), "flavor": cfg.flavor,
+                    "train": _train_args(s)})
                 t_last = time.perf_counter()  # checkpoint time is not training throughput
     finally:
-        if log is not None:
-            log.close()
-    summary = {"flavor": flavor, "params": n_params, "steps": steps, "start_step": start,
-               "first_loss": first_loss, "final_loss": final_loss,
-               "tokens_per_s": tokens_run / t_run if t_run else None, "out_dir": out_dir,
+        if s.log is not None:
+            s.log.close()
+    summary = {"flavor": cfg.flavor, "params": s.model.num_params(), "steps": cfg.steps,
+               "start_step": s.start, "first_loss": first_loss, "final_loss": final_loss,
+               "tokens_per_s": tokens_run / t_run if t_run else None, "out_dir": cfg.out_dir,
                "rank": rank, "world_size": world}
     if world > 1:
-        if not _replicas_in_sync(model):
+        if not _replicas_in_sync(s.model):
             raise RuntimeError(f"rank {rank}: parameters differ between data-parallel replicas")
         summary["replicas_in_sync"] = True
         dist.barrier()  # rank 0's last checkpoint is on disk when any rank returns
