@@ -23,7 +23,8 @@ from fimpack.records import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, NATURAL_LANGUAGE
 from fimpack.train import evaluate as ev
 from fimpack.train.infill import Run, fim_prompt, infill, load_run
 from fimpack.train.sandbox import run_python
-from fimpack.train.trainer import _rng_state, _set_rng_state, train
+from fimpack.train.checkpoint import rng_state as _rng_state, set_rng_state as _set_rng_state
+from fimpack.train.trainer import train
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 

@@ -46,6 +46,7 @@ would have seen.
 from __future__ import annotations
 
 import glob
+import json
 import os
 from dataclasses import dataclass
 
@@ -259,3 +260,24 @@ class PackedSampler(_Sampler):
             doc_ids[pos:pos + len(ids)] = d
             pos += len(ids)
         return tokens, doc_ids
+
+
+def train_sampler(data_dir: str, packing: str, seq_len: int | None, batch_size: int, seed: int,
+             rank: int, world: int):
+    """The train split's sampler for PACKING ("packed" or "stream") and its row length."""
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    if packing == "stream":
+        seq_len = seq_len or 256
+        return WindowSampler(TokenStream(data_dir, "train"), seq_len, batch_size, seed,
+                             rank=rank, world_size=world), seq_len
+    if packing != "packed":
+        raise ValueError(f"packing is 'packed' or 'stream', not {packing!r}")
+    built = manifest["config"]["seq_len"]
+    if seq_len is not None and seq_len != built:
+        raise ValueError(f"the build packed sequences of {built} tokens; packed training uses "
+                         f"them as they are (omit --seq-len), or use --packing stream to cut "
+                         f"windows of {seq_len}")
+    return PackedSampler(PackedRows(data_dir, "train"), built, batch_size,
+                         manifest["tokenizer"]["pad_id"], seed, rank=rank,
+                         world_size=world), built

@@ -29,7 +29,7 @@ import torch
 from fimpack.model.gemma import Gemma, GemmaConfig
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.records import FILE_SEPARATOR, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
-from fimpack.train.trainer import load_checkpoint
+from fimpack.train.checkpoint import load_checkpoint
 
 DEFAULT_MAX_NEW_TOKENS = 128
 

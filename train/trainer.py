@@ -38,19 +38,20 @@ import contextlib
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from fimpack.model.gemma import FLAVORS, Gemma, GemmaConfig, config_for
+from fimpack.train.checkpoint import (load_checkpoint, rng_state, save_checkpoint,
+                                      set_rng_state)
 from fimpack.train.config import TrainConfig
-from fimpack.train.data import IGNORE, PackedRows, PackedSampler, TokenStream, WindowSampler
+from fimpack.train.distributed import init_distributed, replicas_in_sync
+from fimpack.train.data import IGNORE, train_sampler
 
 # Peak learning rate when none is given: smaller models tolerate (and need) larger steps.
 DEFAULT_LR = {"debug": 3e-3, "tiny": 1e-3, "small": 6e-4, "codegemma-2b": 3e-4,
@@ -94,44 +95,6 @@ def _peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
 
 
-def _rng_state(cuda: bool) -> dict:
-    """Every RNG's state as tensors, lists and numbers: what ``weights_only=True`` loads."""
-    version, mt, gauss = random.getstate()
-    np_state = np.random.get_state(legacy=False)  # {"bit_generator", "state": {"key", "pos"}..}
-    return {"python": [version, list(mt), gauss],
-            "numpy": {"bit_generator": np_state["bit_generator"],
-                      "key": np_state["state"]["key"].tolist(), "pos": np_state["state"]["pos"],
-                      "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if cuda else None}
-
-
-def _set_rng_state(state: dict) -> None:
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt), gauss))
-    n = state["numpy"]
-    np.random.set_state({"bit_generator": n["bit_generator"], "has_gauss": n["has_gauss"],
-                         "gauss": n["gauss"],
-                         "state": {"key": np.asarray(n["key"], dtype=np.uint32),
-                                   "pos": n["pos"]}})
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def load_checkpoint(path: str, map_location="cpu") -> dict:
-    """A checkpoint written by ``train``: tensors and plain Python values only, so it loads
-    with ``weights_only=True`` (no arbitrary unpickling)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
-
-
-def save_checkpoint(path: str, state: dict) -> None:
-    """Write to a temp file, then rename: a crash mid-write never leaves a torn ckpt.pt."""
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def _copy_tokenizer(data_dir: str, out_dir: str) -> None:
     """Keep the data's tokenizer beside the weights (evaluation and infilling need it); a run
     resumed on data with another tokenizer is an error, not a silent mix."""
@@ -150,28 +113,6 @@ def _copy_tokenizer(data_dir: str, out_dir: str) -> None:
     with open(target + ".tmp", "wb") as f:
         f.write(data)
     os.replace(target + ".tmp", target)
-
-
-def _init_distributed(device: str) -> tuple[int, int, int, bool]:
-    """(rank, local_rank, world_size, created) from torchrun's environment; (0, 0, 1, False)
-    for a plain run. Joins the process group unless the caller already did."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 0, 1, False
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    created = not dist.is_initialized()
-    if created:
-        cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_rank(), local_rank, dist.get_world_size(), created
-
-
-def _replicas_in_sync(model: torch.nn.Module) -> bool:
-    """Whether every rank holds the same parameters (per-tensor float64 sums compared)."""
-    digest = torch.stack([p.detach().double().sum() for p in model.parameters()])
-    gathered = [torch.empty_like(digest) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, digest)
-    return all(torch.equal(g, digest) for g in gathered)
 
 
 def _shape(config: dict) -> dict:
@@ -203,33 +144,12 @@ def train(data_dir: str, flavor: str, steps: int, out_dir: str, *,
     step), plus "replicas_in_sync" (always true: a drift raises) when world_size > 1.
     """
     cfg = TrainConfig(data_dir, flavor, steps, out_dir, **options)
-    rank, local_rank, world, own_group = _init_distributed(cfg.device)
+    rank, local_rank, world, own_group = init_distributed(cfg.device)
     try:
         return _train(cfg, progress=progress, rank=rank, local_rank=local_rank, world=world)
     finally:
         if own_group:
             dist.destroy_process_group()
-
-
-def _sampler(data_dir: str, packing: str, seq_len: int | None, batch_size: int, seed: int,
-             rank: int, world: int):
-    """The train split's sampler and its row length."""
-    with open(os.path.join(data_dir, "manifest.json")) as f:
-        manifest = json.load(f)
-    if packing == "stream":
-        seq_len = seq_len or 256
-        return WindowSampler(TokenStream(data_dir, "train"), seq_len, batch_size, seed,
-                             rank=rank, world_size=world), seq_len
-    if packing != "packed":
-        raise ValueError(f"packing is 'packed' or 'stream', not {packing!r}")
-    built = manifest["config"]["seq_len"]
-    if seq_len is not None and seq_len != built:
-        raise ValueError(f"the build packed sequences of {built} tokens; packed training uses "
-                         f"them as they are (omit --seq-len), or use --packing stream to cut "
-                         f"windows of {seq_len}")
-    return PackedSampler(PackedRows(data_dir, "train"), built, batch_size,
-                         manifest["tokenizer"]["pad_id"], seed, rank=rank,
-                         world_size=world), built
 
 
 @dataclass
@@ -284,7 +204,7 @@ def _start(cfg: TrainConfig, rank: int, local_rank: int, world: int) -> _Session
         model = Gemma(config)
     lr = DEFAULT_LR.get(cfg.flavor, 3e-4) if cfg.lr is None else cfg.lr
     optimizer = make_optimizer(model, lr, fused=cuda)
-    sampler, seq_len = _sampler(cfg.data_dir, cfg.packing, cfg.seq_len, cfg.batch_size,
+    sampler, seq_len = train_sampler(cfg.data_dir, cfg.packing, cfg.seq_len, cfg.batch_size,
                                 cfg.seed, rank, world)
     cfg = replace(cfg, seq_len=seq_len, lr=lr, attention=attention, device=dev.type,
                   warmup=min(200, cfg.steps // 20) if cfg.warmup is None else cfg.warmup)
@@ -298,7 +218,7 @@ def _start(cfg: TrainConfig, rank: int, local_rank: int, world: int) -> _Session
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         sampler.load_state(ckpt["data"])
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
         start = ckpt["step"]
     run_model = torch.compile(model) if cfg.compile else model
     if world > 1:
@@ -425,7 +345,7 @@ def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
             if rank == 0 and (last or (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0)):
                 save_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"), {
                     "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
-                    "step": step + 1, "data": s.sampler.state(), "rng": _rng_state(s.cuda),
+                    "step": step + 1, "data": s.sampler.state(), "rng": rng_state(s.cuda),
                     "config": asdict(s.model.config), "flavor": cfg.flavor,
                     "train": _train_args(s)})
                 t_last = time.perf_counter()  # checkpoint time is not training throughput
@@ -437,7 +357,7 @@ def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
                "tokens_per_s": tokens_run / t_run if t_run else None, "out_dir": cfg.out_dir,
                "rank": rank, "world_size": world}
     if world > 1:
-        if not _replicas_in_sync(s.model):
+        if not replicas_in_sync(s.model):
             raise RuntimeError(f"rank {rank}: parameters differ between data-parallel replicas")
         summary["replicas_in_sync"] = True
         dist.barrier()  # rank 0's last checkpoint is on disk when any rank returns
