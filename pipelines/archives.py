@@ -1,0 +1,162 @@
+"""Archives (tar, zip) and row files (JSONL, Parquet) as repositories: members are read into
+memory with a size bound, so ``../`` or absolute member paths cannot escape (they are dropped
+as ``unsafe_path``), and a damaged archive keeps the members read before the damage."""
+from __future__ import annotations
+
+import json
+import stat
+import tarfile
+import zipfile
+from typing import Iterator
+
+from fimpack.config import Limits
+from fimpack.pipelines.languages import detect_language
+from fimpack.pipelines.sources import (CONTENT_COLUMNS, PATH_COLUMNS, REPO_COLUMNS, RepoSource,
+                                       _read_bounded, classify, open_binary)
+from fimpack.records import NATURAL_LANGUAGE, Drop, SourceFile
+
+def safe_member_path(name: str) -> str | None:
+    """The normalised relative path of an archive member, or None when it would escape."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def _strip_common_root(paths: list[str]) -> str:
+    """GitHub-style archives wrap everything in one top folder (repo-sha/); drop it."""
+    tops = {p.split("/", 1)[0] for p in paths}
+    if len(tops) == 1 and all("/" in p for p in paths):
+        return tops.pop() + "/"
+    return ""
+
+
+def read_tar(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+    try:
+        with open_binary(src.location) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+            members = []
+            for m in tar:
+                if m.isdir():
+                    continue
+                members.append(m)
+            safe = {m.name: safe_member_path(m.name) for m in members}
+            root = _strip_common_root([p for p in safe.values() if p])
+            order = sorted(members, key=lambda m: (safe[m.name] or m.name))
+            for i, m in enumerate(order):
+                rel = safe[m.name]
+                if rel is None:
+                    yield Drop(src.name, m.name, "unsafe_path")
+                    continue
+                rel = rel[len(root):] if root and rel.startswith(root) else rel
+                if m.issym() or m.islnk():
+                    yield Drop(src.name, rel, "symlink")
+                elif not m.isfile():
+                    yield Drop(src.name, rel, "special_file")
+                elif limits.max_files_per_repo and i >= limits.max_files_per_repo:
+                    yield Drop(src.name, rel, "over_repo_file_cap")
+                elif detect_language(rel) is None:
+                    yield Drop(src.name, rel, "unsupported_language")
+                elif m.size > limits.max_file_bytes:
+                    yield Drop(src.name, rel, "too_large", f"{m.size} bytes")
+                else:
+                    f = tar.extractfile(m)
+                    yield classify(src.name, rel, _read_bounded(f, limits.max_file_bytes), limits)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as err:
+        # Members read before the damage are kept; the archive itself is recorded once.
+        yield Drop(src.name, "", "corrupt_archive", str(err)[:120])
+
+
+def read_zip(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+    try:
+        with open_binary(src.location) as raw, zipfile.ZipFile(raw) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            safe = {i.filename: safe_member_path(i.filename) for i in infos}
+            root = _strip_common_root([p for p in safe.values() if p])
+            order = sorted(infos, key=lambda i: (safe[i.filename] or i.filename))
+            for n, info in enumerate(order):
+                rel = safe[info.filename]
+                if rel is None:
+                    yield Drop(src.name, info.filename, "unsafe_path")
+                    continue
+                rel = rel[len(root):] if root and rel.startswith(root) else rel
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    yield Drop(src.name, rel, "symlink")
+                elif limits.max_files_per_repo and n >= limits.max_files_per_repo:
+                    yield Drop(src.name, rel, "over_repo_file_cap")
+                elif detect_language(rel) is None:
+                    yield Drop(src.name, rel, "unsupported_language")
+                elif info.file_size > limits.max_file_bytes:
+                    yield Drop(src.name, rel, "too_large", f"{info.file_size} bytes")
+                else:
+                    try:
+                        with zf.open(info) as f:  # bounded read: a bomb stops at the limit
+                            data = _read_bounded(f, limits.max_file_bytes)
+                    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
+                        yield Drop(src.name, rel, "corrupt_member", str(err)[:120])
+                        continue
+                    yield classify(src.name, rel, data, limits)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        yield Drop(src.name, "", "corrupt_archive", str(err)[:120])
+
+
+def iter_rows(path: str) -> Iterator[tuple[int, dict | None, str]]:
+    """(row number, row or None, error) for every row of a JSONL or Parquet file."""
+    if path.endswith(".jsonl"):
+        with open_binary(path) as f:
+            for i, line in enumerate(f):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    yield (i, row, "") if isinstance(row, dict) else (i, None, "not an object")
+                except (ValueError, UnicodeDecodeError) as err:
+                    yield i, None, str(err)[:120]
+    else:
+        import pyarrow.parquet as pq
+
+        n = 0
+        with open_binary(path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
+                for row in batch.to_pylist():
+                    yield n, row, ""
+                    n += 1
+
+
+def _first(row: dict, names: tuple[str, ...]):
+    for name in names:
+        value = row.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def read_rows(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+    """Rows with content + repo + path are code files; rows with ``text`` are documents."""
+    try:
+        for i, row, error in iter_rows(src.location):
+            where = f"{src.name}#{i}"
+            if row is None:
+                yield Drop(src.name, where, "malformed_row", error)
+                continue
+            content = _first(row, CONTENT_COLUMNS)
+            if isinstance(content, str):
+                repo = _first(row, REPO_COLUMNS)
+                path = _first(row, PATH_COLUMNS)
+                if not isinstance(repo, str) or not isinstance(path, str):
+                    yield Drop(src.name, where, "malformed_row", "code row without repo/path")
+                    continue
+                rel = safe_member_path(path) or path
+                yield classify(repo, rel, content.encode("utf-8", "surrogatepass"), limits)
+            elif isinstance(row.get("text"), str):
+                doc = str(row.get("id", i))
+                yield classify(src.name, doc, row["text"].encode("utf-8", "surrogatepass"),
+                               limits, NATURAL_LANGUAGE)
+            else:
+                yield Drop(src.name, where, "malformed_row", "no content or text column")
+    except Exception as err:  # a damaged Parquet footer, say: recorded, the build goes on
+        yield Drop(src.name, "", "corrupt_row_file", f"{type(err).__name__}: {err}"[:120])
+
+

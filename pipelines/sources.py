@@ -1,0 +1,202 @@
+"""Where repositories come from and how their files are read, without Beam: sources
+(folders, file lists; archives and row files in ``archives.py``), their discovery (local or
+any Beam filesystem), and one outcome per file: a ``SourceFile`` or a ``Drop`` with a reason.
+Nothing is extracted to disk and symlinks are recorded, never followed."""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from fimpack.config import Limits
+from fimpack.pipelines.languages import detect_language
+from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile
+
+log = logging.getLogger("fimpack.ingest")
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
+ROW_SUFFIXES = (".jsonl", ".parquet")
+VCS_DIRS = {".git", ".hg", ".svn"}  # version-control metadata, not repository content
+
+# Column names seen in The Stack / StarCoderData style rows.
+REPO_COLUMNS = ("repo", "repo_name", "max_stars_repo_name", "repository_name")
+PATH_COLUMNS = ("path", "max_stars_repo_path", "file_path")
+CONTENT_COLUMNS = ("content", "code")
+
+
+@dataclass(frozen=True)
+class RepoSource:
+    """Where one repository (or one row file) comes from."""
+
+    name: str
+    kind: str                 # "dir", "tar", "zip", "files" or "rows"
+    location: str             # folder, archive or row file
+    files: tuple[str, ...] = field(default=())  # for "files": paths relative to location
+    source: str = CODE        # for "files": CODE or NATURAL_LANGUAGE
+
+
+def repo_name_for(entry: str) -> str:
+    name = os.path.basename(entry.rstrip("/"))
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_remote(path: str) -> bool:
+    """gs://, s3://, hdfs://...: read through Beam's filesystems, never ``open()``."""
+    return "://" in path
+
+
+def open_binary(path: str):
+    if is_remote(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        return FileSystems.open(path, compression_type="uncompressed")
+    return open(path, "rb")
+
+
+def discover_remote(input_dir: str) -> list[RepoSource]:
+    """Object stores have no folders: archives and row files under INPUT_DIR."""
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = FileSystems.join(input_dir.rstrip("/"), "*")
+    sources = []
+    for meta in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        name = meta.path.rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith(".zip"):
+            sources.append(RepoSource(repo_name_for(name), "zip", meta.path))
+        elif name.endswith(ARCHIVE_SUFFIXES):
+            sources.append(RepoSource(repo_name_for(name), "tar", meta.path))
+        elif name.endswith(ROW_SUFFIXES):
+            sources.append(RepoSource(name, "rows", meta.path))
+        else:
+            log.warning("skipping %s: neither an archive nor a row file", meta.path)
+    return sources
+
+
+def discover(input_dir: str) -> list[RepoSource]:
+    """Each immediate subdirectory of INPUT_DIR is a repository; so is each archive in it.
+    ``.jsonl``/``.parquet`` files in it are row files (code rows or natural-language rows).
+    A remote INPUT_DIR (``gs://...``) is listed through Beam's filesystems."""
+    if is_remote(input_dir):
+        return discover_remote(input_dir)
+    sources = []
+    for entry in sorted(os.listdir(input_dir)):
+        full = os.path.join(input_dir, entry)
+        if os.path.islink(full):
+            log.warning("skipping symlink %s at the top of the input", full)
+            continue
+        if os.path.isdir(full):
+            sources.append(RepoSource(entry, "dir", full))
+        elif entry.endswith(".zip"):
+            sources.append(RepoSource(repo_name_for(entry), "zip", full))
+        elif entry.endswith(ARCHIVE_SUFFIXES):
+            sources.append(RepoSource(repo_name_for(entry), "tar", full))
+        elif entry.endswith(ROW_SUFFIXES):
+            sources.append(RepoSource(entry, "rows", full))
+        else:
+            log.warning("skipping %s: neither a folder, an archive nor a row file", full)
+    return sources
+
+
+def classify(repo: str, path: str, data: bytes, limits: Limits,
+             source: str = CODE) -> SourceFile | Drop:
+    """Decide what one file's bytes become. The content is kept byte-exact."""
+    language = "text" if source == NATURAL_LANGUAGE else detect_language(path)
+    if language is None:
+        return Drop(repo, path, "unsupported_language")
+    if len(data) > limits.max_file_bytes:
+        return Drop(repo, path, "too_large", f"{len(data)} bytes")
+    if not data.strip():
+        return Drop(repo, path, "empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Drop(repo, path, "unsupported_encoding", "UTF-16/32 byte-order mark")
+    if b"\x00" in data:
+        return Drop(repo, path, "binary")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return Drop(repo, path, "invalid_utf8", str(err)[:120])
+    if source == NATURAL_LANGUAGE and len(text) < limits.nl_min_chars:
+        return Drop(repo, path, "too_short")
+    return SourceFile(repo, path, language, text, source)
+
+
+def _capped(repo: str, paths: Iterable[str], limits: Limits) -> Iterator[tuple[str, bool]]:
+    """Yield (path, within_cap) in sorted order so the cap keeps the same files every time."""
+    for i, path in enumerate(sorted(paths)):
+        yield path, not limits.max_files_per_repo or i < limits.max_files_per_repo
+
+
+def _read_bounded(f, limit: int) -> bytes:
+    return f.read(limit + 1)  # one byte past the limit is enough to know it is too large
+
+
+def list_dir(src: RepoSource, limits: Limits) -> Iterator[tuple]:
+    """A folder's entries as (repo, root, rel, kind, within_cap, source), read one by one
+    later: listing is cheap, and one element per file keeps any single output small."""
+    root = src.location
+    entries: dict[str, str] = {}  # relative path -> "file" | "symlink" | "special"
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        keep_dirs = []
+        for d in sorted(dirnames):
+            if d in VCS_DIRS:
+                continue
+            full = os.path.join(dirpath, d)
+            if os.path.islink(full):  # never follow: it may point outside or loop
+                entries[os.path.relpath(full, root).replace(os.sep, "/")] = "symlink"
+            else:
+                keep_dirs.append(d)
+        dirnames[:] = keep_dirs
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            mode = os.lstat(full).st_mode
+            entries[rel] = ("symlink" if stat.S_ISLNK(mode)
+                            else "file" if stat.S_ISREG(mode) else "special")
+    for rel, within_cap in _capped(src.name, entries, limits):
+        yield (src.name, root, rel, entries[rel], within_cap, CODE)
+
+
+def read_dir(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+    for entry in list_dir(src, limits):
+        yield _read_path_entry(*entry, limits=limits)
+
+
+def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool,
+                     source: str = CODE, *, limits: Limits) -> SourceFile | Drop:
+    if kind == "symlink":
+        return Drop(repo, rel, "symlink")
+    if kind == "special":
+        return Drop(repo, rel, "special_file")
+    if not within_cap:
+        return Drop(repo, rel, "over_repo_file_cap")
+    if source == CODE and detect_language(rel) is None:
+        return Drop(repo, rel, "unsupported_language")  # decided without reading the file
+    full = os.path.join(root, *rel.split("/"))
+    try:
+        size = os.path.getsize(full)
+        if size > limits.max_file_bytes:
+            return Drop(repo, rel, "too_large", f"{size} bytes")
+        with open(full, "rb") as f:
+            data = _read_bounded(f, limits.max_file_bytes)
+    except OSError as err:
+        return Drop(repo, rel, "unreadable", str(err)[:120])
+    return classify(repo, rel, data, limits, source)
+
+
+def list_files(src: RepoSource, limits: Limits) -> Iterator[tuple]:
+    for rel, within_cap in _capped(src.name, src.files, limits):
+        full = os.path.join(src.location, *rel.split("/"))
+        kind = "symlink" if os.path.islink(full) else "file"
+        yield (src.name, src.location, rel, kind, within_cap, src.source)
+
+
+def read_files(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
+    for entry in list_files(src, limits):
+        yield _read_path_entry(*entry, limits=limits)
+
+
