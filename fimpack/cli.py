@@ -22,8 +22,8 @@ import logging
 import sys
 from dataclasses import fields
 
-from fimpack.config import (FIM_SPLITS, ORDERS, PRESETS, BuildConfig, DedupConfig, Limits,
-                            NearDedupConfig, QualityConfig)
+from fimpack.config import (FIM_SPLITS, ORDERS, PRESETS, BuildConfig, Limits, NearDedupConfig,
+                            QualityConfig, build_config)
 from fimpack.train.config import PACKINGS, TrainConfig
 
 # The flags' defaults: the config dataclasses' own.
@@ -229,44 +229,14 @@ def _dedup_args(p: argparse.ArgumentParser) -> None:
                    help="keep LSH candidate pairs without checking estimated Jaccard")
 
 
-def _config(args, dedup_only: bool) -> BuildConfig:
-    near = NearDedupConfig(threshold=args.near_threshold, num_perm=args.num_perm,
-                           ngram=args.ngram, bands=args.bands, rows=args.rows,
-                           verify=not args.no_verify)
-    dedup = DedupConfig(repo_near=not args.no_repo_near_dedup,
-                        file_exact=not args.no_file_exact_dedup,
-                        file_near=args.file_near_dedup, near=near)
-    common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
-                  workers=args.workers, dedup=dedup, dedup_only=dedup_only,
-                  allow_unaudited=args.allow_unaudited,
-                  limits=Limits(max_file_bytes=args.max_file_bytes,
-                                max_files_per_repo=args.max_files_per_repo))
-    if dedup_only:
-        return BuildConfig(**common)
-    quality = None if args.no_quality_filter else QualityConfig(
-        max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
-        min_alphanumeric_fraction=args.min_alphanumeric_fraction)
-    preset = PRESETS.get(args.preset, {"code_fraction": BUILD.code_fraction,
-                                       "fim_rate": BUILD.fim_rate})
-    fim_rate = preset["fim_rate"] if args.fim_rate is None else args.fim_rate
-    code_fraction = preset["code_fraction"] if args.code_fraction is None else args.code_fraction
-    return BuildConfig(
-        **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split, order=args.order,
-        code_fraction=None if code_fraction < 0 else code_fraction, seq_len=args.seq_len,
-        val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
-        tokenizer_sample_docs=args.tokenizer_sample_docs,
-        tokenizer_sample_chars=args.tokenizer_sample_chars,
-        shard_tokens=args.shard_tokens, quality=quality,
-        benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)
-
-
 def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
     _setup_logging(args.verbose)
     from fimpack.pipelines import build
     from fimpack.pipelines.embedded import embedded_sources
+    from fimpack.pipelines.manifest import summary
     from fimpack.pipelines.ingest import discover
 
-    cfg = _config(args, dedup_only)
+    cfg = build_config(args, dedup_only)
     sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
     manifest = build.run(cfg, sources, beam_args)
     print(summary(manifest))
@@ -277,31 +247,6 @@ def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
               "(see dropped_by_reason in manifest.json)", file=sys.stderr)
         return 1
     return 0
-
-
-def summary(manifest: dict) -> str:
-    c = manifest["counts"]
-    rows = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
-            ("dropped files", c["dropped_files"])]
-    rows += [(f"  dropped: {k}", v) for k, v in c["dropped_by_reason"].items()]
-    rows += [(f"dup clusters ({level})", d["clusters"]) for level, d in manifest["dedup"].items()
-             if d["members"]]
-    rows += [("examples", c["examples"]), ("sequences", c["sequences"]),
-             ("utilisation", c["utilisation"]), ("files split", c["files_split"]),
-             ("code fraction", c["code_fraction"]),
-             ("tokens (code)", c["tokens_by_source"]["code"]),
-             ("tokens (natural language)", c["tokens_by_source"]["nl"]),
-             ("seconds", manifest["timing"]["seconds"])]
-    # CPU seconds by stage, summed over workers (the runner's per-transform execution time).
-    rows += [(f"  stage: {k}", v) for k, v in manifest["timing"].get("stages", {}).items()]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {str(v):>12}"
-             for k, v in rows]
-    target, got = c.get("code_fraction_target"), c["code_fraction"]
-    if target is not None and got is not None and abs(got - target) > 0.01:
-        lines.append(f"note: code fraction {got:.3f} misses the target {target} by more than 1% "
-                     "(too little of one source to sample from)")
-    return "\n".join(lines)
 
 
 def cmd_graph(args) -> int:

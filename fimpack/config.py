@@ -88,3 +88,36 @@ class BuildConfig:
     pii: bool = True                     # redact emails, IPs, keys
     dedup_only: bool = False             # `fimpack dedup`: stop after dedup
     allow_unaudited: bool = False        # accept a runner that reports no metrics
+
+
+def build_config(args, dedup_only: bool) -> BuildConfig:
+    """The BuildConfig of ``fimpack build``/``dedup``'s parsed flags (whose defaults are
+    this module's)."""
+    near = NearDedupConfig(threshold=args.near_threshold, num_perm=args.num_perm,
+                           ngram=args.ngram, bands=args.bands, rows=args.rows,
+                           verify=not args.no_verify)
+    dedup = DedupConfig(repo_near=not args.no_repo_near_dedup,
+                        file_exact=not args.no_file_exact_dedup,
+                        file_near=args.file_near_dedup, near=near)
+    common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
+                  workers=args.workers, dedup=dedup, dedup_only=dedup_only,
+                  allow_unaudited=args.allow_unaudited,
+                  limits=Limits(max_file_bytes=args.max_file_bytes,
+                                max_files_per_repo=args.max_files_per_repo))
+    if dedup_only:
+        return BuildConfig(**common)
+    quality = None if args.no_quality_filter else QualityConfig(
+        max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
+        min_alphanumeric_fraction=args.min_alphanumeric_fraction)
+    preset = PRESETS.get(args.preset, {"code_fraction": BuildConfig.code_fraction,
+                                       "fim_rate": BuildConfig.fim_rate})
+    fim_rate = preset["fim_rate"] if args.fim_rate is None else args.fim_rate
+    code_fraction = preset["code_fraction"] if args.code_fraction is None else args.code_fraction
+    return BuildConfig(
+        **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split, order=args.order,
+        code_fraction=None if code_fraction < 0 else code_fraction, seq_len=args.seq_len,
+        val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
+        tokenizer_sample_docs=args.tokenizer_sample_docs,
+        tokenizer_sample_chars=args.tokenizer_sample_chars,
+        shard_tokens=args.shard_tokens, quality=quality,
+        benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)

@@ -225,3 +225,27 @@ def stage_seconds(result) -> dict:
             if v >= 50}
 
 
+def summary(manifest: dict) -> str:
+    """The terminal summary of a build (``fimpack build`` prints it)."""
+    c = manifest["counts"]
+    rows = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
+            ("dropped files", c["dropped_files"])]
+    rows += [(f"  dropped: {k}", v) for k, v in c["dropped_by_reason"].items()]
+    rows += [(f"dup clusters ({level})", d["clusters"]) for level, d in manifest["dedup"].items()
+             if d["members"]]
+    rows += [("examples", c["examples"]), ("sequences", c["sequences"]),
+             ("utilisation", c["utilisation"]), ("files split", c["files_split"]),
+             ("code fraction", c["code_fraction"]),
+             ("tokens (code)", c["tokens_by_source"]["code"]),
+             ("tokens (natural language)", c["tokens_by_source"]["nl"]),
+             ("seconds", manifest["timing"]["seconds"])]
+    # CPU seconds by stage, summed over workers (the runner's per-transform execution time).
+    rows += [(f"  stage: {k}", v) for k, v in manifest["timing"].get("stages", {}).items()]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v:>12,}" if isinstance(v, int) else f"{k:<{width}}  {str(v):>12}"
+             for k, v in rows]
+    target, got = c.get("code_fraction_target"), c["code_fraction"]
+    if target is not None and got is not None and abs(got - target) > 0.01:
+        lines.append(f"note: code fraction {got:.3f} misses the target {target} by more than 1% "
+                     "(too little of one source to sample from)")
+    return "\n".join(lines)

@@ -5,8 +5,8 @@ import subprocess
 import sys
 from dataclasses import fields
 
-from fimpack.cli import _build_parser, _config
-from fimpack.config import BuildConfig
+from fimpack.cli import _build_parser
+from fimpack.config import BuildConfig, build_config as _config
 from fimpack.train.config import TrainConfig
 
 
