@@ -144,7 +144,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
     q: (B, nh, T, hs); k, v: (B, nkv, T, hs) with nh a multiple of nkv.
     doc_ids: (B, T) ints where each document is one contiguous run of equal ids (see
-    ``document_runs``); None means the whole row is one document.
+    ``document_runs``); None means the whole row is one document. A negative id marks
+    padding: no real token attends to it (another id); ``segments`` gives it zeros without
+    computing it, the other backends let padding attend to padding (its loss is masked).
 
     - ``segments``: cut each row at document boundaries and run fused causal SDPA per piece.
       No mask tensor, no wasted cross-document FLOPs; the CPU default.
@@ -192,18 +194,21 @@ def _attention_segments(q, k, v, doc_ids):
     if doc_ids is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     B, T = doc_ids.shape
-    # one host sync for the whole batch: (row, position) of every document start after 0
+    # one host sync for the whole batch: (row, position, id) of every document start after 0
     rows, cols = (doc_ids[:, 1:] != doc_ids[:, :-1]).nonzero(as_tuple=True)
-    bounds = [[0] for _ in range(B)]
-    for b, c in zip(rows.tolist(), cols.tolist()):
-        bounds[b].append(c + 1)
+    ids = torch.cat([doc_ids[:, 0], doc_ids[rows, cols + 1]]).tolist()
+    bounds = [[(0, ids[b])] for b in range(B)]
+    for b, c, d in zip(rows.tolist(), cols.tolist(), ids[B:]):
+        bounds[b].append((c + 1, d))
     out = []
     for b in range(B):
-        edges = bounds[b] + [T]
+        starts = bounds[b] + [(T, None)]
+        # padding (a negative id) attends to nothing: zeros, and no compute spent on it
         pieces = [F.scaled_dot_product_attention(q[b:b + 1, :, s:e], k[b:b + 1, :, s:e],
                                                  v[b:b + 1, :, s:e], is_causal=True,
-                                                 enable_gqa=True)
-                  for s, e in zip(edges[:-1], edges[1:])]
+                                                 enable_gqa=True) if d >= 0
+                  else q.new_zeros(1, q.shape[1], e - s, v.shape[-1])
+                  for (s, d), (e, _) in zip(starts[:-1], starts[1:])]
         out.append(torch.cat(pieces, dim=2))  # (1, nh, T, hs)
     return torch.cat(out, dim=0)
 

@@ -279,17 +279,20 @@ def test_a_packed_row_is_exactly_the_examples_packs_lists(tmp_path):
     assert batch.real_tokens == int((batch.doc_ids[:, :-1] != PAD_DOC).sum())
 
 
-def test_packed_rows_attend_and_position_per_document(tmp_path):
-    """Each example of a packed row gets exactly the logits it gets alone: attention never
-    crosses a document (nor reaches the padding) and RoPE positions restart at each one."""
+@pytest.mark.parametrize("attention", ["eager", "segments", "sdpa_mask"])
+def test_packed_rows_attend_and_position_per_document(tmp_path, attention):
+    """Each example of a packed row gets exactly the logits it gets alone, whatever the
+    attention backend: attention never crosses a document (nor reaches the padding) and RoPE
+    positions restart at each one."""
     from fimpack.model.gemma import Gemma, config_for
 
     docs = cyclic_docs(12, seed=4)
     root = write_build(tmp_path, [docs], seq_len=400)
     sampler = PackedSampler(PackedRows(root), 400, 1, pad_id=0)
     tokens, doc_ids = sampler.fetch(0)
+    assert (doc_ids == PAD_DOC).sum() > 10  # the row has padding to ignore
     torch.manual_seed(0)
-    model = Gemma(config_for("debug", vocab_size=VOCAB, attention="eager")).eval()
+    model = Gemma(config_for("debug", vocab_size=VOCAB, attention=attention)).eval()
     with torch.no_grad():
         packed = model(torch.from_numpy(tokens[None, :-1]), torch.from_numpy(doc_ids[None, :-1]))
         for d in range(int(doc_ids.max()) + 1):
