@@ -96,10 +96,12 @@ def ablate(out: str, sources: list, base: BuildConfig, questions: list[str], *, 
             runs = []
             for r in range(repeats):
                 run_dir = os.path.join(out, "runs", f"{key}-s{seed + r}")
-                if not os.path.exists(os.path.join(run_dir, "eval.json")):
+                if not _trained(run_dir, steps):  # an interrupted ablation resumes here
                     progress(f"{question}/{name}: train {flavor} {steps} steps, seed {seed + r}")
                     train(data, flavor, steps, run_dir, batch_size=batch_size, seed=seed + r,
-                          device=device)
+                          device=device, resume=True)
+                if not os.path.exists(os.path.join(run_dir, "eval.json")):
+                    progress(f"{question}/{name}: evaluate seed {seed + r}")
                     result = evaluate(run_dir, reference, infill_tasks=0,
                                       humaneval_tasks_per_kind=0, metric_files=metric_files,
                                       seed=seed, device=_device(device))
@@ -114,6 +116,16 @@ def ablate(out: str, sources: list, base: BuildConfig, questions: list[str], *, 
         results["questions"][question] = rows
     write_reports(out, results)
     return results
+
+
+def _trained(run_dir: str, steps: int) -> bool:
+    """Whether RUN_DIR holds a finished run of STEPS steps (its log's last step)."""
+    try:
+        with open(os.path.join(run_dir, "log.jsonl")) as f:
+            last = [json.loads(line) for line in f if line.strip()][-1]["step"]
+        return last == steps - 1 and os.path.exists(os.path.join(run_dir, "ckpt.pt"))
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def _device(device: str) -> str:

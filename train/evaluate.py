@@ -214,12 +214,15 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
             result["infill"]["warning"] = ("no code files in the validation split: tasks from "
                                            "train files, which the model has probably seen")
     if metric_files > 0:
-        files = list(itertools.islice(code_files(data_dir, split, _shard_names(data_dir, split)),
+        names = _shard_names(data_dir, split)
+        units = list(itertools.islice(code_files(data_dir, split, names, whole_only=False),
                                       4 * metric_files))
+        files = list(itertools.islice(code_files(data_dir, split, names), 4 * metric_files))
         say(f"infilling loss and repository-context gain on {split} files")
         result["heldout"] = {"split": split, "held_out": split == "validation",
-                             **heldout_metrics(files, run.tokenizer, model_nll(run.model),
-                                               run.seq_len, seed, metric_files)}
+                             **heldout_metrics(units, files, run.tokenizer,
+                                               model_nll(run.model), run.seq_len, seed,
+                                               metric_files)}
     if humaneval_tasks_per_kind > 0:
         say(f"HumanEval infilling: {humaneval_tasks_per_kind} + {humaneval_tasks_per_kind} "
             "tasks, each test run in a sandbox")

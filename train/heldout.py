@@ -43,9 +43,11 @@ BOOTSTRAP = 1000
 Nll = Callable[[list[np.ndarray]], list[np.ndarray]]  # ids (n,) -> next-token losses (n-1,)
 
 
-def code_files(data_dir: str, split: str, shard_names: list[str]) -> Iterator[SourceFile]:
+def code_files(data_dir: str, split: str, shard_names: list[str],
+               whole_only: bool = True) -> Iterator[SourceFile]:
     """Every code file of SPLIT's examples, rebuilt exactly from the Parquet pieces, in shard
-    order (a file split into parts comes as its parts)."""
+    order; with WHOLE_ONLY false also each part of a file longer than a sequence, as its own
+    file (``path`` unchanged): training formats a part as it formats a file."""
     for name in shard_names:
         path = os.path.join(data_dir, "examples", name + ".parquet")
         for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
@@ -55,7 +57,7 @@ def code_files(data_dir: str, split: str, shard_names: list[str]) -> Iterator[So
                 pieces = pieces_of(row)
                 for i, f in enumerate(row["files"]):
                     content = reconstruct(pieces, i)
-                    if content.strip() and f["parts"] == 1:
+                    if content.strip() and (f["parts"] == 1 or not whole_only):
                         yield SourceFile(row["repo"], f["path"], f["language"], content)
 
 
@@ -217,7 +219,9 @@ def context_gain(files: list[SourceFile], tok: Tokenizer, nll: Nll, seq_len: int
             "loss_with_context": summary(w, n, seed), "gain": summary(a - w, n, seed)}
 
 
-def heldout_metrics(files: list[SourceFile], tok: Tokenizer, nll: Nll, seq_len: int,
-                    seed: int = 0, max_files: int = 100) -> dict:
-    return {"infilling_loss": infilling_loss(files, tok, nll, seq_len, seed, max_files),
+def heldout_metrics(units: list[SourceFile], files: list[SourceFile], tok: Tokenizer,
+                    nll: Nll, seq_len: int, seed: int = 0, max_files: int = 100) -> dict:
+    """Infilling loss on UNITS (whole files and parts of long ones, as training FIMs them) and
+    repository-context gain on whole FILES."""
+    return {"infilling_loss": infilling_loss(units, tok, nll, seq_len, seed, max_files),
             "repository_context": context_gain(files, tok, nll, seq_len, seed, 2 * max_files)}
