@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from readers import assert_readers_open
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +22,7 @@ def test_build_inspect_train(corpus_dir, tmp_path):
     assert "input files" in build.stdout
     assert "fimpack.ingest: read email" in build.stderr  # progress is visible
     manifest = json.loads((out / "manifest.json").read_text())
+    assert_readers_open(str(out), tmp_path / "hf")
     rows = [json.loads(line) for line in fimpack("inspect", out, "--json").stdout.splitlines()]
     assert len(rows) == manifest["counts"]["examples"]
     kept = {(r["repo"], f["path"]) for r in rows for f in r["files"]}  # parts counted once
@@ -76,6 +78,7 @@ def test_engines_give_the_same_files_and_an_audit(corpus_dir, tmp_path):
                 "--max-file-bytes", 200_000, "--seq-len", 2048, *extra)
         audit = json.loads((out / "manifest.json").read_text())["audit"]
         assert audit["checked"] and audit["data_checked"], name
+        assert_readers_open(str(out), tmp_path / f"hf-{name}")
         assert audit["examples_written"] == audit["examples_in_shards"] > 0, name
         outs.append(out)
     files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*")
