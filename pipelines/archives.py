@@ -34,36 +34,46 @@ def _strip_common_root(paths: list[str]) -> str:
     return ""
 
 
+def _placed(src: RepoSource, members: list, name_of) -> Iterator[tuple]:
+    """(index, member, repository path, None) for each member in path order, the archive's
+    single top folder stripped; (index, member, None, Drop) for one whose path escapes."""
+    safe = {name_of(m): safe_member_path(name_of(m)) for m in members}
+    root = _strip_common_root([p for p in safe.values() if p])
+    for i, m in enumerate(sorted(members, key=lambda m: safe[name_of(m)] or name_of(m))):
+        rel = safe[name_of(m)]
+        if rel is None:
+            yield i, m, None, Drop(src.name, name_of(m), "unsafe_path")
+        else:
+            yield i, m, (rel[len(root):] if root and rel.startswith(root) else rel), None
+
+
+def _before_reading(src: RepoSource, rel: str, index: int, size: int,
+                    limits: Limits) -> Drop | None:
+    """The drop a member gets without being read: over the file cap, no language, too large."""
+    if limits.max_files_per_repo and index >= limits.max_files_per_repo:
+        return Drop(src.name, rel, "over_repo_file_cap")
+    if detect_language(rel) is None:
+        return Drop(src.name, rel, "unsupported_language")
+    if size > limits.max_file_bytes:
+        return Drop(src.name, rel, "too_large", f"{size} bytes")
+    return None
+
+
 def read_tar(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     try:
         with open_binary(src.location) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
-            members = []
-            for m in tar:
-                if m.isdir():
+            members = [m for m in tar if not m.isdir()]
+            for i, m, rel, drop in _placed(src, members, lambda m: m.name):
+                if drop is None and (m.issym() or m.islnk()):
+                    drop = Drop(src.name, rel, "symlink")
+                elif drop is None and not m.isfile():
+                    drop = Drop(src.name, rel, "special_file")
+                drop = drop or _before_reading(src, rel, i, m.size, limits)
+                if drop is not None:
+                    yield drop
                     continue
-                members.append(m)
-            safe = {m.name: safe_member_path(m.name) for m in members}
-            root = _strip_common_root([p for p in safe.values() if p])
-            order = sorted(members, key=lambda m: (safe[m.name] or m.name))
-            for i, m in enumerate(order):
-                rel = safe[m.name]
-                if rel is None:
-                    yield Drop(src.name, m.name, "unsafe_path")
-                    continue
-                rel = rel[len(root):] if root and rel.startswith(root) else rel
-                if m.issym() or m.islnk():
-                    yield Drop(src.name, rel, "symlink")
-                elif not m.isfile():
-                    yield Drop(src.name, rel, "special_file")
-                elif limits.max_files_per_repo and i >= limits.max_files_per_repo:
-                    yield Drop(src.name, rel, "over_repo_file_cap")
-                elif detect_language(rel) is None:
-                    yield Drop(src.name, rel, "unsupported_language")
-                elif m.size > limits.max_file_bytes:
-                    yield Drop(src.name, rel, "too_large", f"{m.size} bytes")
-                else:
-                    f = tar.extractfile(m)
-                    yield classify(src.name, rel, _read_bounded(f, limits.max_file_bytes), limits)
+                data = _read_bounded(tar.extractfile(m), limits.max_file_bytes)
+                yield classify(src.name, rel, data, limits)
     except (tarfile.TarError, EOFError, OSError, ValueError) as err:
         # Members read before the damage are kept; the archive itself is recorded once.
         yield Drop(src.name, "", "corrupt_archive", str(err)[:120])
@@ -73,31 +83,20 @@ def read_zip(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     try:
         with open_binary(src.location) as raw, zipfile.ZipFile(raw) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
-            safe = {i.filename: safe_member_path(i.filename) for i in infos}
-            root = _strip_common_root([p for p in safe.values() if p])
-            order = sorted(infos, key=lambda i: (safe[i.filename] or i.filename))
-            for n, info in enumerate(order):
-                rel = safe[info.filename]
-                if rel is None:
-                    yield Drop(src.name, info.filename, "unsafe_path")
+            for n, info, rel, drop in _placed(src, infos, lambda i: i.filename):
+                if drop is None and stat.S_ISLNK(info.external_attr >> 16):
+                    drop = Drop(src.name, rel, "symlink")
+                drop = drop or _before_reading(src, rel, n, info.file_size, limits)
+                if drop is not None:
+                    yield drop
                     continue
-                rel = rel[len(root):] if root and rel.startswith(root) else rel
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    yield Drop(src.name, rel, "symlink")
-                elif limits.max_files_per_repo and n >= limits.max_files_per_repo:
-                    yield Drop(src.name, rel, "over_repo_file_cap")
-                elif detect_language(rel) is None:
-                    yield Drop(src.name, rel, "unsupported_language")
-                elif info.file_size > limits.max_file_bytes:
-                    yield Drop(src.name, rel, "too_large", f"{info.file_size} bytes")
-                else:
-                    try:
-                        with zf.open(info) as f:  # bounded read: a bomb stops at the limit
-                            data = _read_bounded(f, limits.max_file_bytes)
-                    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
-                        yield Drop(src.name, rel, "corrupt_member", str(err)[:120])
-                        continue
-                    yield classify(src.name, rel, data, limits)
+                try:
+                    with zf.open(info) as f:  # bounded read: a bomb stops at the limit
+                        data = _read_bounded(f, limits.max_file_bytes)
+                except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
+                    yield Drop(src.name, rel, "corrupt_member", str(err)[:120])
+                    continue
+                yield classify(src.name, rel, data, limits)
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         yield Drop(src.name, "", "corrupt_archive", str(err)[:120])
 
