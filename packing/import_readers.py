@@ -59,12 +59,18 @@ def _py_type_checking(node: Node) -> bool:
     return False
 
 
+def _literal_argument(call: Node, string_of) -> str | None:
+    """The first argument of CALL when it is a string literal (``import_module("x")``,
+    ``require("x")``, ``import("x")``), else None."""
+    args = call.child_by_field_name("arguments")
+    return string_of(args.named_children[0]) if args and args.named_children else None
+
+
 def _read_python(node: Node, language: str) -> list[Import]:
     line = node.start_point[0]
     local = _is_local(node, language)
     if node.type == "call":
-        args = node.child_by_field_name("arguments")
-        value = _py_string(args.named_children[0]) if args and args.named_children else None
+        value = _literal_argument(node, _py_string)
         if not value:
             return []
         level = len(value) - len(value.lstrip("."))
@@ -102,8 +108,7 @@ def _read_js(node: Node, language: str) -> list[Import]:
     line = node.start_point[0]
     local = _is_local(node, language)
     if node.type == "call_expression":
-        args = node.child_by_field_name("arguments")
-        value = _js_string(args.named_children[0]) if args and args.named_children else None
+        value = _literal_argument(node, _js_string)
         if not value:
             return []
         fn = node.child_by_field_name("function")
