@@ -91,6 +91,18 @@ def token_ends(text: str, tok: Tokenizer) -> list[int]:
     return ends
 
 
+def line_token_counts(lines: list[str], ends: list[int]) -> list[int]:
+    """Tokens of each line inside the whole text's tokenisation (ENDS: each token's end byte):
+    a token spanning a line end counts for the line where it ends."""
+    counts, offset, before = [], 0, 0
+    for line in lines:
+        offset += len(line.encode("utf-8", "surrogatepass"))
+        upto = bisect.bisect_right(ends, offset)
+        counts.append(upto - before)
+        before = upto
+    return counts
+
+
 def split_lines(text: str, tok: Tokenizer, budget: int,
                 ends: list[int] | None = None, verify: bool = True) -> list[str]:
     """TEXT cut at line ends into parts of at most BUDGET tokens, each as full as the line
@@ -105,13 +117,7 @@ def split_lines(text: str, tok: Tokenizer, budget: int,
     lines = text.splitlines(keepends=True)
     if not lines:
         return []
-    ends = token_ends(text, tok) if ends is None else ends
-    counts, offset, before = [], 0, 0
-    for line in lines:
-        offset += len(line.encode("utf-8", "surrogatepass"))
-        upto = bisect.bisect_right(ends, offset)
-        counts.append(upto - before)
-        before = upto
+    counts = line_token_counts(lines, token_ends(text, tok) if ends is None else ends)
     parts: list[str] = []
     buf: list[str] = []
     size = i = 0

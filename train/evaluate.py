@@ -214,15 +214,8 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
             result["infill"]["warning"] = ("no code files in the validation split: tasks from "
                                            "train files, which the model has probably seen")
     if metric_files > 0:
-        names = _shard_names(data_dir, split)
-        units = list(itertools.islice(code_files(data_dir, split, names, whole_only=False),
-                                      4 * metric_files))
-        files = list(itertools.islice(code_files(data_dir, split, names), 4 * metric_files))
         say(f"infilling loss and repository-context gain on {split} files")
-        result["heldout"] = {"split": split, "held_out": split == "validation",
-                             **heldout_metrics(units, files, run.tokenizer,
-                                               model_nll(run.model), run.seq_len, seed,
-                                               metric_files)}
+        result["heldout"] = _heldout(run, data_dir, split, metric_files, seed)
     if humaneval_tasks_per_kind > 0:
         say(f"HumanEval infilling: {humaneval_tasks_per_kind} + {humaneval_tasks_per_kind} "
             "tasks, each test run in a sandbox")
@@ -236,6 +229,17 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
         with open(details, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in records)
     return result
+
+
+def _heldout(run: Run, data_dir: str, split: str, metric_files: int, seed: int) -> dict:
+    """Infilling loss and repository-context gain on SPLIT (see ``train/heldout.py``)."""
+    names = _shard_names(data_dir, split)
+    units = list(itertools.islice(code_files(data_dir, split, names, whole_only=False),
+                                  4 * metric_files))
+    files = list(itertools.islice(code_files(data_dir, split, names), 4 * metric_files))
+    return {"split": split, "held_out": split == "validation",
+            **heldout_metrics(units, files, run.tokenizer, model_nll(run.model), run.seq_len,
+                              seed, metric_files)}
 
 
 def _check_tokenizer(run: Run, data_dir: str) -> None:
