@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic repository generator
 
 from fimpack.packing import graph as fgraph  # noqa: E402
+from fimpack.packing import graph_view  # noqa: E402
 from fimpack.packing.graph import build_graph, extract_all, order_repository  # noqa: E402
 from fimpack.packing.imports import parser_for  # noqa: E402
 from fimpack.packing.resolve import RepoIndex  # noqa: E402
@@ -96,7 +97,7 @@ def fetch(data: Path, download: bool) -> dict[str, Path]:
 
 
 def read_repo(path: Path, name: str) -> list[SourceFile]:
-    return fgraph.read_repo(str(path)) if path.exists() else []
+    return graph_view.read_repo(str(path)) if path.exists() else []
 
 
 # --------------------------------------------------------------------------------------------

@@ -251,8 +251,8 @@ def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
 
 def cmd_graph(args) -> int:
     _setup_logging(False)
-    from fimpack.packing.graph import (GraphvizMissing, draw_png, order_repository, read_repo,
-                                       to_json)
+    from fimpack.packing.graph import order_repository
+    from fimpack.packing.graph_view import GraphvizMissing, draw_png, read_repo, to_json
 
     result = order_repository(read_repo(args.repo_dir), args.strategy)
     if args.json:

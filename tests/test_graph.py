@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fimpack.packing import graph as fgraph
-from fimpack.packing.graph import (break_cycles, build_graph, draw_png, graph_json,
-                                   linearise_apsp, linearise_codegemma, linearise_deepseek,
-                                   order_repository, place_rest, to_dot)
+from fimpack.packing import graph_view
+from fimpack.packing.graph import (break_cycles, build_graph, linearise_apsp,
+                                   linearise_codegemma, linearise_deepseek, order_repository,
+                                   place_rest)
+from fimpack.packing.graph_view import draw_png, graph_json, to_dot
 from fimpack.packing.imports import extract_imports, parser_for
 from fimpack.packing.testlinks import is_test, link_tests, subject_of
 from fimpack.pipelines.languages import detect_language
@@ -564,12 +566,12 @@ def test_graph_json_and_dot(tmp_path, monkeypatch):
         or out["order"][-1] == "tests/test_core.py"
     json.dumps(out)
 
-    r = order_repository(fgraph.read_repo(str(tmp_path)))
+    r = order_repository(graph_view.read_repo(str(tmp_path)))
     dot = to_dot(r)
     assert dot.startswith("digraph") and '"pkg/core.py" -> "pkg/util.py"' in dot
     assert "style=dashed" in dot  # the removed edge
-    monkeypatch.setattr(fgraph.shutil, "which", lambda name: None)
-    with pytest.raises(fgraph.GraphvizMissing, match="apt-get install graphviz"):
+    monkeypatch.setattr(graph_view.shutil, "which", lambda name: None)
+    with pytest.raises(graph_view.GraphvizMissing, match="apt-get install graphviz"):
         draw_png(r, str(tmp_path / "g.png"))
     assert (tmp_path / "g.dot").read_text() == dot
 
