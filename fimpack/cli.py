@@ -93,7 +93,7 @@ def _add_build(sub) -> None:
 
 
 def _add_dedup(sub) -> None:
-    d = sub.add_parser("dedup", help="ingest and deduplicate only: OUT/dedup/clusters.parquet")
+    d = sub.add_parser("dedup", help="ingest and deduplicate only: OUT/dedup/clusters/")
     _source_args(d)
     _dedup_args(d)
 

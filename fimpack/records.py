@@ -48,7 +48,7 @@ class Drop:
 
 @dataclass(frozen=True, slots=True)
 class ClusterMember:
-    """One member of a duplicate cluster (size >= 2), as ``dedup/clusters.parquet`` lists it."""
+    """One member of a duplicate cluster (size >= 2), as ``dedup/clusters/*.parquet`` list it."""
 
     level: str         # "repo" or "file"
     kind: str          # "exact" or "near"
