@@ -265,7 +265,8 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
                   split: str = UNIFORM) -> list[Segment]:
     """One file as segments: ``path\\n`` + body (plain or FIM), tokenised; one segment, or one
     per part when the file is longer than a sequence (split at line ends). Depends on the file
-    alone (randomness from (seed, repo, path, part)), so files are formatted in parallel."""
+    alone (randomness from (seed, repo, path, part)): the same whatever order or worker
+    formats it (the build formats a repository's files in its per-repository DoFn)."""
     def segment(body: str, k: int, parts: int) -> Segment:
         rng = file_rng(seed, f.repo, f.path, k)
         mode = choose_mode(rng, fim_rate)

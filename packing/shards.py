@@ -2,7 +2,7 @@
 NeMo and anything else that reads that layout.
 
 ``NAME.bin`` holds the token ids of every example back to back (uint16 when the vocabulary fits,
-else uint32). ``NAME.idx`` is, little-endian::
+else int32: Megatron has no uint32 code). ``NAME.idx`` is, little-endian::
 
     b"MMIDIDX\\x00\\x00"  magic
     <Q  version (1)
