@@ -10,7 +10,21 @@ from fimpack.packing.resolve import (C_INCLUDE_DIRS, JS_ALIAS_PREFIXES, JS_EXTS,
 
 # -- JavaScript / TypeScript -------------------------------------------------------------------
 
-def _js_file(idx: RepoIndex, base: str, exts: tuple[str, ...]) -> str | None:
+# TypeScript's rule for a runtime extension in a specifier (what the file compiles to): the
+# source it compiles from wins ("./x.js" from a .ts file is x.ts, then x.tsx, then x.d.ts;
+# ".mjs" is .mts/.d.mts, ".cjs" .cts/.d.cts), the runtime file only when there is none.
+TS_SOURCES = {".js": (".ts", ".tsx", ".d.ts"), ".jsx": (".tsx", ".d.ts"),
+              ".mjs": (".mts", ".d.mts"), ".cjs": (".cts", ".d.cts")}
+TS_IMPORTERS = (".ts", ".tsx", ".mts", ".cts")  # .d.ts ends with .ts
+
+
+def _js_file(idx: RepoIndex, base: str, exts: tuple[str, ...],
+             typescript: bool = False) -> str | None:
+    if typescript:
+        stem, ext = posixpath.splitext(base)
+        for e in TS_SOURCES.get(ext, ()):
+            if stem + e in idx.paths:
+                return stem + e
     if base in idx.paths:
         return base
     for e in exts:
@@ -45,13 +59,14 @@ def _resolve_js(idx: RepoIndex, imp: Import, importer: str, exts: tuple[str, ...
         else imp.target
     if not spec:
         return []
+    typescript = importer.endswith(TS_IMPORTERS)
     if spec.startswith(("./", "../")) or spec in (".", ".."):
         base = _join(_dirname(importer), spec)
-        found = _js_file(idx, base, exts) if base is not None else None
+        found = _js_file(idx, base, exts, typescript) if base is not None else None
         return [Hit(found, imp.names)] if found else []
     if spec.startswith("/"):
         base = _join(spec.lstrip("/"))
-        found = _js_file(idx, base, exts) if base is not None else None
+        found = _js_file(idx, base, exts, typescript) if base is not None else None
         return [Hit(found, imp.names)] if found else []
     # A workspace package by name ("@org/util", "@org/util/sub").
     for name, (d, meta) in idx.js_packages.items():

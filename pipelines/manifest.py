@@ -199,7 +199,8 @@ EXECUTION_MSECS = "metric:ptransform_execution_time:total_msecs:v1"
 
 def top_stage(step: str) -> str:
     """The top-level label of a transform: FnApiRunner names steps by label path
-    (``Dedup/RepoNear/...``), Prism by transform id (``ref_AppliedPTransform_Dedup-RepoNear-..._41``,
+    (``Dedup/RepoNear/...``), Prism by transform id
+    (``ref_AppliedPTransform_Dedup-RepoNear-..._41``,
     ``/`` and spaces turned into ``-``; ``e`` before lifted combiner parts)."""
     found = re.match(r"e?ref_AppliedPTransform_(.*?)(_\d+)?$", step)
     if found:

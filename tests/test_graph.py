@@ -268,6 +268,25 @@ def test_js_index_extensions_and_aliases():
     assert r.unresolved == 2  # react, ./missing
 
 
+def test_typescript_runtime_specifiers_name_their_sources():
+    """TypeScript resolves "./x.js" written in a .ts file to x.ts (then x.tsx, x.d.ts) even
+    when the compiled x.js sits beside it; ".mjs"/".cjs" to .mts/.d.mts and .cts/.d.cts; a
+    JavaScript importer keeps the runtime file."""
+    files = {
+        "src/a.ts": 'import { b } from "./b.js";\nimport m from "./m.mjs";\n'
+                    'import c from "./c.cjs";\nimport v from "./view.jsx";\n',
+        "src/b.ts": "export const b = 1;\n", "src/b.js": "exports.b = 1;\n",
+        "src/m.mts": "export default 1;\n", "src/m.mjs": "export default 1;\n",
+        "src/c.d.cts": "declare const c: number;\nexport = c;\n",
+        "src/c.cjs": "module.exports = 1;\n",
+        "src/view.tsx": "export default () => null;\n", "src/view.jsx": "export default 1;\n",
+        "web/main.js": 'const b = require("../src/b.js");\n',
+    }
+    assert edges_of(files) == {("src/a.ts", "src/b.ts"), ("src/a.ts", "src/m.mts"),
+                               ("src/a.ts", "src/c.d.cts"), ("src/a.ts", "src/view.tsx"),
+                               ("web/main.js", "src/b.js")}
+
+
 def test_java_package_paths():
     files = {
         "src/main/java/com/ex/App.java": "package com.ex;\nimport com.ex.util.Helper;\n"

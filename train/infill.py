@@ -9,9 +9,9 @@ The prompt is the packing stage's PSM layout for one file, built from token ids:
     [bos] "path\\n" <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>
 
 Each text part is tokenised on its own (as ``Tokenizer.encode_pieces`` does for an example's
-pieces) and the sentinels are inserted as control ids, so a literal "<|fim_suffix|>" inside the prefix stays
-ordinary text. With no path the path line is left out. Prefix and suffix are cut to fit the
-run's training context (``seq_len``): the prefix keeps its end, the suffix its start.
+pieces) and the sentinels are inserted as control ids, so a literal "<|fim_suffix|>" inside
+the prefix stays ordinary text. With no path the path line is left out. Prefix and suffix are
+cut to fit the run's training context (``seq_len``): the prefix keeps its end, the suffix its start.
 
 Decoding is greedy with a KV cache (``Gemma.generate``) and stops at any FIM sentinel
 (``<|fim_prefix|>``, ``<|fim_suffix|>``, ``<|fim_middle|>``, ``<|file_separator|>``), at EOS, or
