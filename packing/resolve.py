@@ -92,6 +92,39 @@ def closest(candidates: Iterable[str], importer: str) -> str:
     return min(candidates, key=lambda c: (-_common_prefix(c, importer), len(c), c))
 
 
+_CMAKE_INCLUDES = re.compile(r"\b(target_include_directories|include_directories)\s*\(([^)]*)\)",
+                             re.IGNORECASE)
+_MAKE_INCLUDES = re.compile(r"(?<![\w-])-I\s*([^\s\\]+)")
+_CMAKE_KEYWORDS = {"SYSTEM", "BEFORE", "AFTER", "PUBLIC", "PRIVATE", "INTERFACE"}
+_ROOT_VARS = ("${PROJECT_SOURCE_DIR}/", "${CMAKE_SOURCE_DIR}/", "$(top_srcdir)/")
+_HERE_VARS = ("${CMAKE_CURRENT_SOURCE_DIR}/", "$(srcdir)/", "$(CURDIR)/")
+
+
+def build_include_dirs(path: str, content: str) -> list[str]:
+    """The include folders a CMakeLists.txt (``include_directories``,
+    ``target_include_directories``) or a Makefile (``-I``) at PATH declares, as repository
+    paths; generator expressions and other variables are left out."""
+    here, found = _dirname(path), []
+    if posixpath.basename(path) == "CMakeLists.txt":
+        for call, args in _CMAKE_INCLUDES.findall(content):
+            words = [w.strip('"') for w in args.split()]
+            words = words[1:] if call.lower().startswith("target_") else words
+            found += [w for w in words if w.upper() not in _CMAKE_KEYWORDS]
+    else:
+        found = _MAKE_INCLUDES.findall(content)
+    out = []
+    for d in found:
+        if d.startswith(_ROOT_VARS):
+            d = _join(d.split("/", 1)[1])
+        else:
+            for var in _HERE_VARS:
+                d = d[len(var):] if d.startswith(var) else d
+            d = _join(here, d) if "$" not in d else None
+        if d is not None and "$" not in d:
+            out.append(d)
+    return out
+
+
 def _strip_ext(path: str) -> str:
     if path.endswith(".d.ts"):
         return path[:-5]
@@ -129,6 +162,7 @@ class RepoIndex:
         self.go_modules: list[tuple[str, str]] = []   # (module path, folder), longest first
         self.cargo_dirs: set[str] = set()
         self.js_packages: dict[str, tuple[str, dict]] = {}
+        self.build_include_dirs: list[str] = []  # C/C++: what the build files pass as -I
         for f in files:
             base = posixpath.basename(f.path)
             if base == "go.mod":
@@ -144,6 +178,9 @@ class RepoIndex:
                     root = next((r for r in (_join(src, "lib.rs"), _join(src, "main.rs"))
                                  if r in self.paths), None)
                     self._rust_crates[m.group(1).replace("-", "_")] = (src, root)
+            elif base in ("CMakeLists.txt", "Makefile", "makefile", "GNUmakefile"):
+                self.build_include_dirs += [d for d in build_include_dirs(f.path, f.content)
+                                            if d in self.dirs]
             elif base == "package.json" and "node_modules/" not in f.path:
                 try:
                     meta = json.loads(f.content)

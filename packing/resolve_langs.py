@@ -267,9 +267,9 @@ def _resolve_rust(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
 # -- C / C++ -------------------------------------------------------------------------------------
 
 def _include_dirs(idx: RepoIndex) -> list[str]:
-    if idx._include_dirs is None:
-        idx._include_dirs = [""] + sorted(d for d in idx.dirs
-                                          if posixpath.basename(d) in C_INCLUDE_DIRS)
+    if idx._include_dirs is None:  # the build's own -I folders first, then the usual names
+        usual = sorted(d for d in idx.dirs if posixpath.basename(d) in C_INCLUDE_DIRS)
+        idx._include_dirs = list(dict.fromkeys(["", *idx.build_include_dirs, *usual]))
     return idx._include_dirs
 
 

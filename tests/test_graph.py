@@ -287,6 +287,23 @@ def test_typescript_runtime_specifiers_name_their_sources():
                                ("web/main.js", "src/b.js")}
 
 
+def test_c_angle_includes_follow_the_builds_include_folders():
+    """<fmt.h> and <zlib.h> are the repository's own headers, found through the folders its
+    CMakeLists.txt and Makefile pass as -I (not through a same-named header elsewhere)."""
+    files = {
+        "CMakeLists.txt": "add_executable(app src/main.c)\ntarget_include_directories(app "
+                          "PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/third_party/fmt/public)\n",
+        "src/main.c": "#include <fmt.h>\n#include <stdio.h>\nint main(void) { return 0; }\n",
+        "third_party/fmt/public/fmt.h": "int fmt(void);\n",
+        "tools/old/fmt.h": "int old_fmt(void);\n",
+        "sub/Makefile": "CFLAGS += -I../extern/zlib -Wall\n",
+        "sub/x.c": "#include <zlib.h>\n",
+        "extern/zlib/zlib.h": "int inflate(void);\n",
+    }
+    assert edges_of(files) == {("src/main.c", "third_party/fmt/public/fmt.h"),
+                               ("sub/x.c", "extern/zlib/zlib.h")}
+
+
 def test_java_package_paths():
     files = {
         "src/main/java/com/ex/App.java": "package com.ex;\nimport com.ex.util.Helper;\n"
