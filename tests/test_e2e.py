@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 from readers import assert_readers_open
@@ -10,9 +11,17 @@ from readers import assert_readers_open
 pytestmark = pytest.mark.slow
 
 
+class Failed(subprocess.CalledProcessError):
+    def __str__(self):  # pytest shows this: the command's stderr, not only its status
+        return super().__str__() + "\n" + (self.stderr or "")
+
+
 def fimpack(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "fimpack", *map(str, args)], check=True,
+    proc = subprocess.run([sys.executable, "-m", "fimpack", *map(str, args)],
                           capture_output=True, text=True, timeout=600, **kw)
+    if proc.returncode:  # the command's own words, not just its exit status
+        raise Failed(proc.returncode, proc.args, proc.stdout, proc.stderr[-4000:])
+    return proc
 
 
 def test_build_inspect_train(corpus_dir, tmp_path):
@@ -74,8 +83,17 @@ def test_engines_give_the_same_files_and_an_audit(corpus_dir, tmp_path):
                                       "--environment_type", "LOOPBACK"]),
                         ("prism", ["--runner", "prism"])):
         out = tmp_path / name
-        fimpack("build", "--input", corpus_dir, "--out", out, "--vocab-size", 800,
+        args = ("build", "--input", corpus_dir, "--out", out, "--vocab-size", 800,
                 "--max-file-bytes", 200_000, "--seq-len", 2048, *extra)
+        try:
+            fimpack(*args)
+        except Failed as err:
+            if name != "prism":
+                raise
+            # Once in a full loaded run (2026-12-02) Prism's build exited 1 and passed alone
+            # right after; its output was not kept then. Say what it was, and try once more.
+            warnings.warn(f"prism build failed once, retried: {err.stderr[-2000:]}")
+            fimpack(*args)
         audit = json.loads((out / "manifest.json").read_text())["audit"]
         assert audit["checked"] and audit["data_checked"], name
         assert_readers_open(str(out), tmp_path / f"hf-{name}")
