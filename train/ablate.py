@@ -167,13 +167,15 @@ def _differences(rows: dict) -> None:
 
 
 def _fmt(m: dict) -> str:
+    """One seed: the value [its 95% interval over files]; several: the mean over seeds and
+    their range (the spread between seeds is the noise a difference must beat)."""
     if m["mean"] is None:
         return "n/a"
+    if m.get("spread"):
+        return f"{m['mean']:.3f} (seeds {m['spread'][0]:.3f} to {m['spread'][1]:.3f})"
     text = f"{m['mean']:.3f}"
     if m.get("ci95") and m["ci95"][0] is not None:
         text += f" [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-    if m.get("spread"):
-        text += f" (seeds {m['spread'][0]:.3f}-{m['spread'][1]:.3f})"
     return text
 
 
@@ -191,7 +193,8 @@ def markdown(results: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(_fmt(row["metrics"][m]) for m, _ in METRICS)
                          + " |")
         first = next(iter(rows))
-        lines += ["", f"Difference from {first}, paired over the same files (first seed):", "",
+        lines += ["", f"Difference from {first}, paired over the same files (first seed; the "
+                  "interval is over files, not seeds):", "",
                   "| variant | " + " | ".join(m for m, _ in METRICS) + " |",
                   "|---" * (len(METRICS) + 1) + "|"]
         for name, row in list(rows.items())[1:]:
@@ -225,9 +228,13 @@ def plots(out: str, results: dict) -> list[str]:
             ax = axes[r][c]
             names = [n for n in rows if rows[n]["metrics"][label]["mean"] is not None]
             means = [rows[n]["metrics"][label]["mean"] for n in names]
-            cis = [rows[n]["metrics"][label]["ci95"] or [None, None] for n in names]
-            err = [[m - (ci[0] if ci[0] is not None else m) for m, ci in zip(means, cis)],
-                   [(ci[1] if ci[1] is not None else m) - m for m, ci in zip(means, cis)]]
+            # bars: the range over seeds when there are several, else the interval over files
+            cis = [rows[n]["metrics"][label]["spread"] or rows[n]["metrics"][label]["ci95"]
+                   or [None, None] for n in names]
+            err = [[max(0.0, m - (ci[0] if ci[0] is not None else m)) for m, ci in
+                    zip(means, cis)],
+                   [max(0.0, (ci[1] if ci[1] is not None else m) - m) for m, ci in
+                    zip(means, cis)]]
             if names:  # points with their intervals: the scale shows the differences
                 ax.errorbar(range(len(names)), means, yerr=err, fmt="o", capsize=4)
                 ax.set_xticks(range(len(names)), names)
