@@ -325,6 +325,12 @@ def test_evaluate_reports_every_metric(build, run_dir, tmp_path, capsys):
             assert r["tasks"] == 2 and 0 <= r["exact_match"] <= r["exact_match_rstrip"] <= 1
             assert r["mean_new_tokens"] <= 8
     assert 0 <= result["humaneval"][ev.SINGLE]["pass@1"] <= 1
+    heldout = result["heldout"]
+    assert heldout["split"] == "validation" and heldout["held_out"]
+    assert set(heldout["infilling_loss"]) == {"uniform_psm", "uniform_spm", "syntax_psm",
+                                              "syntax_spm"}  # (no file fits this run's 64)
+    assert all("per_file" not in got for got in heldout["infilling_loss"].values())
+    assert "per_file" not in result["loss"]["all"]
     lines = [json.loads(x) for x in details.read_text().splitlines()]
     assert len(lines) == 8 and all("completion" in x for x in lines)
     assert all(x["status"] in ("passed", "failed", "timeout") for x in lines[4:])

@@ -160,9 +160,10 @@ def split_loss(run: Run, data_dir: str, split: str, max_tokens: int = 100_000,
 
 
 def heldout_files(data_dir: str, split: str, max_files: int = 200) -> list[tuple[str, str]]:
-    """(path, content) of whole code files in ``split``'s examples, in shard order, at most
-    ``max_files``: each file rebuilt exactly from its example's pieces."""
-    found = code_files(data_dir, split, _shard_names(data_dir, split))
+    """(path, content) of code files in ``split``'s examples, in shard order, at most
+    ``max_files``: each file (or part of a file longer than a sequence, as training formats
+    it) rebuilt exactly from its example's pieces."""
+    found = code_files(data_dir, split, _shard_names(data_dir, split), whole_only=False)
     return [(f.path, f.content) for f in itertools.islice(found, max_files)]
 
 
@@ -214,6 +215,7 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
             result["infill"]["warning"] = ("no code files in the validation split: tasks from "
                                            "train files, which the model has probably seen")
     if metric_files > 0:
+        split = "validation" if held_out else "train"
         say(f"infilling loss and repository-context gain on {split} files")
         result["heldout"] = _heldout(run, data_dir, split, metric_files, seed)
     if humaneval_tasks_per_kind > 0:
@@ -255,10 +257,19 @@ def _check_tokenizer(run: Run, data_dir: str) -> None:
                          f"than the run's ({have})")
 
 
+def without_per_file(result):
+    """RESULT without the per-file values (kept by ``evaluate`` for paired comparisons)."""
+    if isinstance(result, dict):
+        return {k: without_per_file(v) for k, v in result.items()
+                if k not in ("per_file", "per_file_tokens")}
+    return result
+
+
 def main(run_dir: str, data_dir: str, **options) -> int:
-    """``fimpack eval``: print one JSON object; progress goes to stderr."""
+    """``fimpack eval``: print one JSON object (per-file values left out); progress goes to
+    stderr."""
     result = evaluate(run_dir, data_dir,
                       progress=lambda line: print(f"fimpack eval: {line}", file=sys.stderr,
                                                   flush=True), **options)
-    print(json.dumps(result))
+    print(json.dumps(without_per_file(result)))
     return 0
