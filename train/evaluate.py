@@ -54,7 +54,7 @@ from fimpack.records import CODE, NATURAL_LANGUAGE
 from fimpack.train.data import IGNORE, Batch, TokenStream
 from fimpack.train.tasks import (HUMANEVAL_PATH, MULTI, SINGLE, InfillTask,  # noqa: F401
                                  heldout_tasks, humaneval_tasks, mask_lines, score)
-from fimpack.train.heldout import code_files, heldout_metrics, interval, model_nll
+from fimpack.train.heldout import code_files, heldout_metrics, model_nll, summary
 from fimpack.train.infill import DEFAULT_MAX_NEW_TOKENS, Run, load_run
 
 LOSS_GROUPS = ("all", CODE, NATURAL_LANGUAGE, "fim", "plain")
@@ -146,15 +146,10 @@ def split_loss(run: Run, data_dir: str, split: str, max_tokens: int = 100_000,
     masks = {"all": np.ones(len(docs), dtype=bool), CODE: code, NATURAL_LANGUAGE: ~code,
              "fim": fim, "plain": ~fim}
     groups = {}
-    for name in LOSS_GROUPS:
-        n = int(counts[masks[name]].sum())
+    for name in LOSS_GROUPS:  # token-weighted means over documents, as the held-out metrics
         scored = masks[name] & (counts > 0)
-        per_doc = sums[scored] / counts[scored]
-        groups[name] = {"nats_per_token": float(sums[masks[name]].sum() / n) if n else None,
-                        "ci95": interval(per_doc, counts[scored], seed),
-                        "tokens": n, "documents": int(masks[name].sum()),
-                        "per_file": [round(float(x), 6) for x in per_doc],
-                        "per_file_tokens": [int(x) for x in counts[scored]]}
+        groups[name] = {**summary(sums[scored] / counts[scored], counts[scored], seed),
+                        "documents": int(masks[name].sum())}
     return {"split": split, "seq_len": T, "sampled": sampled,
             "documents_in_split": stream.n_documents, **groups}
 
