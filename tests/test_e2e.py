@@ -1,6 +1,7 @@
 """build -> inspect -> train through the command line, as a user runs it."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -73,7 +74,32 @@ def prism_or_skip() -> None:
         pytest.skip(str(err))
 
 
-def test_engines_give_the_same_files_and_an_audit(corpus_dir, tmp_path):
+def prism_pids() -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if entry.isdigit() and f.read().split(b"\0")[0].endswith(b"/prism"):
+                    pids.add(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.fixture
+def no_stray_prism():
+    """Beam stops the Prism process it starts when the build exits; a build killed (the
+    timeout) leaves it orphaned, so whatever Prism this test started is stopped here."""
+    before = prism_pids()
+    yield
+    for pid in prism_pids() - before:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_engines_give_the_same_files_and_an_audit(corpus_dir, tmp_path, no_stray_prism):
     """FnApiRunner, the embedded portable job server and Prism (a separate Go process, the SDK
     harness in ours) build byte-identical files, and each reports its metrics to the audit."""
     prism_or_skip()
