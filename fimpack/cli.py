@@ -249,29 +249,6 @@ def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
     return 0
 
 
-def cmd_graph(args) -> int:
-    _setup_logging(False)
-    from fimpack.packing.graph import order_repository
-    from fimpack.packing.graph_view import GraphvizMissing, draw_png, read_repo, to_json
-
-    result = order_repository(read_repo(args.repo_dir), args.strategy)
-    if args.json:
-        print(json.dumps(to_json(result), indent=1))
-    else:
-        print(f"files {len(result.order)}  edges {len(result.edges)}  "
-              f"removed to break cycles {len(result.removed_edges)}  "
-              f"test links {len(result.test_links)}  unresolved imports {result.unresolved}  "
-              f"parse errors {len(result.parse_errors)}")
-        print("\n".join(result.order))
-    if args.png:
-        try:
-            draw_png(result, args.png)
-        except GraphvizMissing as err:
-            print(err, file=sys.stderr)
-            return 1
-    return 0
-
-
 def cmd_train(args) -> int:
     from fimpack.train.trainer import train
 
@@ -344,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "infill":
         return cmd_infill(args)
     if args.command == "graph":
-        return cmd_graph(args)
+        _setup_logging(False)
+        from fimpack.packing import graph_view
+        return graph_view.main(args.repo_dir, args.strategy, args.json, args.png)
     if args.command == "ablate":
         return cmd_ablate(args)
     if args.command == "report":

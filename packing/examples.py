@@ -103,6 +103,17 @@ def line_token_counts(lines: list[str], ends: list[int]) -> list[int]:
     return counts
 
 
+def _cut_line(line: str, n: int, budget: int, tok: Tokenizer, parts: list[str]) -> str:
+    """Cut parts off LINE (N tokens; one line over BUDGET) by characters onto PARTS until the
+    rest fits; the rest."""
+    while n > budget:
+        cut = max(1, len(line) * budget // n)
+        parts.append(line[:cut])
+        line = line[cut:]
+        n = len(tok.encode_text(line))
+    return line
+
+
 def split_lines(text: str, tok: Tokenizer, budget: int,
                 ends: list[int] | None = None, verify: bool = True) -> list[str]:
     """TEXT cut at line ends into parts of at most BUDGET tokens, each as full as the line
@@ -122,15 +133,6 @@ def split_lines(text: str, tok: Tokenizer, budget: int,
     buf: list[str] = []
     size = i = 0
 
-    def monster(line: str, n: int) -> str:
-        """Cut parts off LINE (N tokens) by characters until the rest fits; the rest."""
-        while n > budget:
-            cut = max(1, len(line) * budget // n)
-            parts.append(line[:cut])
-            line = line[cut:]
-            n = len(tok.encode_text(line))
-        return line
-
     def flush() -> None:
         nonlocal buf, size, i
         while verify:
@@ -138,7 +140,7 @@ def split_lines(text: str, tok: Tokenizer, budget: int,
             if n <= budget:
                 break
             if len(buf) == 1:
-                buf = [monster(buf[0], n)]
+                buf = [_cut_line(buf[0], n, budget, tok, parts)]
                 continue
             buf.pop()  # give the line back: it starts the next part
             i -= 1
@@ -151,7 +153,7 @@ def split_lines(text: str, tok: Tokenizer, budget: int,
             if buf:
                 flush()
                 continue
-            buf = [monster(line, len(tok.encode_text(line)))]
+            buf = [_cut_line(line, len(tok.encode_text(line)), budget, tok, parts)]
             size = len(tok.encode_text(buf[0]))
             i += 1
             continue

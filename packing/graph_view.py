@@ -2,9 +2,11 @@
 repository read from a folder as ingest reads it."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 
 from fimpack.config import Limits
 from fimpack.packing.graph import RepoOrder, order_repository
@@ -75,3 +77,23 @@ def draw_png(result: RepoOrder, path: str) -> None:
             f"Graphviz `dot` is not on PATH, so no PNG was drawn; the DOT text is in {dot_path}."
             " `apt-get install graphviz` enables --png.")
     subprocess.run([dot, "-Tpng", "-o", path], input=text.encode("utf-8"), check=True)
+
+
+def main(repo_dir: str, strategy: str, as_json: bool, png: str | None) -> int:
+    """``fimpack graph``: the order (or JSON) on stdout, optionally a PNG drawing."""
+    result = order_repository(read_repo(repo_dir), strategy)
+    if as_json:
+        print(json.dumps(to_json(result), indent=1))
+    else:
+        print(f"files {len(result.order)}  edges {len(result.edges)}  "
+              f"removed to break cycles {len(result.removed_edges)}  "
+              f"test links {len(result.test_links)}  unresolved imports {result.unresolved}  "
+              f"parse errors {len(result.parse_errors)}")
+        print("\n".join(result.order))
+    if png:
+        try:
+            draw_png(result, png)
+        except GraphvizMissing as err:
+            print(err, file=sys.stderr)
+            return 1
+    return 0

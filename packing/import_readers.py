@@ -66,6 +66,12 @@ def _literal_argument(call: Node, string_of) -> str | None:
     return string_of(args.named_children[0]) if args and args.named_children else None
 
 
+def _py_imported_names(node: Node) -> list[str]:
+    """The dotted names an import statement binds (``a.b`` of ``import a.b as c``)."""
+    return [_dotted(n.child_by_field_name("name") if n.type == "aliased_import" else n)
+            for n in node.children_by_field_name("name")]
+
+
 def _read_python(node: Node, language: str) -> list[Import]:
     line = node.start_point[0]
     local = _is_local(node, language)
@@ -77,12 +83,8 @@ def _read_python(node: Node, language: str) -> list[Import]:
         return [Import(value[level:], "dynamic", (), level, line, local)]
     type_only = _py_type_checking(node)
     if node.type == "import_statement":
-        out = []
-        for name in node.children_by_field_name("name"):
-            if name.type == "aliased_import":
-                name = name.child_by_field_name("name")
-            out.append(Import(_dotted(name), "import", (), 0, line, local, type_only))
-        return out
+        return [Import(name, "import", (), 0, line, local, type_only)
+                for name in _py_imported_names(node)]
     # import_from_statement
     module = node.child_by_field_name("module_name")
     level, target = 0, ""
@@ -94,11 +96,7 @@ def _read_python(node: Node, language: str) -> list[Import]:
                 target = _dotted(c)
     elif module is not None:
         target = _dotted(module)
-    names = []
-    for name in node.children_by_field_name("name"):
-        if name.type == "aliased_import":
-            name = name.child_by_field_name("name")
-        names.append(_dotted(name))
+    names = _py_imported_names(node)
     if any(c.type == "wildcard_import" for c in node.children):
         names.append("*")
     return [Import(target, "from", tuple(names), level, line, local, type_only)]

@@ -1,5 +1,6 @@
 """Checkpoints that load with ``weights_only=True``: model, optimiser, data position and every
-RNG's state as tensors, lists and numbers, written atomically (temp file, then rename)."""
+RNG's state as tensors, lists and numbers, written atomically (temp file, then rename); and the
+run folder's copy of the data's tokenizer."""
 from __future__ import annotations
 
 import os
@@ -45,3 +46,23 @@ def save_checkpoint(path: str, state: dict) -> None:
     tmp = path + ".tmp"
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def copy_tokenizer(data_dir: str, out_dir: str) -> None:
+    """Keep the data's tokenizer beside the weights (evaluation and infilling need it); a run
+    resumed on data with another tokenizer is an error, not a silent mix."""
+    source = os.path.join(data_dir, "tokenizer.model")
+    if not os.path.exists(source):
+        return  # e.g. synthetic shards in tests
+    target = os.path.join(out_dir, "tokenizer.model")
+    with open(source, "rb") as f:
+        data = f.read()
+    if os.path.exists(target):
+        with open(target, "rb") as f:
+            if f.read() != data:
+                raise ValueError(f"{data_dir} was tokenized with another tokenizer than the "
+                                 f"run in {out_dir} ({target})")
+        return
+    with open(target + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(target + ".tmp", target)

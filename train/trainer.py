@@ -47,8 +47,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from fimpack.model.gemma import FLAVORS, Gemma, GemmaConfig, config_for
-from fimpack.train.checkpoint import (load_checkpoint, rng_state, save_checkpoint,
-                                      set_rng_state)
+from fimpack.train.checkpoint import (copy_tokenizer, load_checkpoint, rng_state,
+                                      save_checkpoint, set_rng_state)
 from fimpack.train.config import TrainConfig
 from fimpack.train.distributed import init_distributed, replicas_in_sync
 from fimpack.train.data import IGNORE, train_sampler
@@ -93,26 +93,6 @@ def flops_per_token(config: GemmaConfig, seq_len: int) -> float:
 def _peak_flops(device: torch.device) -> float | None:
     name = torch.cuda.get_device_name(device)
     return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
-
-
-def _copy_tokenizer(data_dir: str, out_dir: str) -> None:
-    """Keep the data's tokenizer beside the weights (evaluation and infilling need it); a run
-    resumed on data with another tokenizer is an error, not a silent mix."""
-    source = os.path.join(data_dir, "tokenizer.model")
-    if not os.path.exists(source):
-        return  # e.g. synthetic shards in tests
-    target = os.path.join(out_dir, "tokenizer.model")
-    with open(source, "rb") as f:
-        data = f.read()
-    if os.path.exists(target):
-        with open(target, "rb") as f:
-            if f.read() != data:
-                raise ValueError(f"{data_dir} was tokenized with another tokenizer than the "
-                                 f"run in {out_dir} ({target})")
-        return
-    with open(target + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(target + ".tmp", target)
 
 
 def _shape(config: dict) -> dict:
@@ -235,7 +215,7 @@ def _open_run_folder(s: _Session, config: GemmaConfig):
     the lines its checkpoint covers; steps after it were lost)."""
     out_dir = s.cfg.out_dir
     os.makedirs(out_dir, exist_ok=True)
-    _copy_tokenizer(s.cfg.data_dir, out_dir)
+    copy_tokenizer(s.cfg.data_dir, out_dir)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump({"flavor": s.cfg.flavor, "model": asdict(config), "train": _train_args(s)}, f,
                   indent=2)
@@ -302,6 +282,23 @@ def _global(s: _Session, loss_sum: torch.Tensor, real: int) -> tuple[float, int]
     return (loss_sum / s.cfg.grad_accum).item(), real  # .item() also waits for the GPU
 
 
+def _log_step(s: _Session, step: int, loss: float, tps: float, padding: float,
+              grad_norm: float, step_flops: float, peak: float | None, progress) -> None:
+    """One log.jsonl line (rank 0) and one progress line."""
+    cfg = s.cfg
+    step_lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+    record = {"step": step, "loss": loss, "lr": step_lr, "tokens_per_s": tps,
+              "padding": round(padding, 6), "grad_norm": grad_norm, "epoch": s.sampler.epoch}
+    if s.cuda:
+        record["mfu"] = None if peak is None else step_flops * tps / (peak * s.world)
+    if s.log is not None:
+        s.log.write(json.dumps(record) + "\n")
+        s.log.flush()
+    if progress is not None:
+        progress(f"step {step + 1}/{cfg.steps} loss {loss:.4f} lr {step_lr:.2e} {tps:,.0f} tok/s"
+                 + (f" mfu {record['mfu']:.1%}" if record.get("mfu") is not None else ""))
+
+
 def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
     s = _start(cfg, rank, local_rank, world)
     cfg = s.cfg
@@ -324,20 +321,8 @@ def _train(cfg: TrainConfig, *, progress, rank, local_rank, world) -> dict:
                 dt = time.perf_counter() - t_last
                 tps = tokens_since / dt  # real tokens only: padding is not throughput
                 t_run, tokens_run = t_run + dt, tokens_run + tokens_since
-                step_lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
-                record = {"step": step, "loss": step_loss, "lr": step_lr, "tokens_per_s": tps,
-                          "padding": round(1 - tokens_since / slots_since, 6),
-                          "grad_norm": grad_norm.item(), "epoch": s.sampler.epoch}
-                if s.cuda:
-                    record["mfu"] = None if peak is None else step_flops * tps / (peak * world)
-                if s.log is not None:
-                    s.log.write(json.dumps(record) + "\n")
-                    s.log.flush()
-                if progress is not None:
-                    progress(f"step {step + 1}/{cfg.steps} loss {step_loss:.4f} "
-                             f"lr {step_lr:.2e} {tps:,.0f} tok/s"
-                             + (f" mfu {record['mfu']:.1%}" if record.get("mfu") is not None
-                                else ""))
+                _log_step(s, step, step_loss, tps, 1 - tokens_since / slots_since,
+                          grad_norm.item(), step_flops, peak, progress)
                 first_loss = step_loss if first_loss is None else first_loss
                 final_loss = step_loss
                 tokens_since = slots_since = 0
