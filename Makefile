@@ -49,6 +49,7 @@ demo: setup
 		--batch-size 4
 	$(BIN)/fimpack eval $(DEMO)/run --data $(DEMO)/corpus --infill-tasks 10 --humaneval-tasks 10 \
 		--metric-files 30
+	$(BIN)/fimpack export $(DEMO)/run --out $(DEMO)/hf
 
 # The paper's three questions at `tiny` scale on CPU (results: BENCHMARKS.md).
 ablate: setup

@@ -8,6 +8,7 @@
     fimpack train --data OUT --flavor debug --steps N --out RUN train a small model on the shards
     fimpack eval RUN --data OUT                                 loss by kind, infilling, HumanEval
     fimpack infill RUN --prefix TEXT --suffix TEXT [--path P]   fill in the middle
+    fimpack export RUN --out DIR                                a transformers Gemma folder
     torchrun --standalone --nproc_per_node 2 -m fimpack train ...  data-parallel training
 
 Pipeline commands pass every option they don't know to Beam's PipelineOptions, e.g.
@@ -51,6 +52,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_ablate(sub)
     _add_infill(sub)
+    x = sub.add_parser("export", help="write a run as a transformers model folder "
+                       "(AutoModelForCausalLM / AutoTokenizer load it; same ids and logits)")
+    x.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
+    x.add_argument("--out", required=True, help="the folder to write")
+    x.add_argument("--format", choices=["hf"], default="hf", help="transformers (only one yet)")
     return ap
 
 
@@ -149,7 +155,8 @@ def _add_train(sub) -> None:
 def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a run: held-out loss by kind of text, infilling "
                        "exact match, HumanEval infilling pass@1 (one JSON object)")
-    e.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
+    e.add_argument("run", help="run folder (ckpt.pt, tokenizer.model) or a transformers "
+                   "Gemma folder (safetensors + tokenizer.model)")
     e.add_argument("--data", required=True, help="a build's output folder, same tokenizer")
     e.add_argument("--max-loss-tokens", type=int, default=100_000)
     e.add_argument("--infill-tasks", type=int, default=20,
@@ -187,7 +194,8 @@ def _add_ablate(sub) -> None:
 
 def _add_infill(sub) -> None:
     f = sub.add_parser("infill", help="fill in the middle with a trained run (greedy)")
-    f.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
+    f.add_argument("run", help="run folder (ckpt.pt, tokenizer.model) or a transformers "
+                   "Gemma folder")
     f.add_argument("--prefix", required=True)
     f.add_argument("--suffix", default="")
     f.add_argument("--path", help="file path for the prompt's path line")
@@ -324,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(False)
         from fimpack.packing import graph_view
         return graph_view.main(args.repo_dir, args.strategy, args.json, args.png)
+    if args.command == "export":
+        from fimpack.train.export import main as export_main
+        return export_main(args.run, args.out)
     if args.command == "ablate":
         return cmd_ablate(args)
     if args.command == "report":

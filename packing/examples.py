@@ -23,7 +23,7 @@ import numpy as np
 import xxhash
 
 from fimpack.packing.fim import UNIFORM, choose_mode, fim_pieces
-from fimpack.packing.tokenizer import Tokenizer, chunk_lines
+from fimpack.packing.tokenizer import Tokenizer
 from fimpack.records import (CODE, FILE_SEPARATOR, NATURAL_LANGUAGE, PATH, SENTINEL, TEXT,
                              Example, FileEntry, Piece, SourceFile)
 
@@ -83,12 +83,7 @@ def token_ends(text: str, tok: Tokenizer) -> list[int]:
     ends = np.cumsum(_piece_bytes(tok)[tok.encode_text(text)]).tolist()
     if ends and ends[-1] == len(text.encode("utf-8", "surrogatepass")):
         return ends
-    ends, start = [], 0
-    for chunk in chunk_lines(text):
-        ends.extend(start + piece.end
-                    for piece in tok.sp.encode(chunk, return_type="proto").pieces)
-        start += len(chunk.encode("utf-8", "surrogatepass"))
-    return ends
+    return [piece.end for piece in tok.sp.encode(text, return_type="proto").pieces]
 
 
 def line_token_counts(lines: list[str], ends: list[int]) -> list[int]:

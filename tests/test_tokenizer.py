@@ -71,6 +71,23 @@ def test_model_without_control_symbols_is_rejected():
         Tokenizer(model.getvalue())
 
 
+def test_user_defined_sentinels_are_never_read_from_text():
+    # CodeGemma-like models hold the sentinels as user-defined pieces, which sentencepiece
+    # matches inside raw text; fimpack cuts such literals so only its own sentinels are ids
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=chunk_lines((STDLIB / "csv.py").read_text()), model_writer=model,
+        vocab_size=400, minloglevel=2, hard_vocab_limit=False, user_defined_symbols=list(SENTINELS),
+        add_dummy_prefix=False, byte_fallback=True, normalization_rule_name="identity",
+        remove_extra_whitespaces=False)
+    tok = Tokenizer(model.getvalue())
+    text = 'x = "<|fim_prefix|>a<|fim_suffix|>" # <|file_separator|>\n'
+    assert tok.sp.piece_to_id("<|fim_prefix|>") in tok.sp.encode(text)  # the trap
+    ids = tok.encode_text(text)
+    assert not set(ids) & set(tok.control_ids.values()) and tok.decode(ids) == text
+    assert tok.encode_text("plain code\n") == tok.sp.encode("plain code\n")
+
+
 def test_chunk_lines_keeps_text_and_bounds():
     text = (STDLIB / "difflib.py").read_text() + "x" * 10_000 + "\n"
     chunks = list(chunk_lines(text, 4096))
@@ -81,12 +98,12 @@ def test_chunk_lines_keeps_text_and_bounds():
     assert len(cut) >= 2 and all(c.rstrip("x").endswith("\n") or not c.rstrip("x") for c in cut)
 
 
-def test_long_texts_are_encoded_chunk_by_chunk_as_the_model_was_trained(tok):
-    text = (STDLIB / "difflib.py").read_text()  # ~80 KB: about twenty chunks
-    chunks = list(chunk_lines(text))
-    assert len(chunks) > 10
+def test_texts_are_encoded_whole_as_sentencepiece_does(tok):
+    # what any other sentencepiece user (and the exported transformers tokenizer) gets
+    text = (STDLIB / "difflib.py").read_text()  # ~80 KB: twenty training chunks
+    assert len(list(chunk_lines(text))) > 10
     ids = tok.encode_text(text)
-    assert ids == [i for c in chunks for i in tok.sp.encode(c)]
+    assert ids == tok.sp.encode(text)
     assert tok.encode_texts(["", "a\n", text]) == [[], tok.sp.encode("a\n"), ids]
     assert tok.sp.decode(ids) == text
 

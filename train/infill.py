@@ -54,9 +54,13 @@ class Run:
 def load_run(run_dir: str, device: str = "cpu", attention: str = "auto") -> Run:
     """The model in ``run_dir/ckpt.pt`` (loaded with ``weights_only=True``) in eval mode, and
     its tokenizer: ``run_dir/tokenizer.model`` (the trainer copies it there), else the one in
-    the data folder that config.json names."""
+    the data folder that config.json names. A transformers Gemma folder (``fimpack export``'s,
+    or a local CodeGemma checkpoint) loads too (``export.load_transformers``)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    from fimpack.train.export import is_transformers_folder, load_transformers
+    if is_transformers_folder(run_dir):
+        return load_transformers(run_dir, device, attention)
     ckpt_path = os.path.join(run_dir, "ckpt.pt")
     if not os.path.exists(ckpt_path):
         raise FileNotFoundError(f"no checkpoint {ckpt_path} (train first)")
