@@ -22,6 +22,16 @@ def megatron_open(prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return ds.sequence_lengths, tokens
 
 
+def hf_load(examples_dir: str, cache_dir: str):
+    """``datasets.load_dataset`` on the examples folder, offline, as a user would call it."""
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import datasets
+
+    datasets.disable_progress_bars()
+    return datasets.load_dataset(examples_dir, cache_dir=cache_dir)
+
+
 def assert_readers_open(out, cache_dir) -> dict:
     """Every split's examples load in ``datasets`` with the manifest's row counts, and every
     token shard opens as Megatron opens it with the manifest's token counts."""
