@@ -71,6 +71,8 @@ import pyarrow.parquet as pq
 
 from fimpack.inspect import as_json, pieces_of
 from fimpack.packing.binpack import best_fit_decreasing
+from fimpack.config import PARTITIONS
+from fimpack.packing.partition import edge_weights, partition
 from fimpack.packing.stages import pack_repository
 from fimpack.packing.examples import OVERHEAD
 from fimpack.packing.graph import order_repository, place_rest
@@ -260,7 +262,8 @@ def placements_build(rows) -> dict:
     return place
 
 
-def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int) -> dict:
+def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int,
+             partition: str | None = None) -> dict:
     """Re-run pack_repository with ORDERS {repo: [paths]} and pack each shard with
     best_fit_decreasing (natural-language examples as built). Placements as above, plus the
     sequences and token totals."""
@@ -275,7 +278,8 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int) -> di
         examples, _ = pack_repository(repo, list(by_path.values()), tok, seed=cfg["seed"],
                                       fim_rate=cfg["fim_rate"], seq_len=L,
                                       val_fraction=cfg["val_fraction"],
-                                      fim_split=cfg["fim_split"], order=orders[repo])
+                                      fim_split=cfg["fim_split"], order=orders[repo],
+                                      partition=partition or cfg.get("partition", "greedy"))
         for ex, ids in examples:
             items[shard_of[repo]].append((ex.id, len(ids), repo,
                                           [(f.path, f.part) for f in ex.files]))
@@ -292,8 +296,39 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int) -> di
         seqs += len(bins)
         tokens += sum(sizes)
         sizes_all += sizes
+    split = sum(len({p[:2] for p in ps}) > 1 for ps in place.values())
     return {"place": place, "sequences": seqs, "utilisation": tokens / (seqs * L),
-            "sizes": sorted(sizes_all)}
+            "sizes": sorted(sizes_all), "files_split": split}
+
+
+def same_example(edges, place) -> float | None:
+    """Fraction of EDGES (repo, u, v) with some part of v in the same example as a part of u
+    (either order): the edges one document holds."""
+    hit = 0
+    for repo, u, v in edges:
+        us = {p[:3] for p in place[(repo, u)]}
+        hit += any(p[:3] in us for p in place[(repo, v)])
+    return hit / len(edges) if edges else None
+
+
+def partition_seconds(repos: dict, files: dict, L: int) -> dict:
+    """Seconds each partition method takes per repository on the real graphs (sizes as
+    built; files over a sequence left out, as the build leaves them)."""
+    out = {}
+    for method in PARTITIONS:
+        worst, total = (0.0, ""), 0.0
+        for repo, (fs, o) in repos.items():
+            sizes = {f.path: files[(repo, f.path)]["ntok"] + 1 for f in fs
+                     if (repo, f.path) in files and files[(repo, f.path)]["parts"] == 1}
+            weights = edge_weights(o["importance"], o["test_links"], method)
+            t = time.perf_counter()
+            partition(o["codegemma"], sizes, weights, L - 1, method)
+            dt = time.perf_counter() - t
+            total += dt
+            worst = max(worst, (dt, f"{repo} ({len(fs)} files)"))
+        out[method] = {"total_s": round(total, 3), "max_s": round(worst[0], 3),
+                       "max_repo": worst[1]}
+    return out
 
 
 def locality(edges, place, fits) -> dict:
@@ -679,6 +714,7 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
             for u, v in set(cg.edges) - set(cg.removed_edges):
                 dag[u].add(v)
             orders_cache[key] = {"edges": sorted(set(cg.edges)), "dag": dict(dag),
+                                 "importance": cg.importance, "test_links": cg.test_links,
                                  "codegemma": cg.order, "deepseek": ds.order, "random": rnd,
                                  "dfs-postorder": dfs_order(fs, cg)}
         repos[repo] = (fs, orders_cache[key])
@@ -733,6 +769,27 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
                               "files_split": rp["files_split"], "tokens": rp["tokens"],
                               "locality": locality(edges, rp["place"], fits)}
     res["whatif"] = whatif
+    step("partition methods (pack_repository + best_fit_decreasing)")
+    links = [(repo, t, i) for repo, (_, o) in repos.items() for t, i in o["test_links"]
+             if t != i and (repo, t) in files and (repo, i) in files]
+    link_fits = {e for e in links if files[(e[0], e[1])]["parts"] == 1
+                 and files[(e[0], e[2])]["parts"] == 1
+                 and files[(e[0], e[1])]["ntok"] + files[(e[0], e[2])]["ntok"] + 3 <= L}
+    cg_orders = {r: o["codegemma"] for r, (_, o) in repos.items()}
+    methods = {"bound_fit": loc["bounds"]["per_dependency"], "test_links": len(links),
+               "test_links_fit": len(link_fits),
+               "seconds": partition_seconds(repos, files, L)}
+    for method in PARTITIONS:
+        t = time.perf_counter()
+        sim = simulate(rows, plain, cg_orders, tok, cfg, L, partition=method)
+        d = locality(edges, sim["place"], fits)
+        d.update(utilisation=sim["utilisation"], sequences=sim["sequences"],
+                 files_split=sim["files_split"],
+                 same_example_all=same_example(edges, sim["place"]),
+                 test_links=locality(links, sim["place"], link_fits),
+                 simulate_s=round(time.perf_counter() - t, 1))
+        methods[method] = d
+    res["partitions"] = methods
     res["locality"] = loc
     res["analysis_seconds_locality"] = round(time.perf_counter() - t1, 1)
     return res
@@ -803,6 +860,24 @@ def report(results: dict) -> None:
                   f"{d['files_split']:>11} {d['files_split'] / lb if lb else 0:6.3f} "
                   f"{pct(d['locality']['fit']['same_sequence_earlier']):>9} "
                   f"{pct(d['locality']['fit']['same_example_earlier']):>9}")
+        if "partitions" in r:
+            pm = r["partitions"]
+            bound = pm["bound_fit"]
+            print(f"\n  partition methods (pack_repository + BFD; fit-edge bound {pct(bound)}; "
+                  f"{pm['test_links']} test links, {pm['test_links_fit']} fit)")
+            print(f"  {'method':10} {'seq, fit':>9} {'of bound':>8} {'doc, fit':>9} "
+                  f"{'one doc, all':>12} {'tests, fit':>10} {'utilisation':>11} "
+                  f"{'split':>6} {'x LB':>6} {'max s/repo':>10}")
+            for m in PARTITIONS:
+                d = pm[m]
+                seq = d["fit"]["same_sequence_earlier"]
+                print(f"  {m:10} {pct(seq):>9} {seq / bound if bound else 0:8.3f} "
+                      f"{pct(d['fit']['same_example_earlier']):>9} "
+                      f"{pct(d['same_example_all']):>12} "
+                      f"{pct(d['test_links']['fit']['same_sequence_earlier']):>10} "
+                      f"{pct(d['utilisation']):>11} {d['files_split']:>6} "
+                      f"{d['files_split'] / lb if lb else 0:6.3f} "
+                      f"{pm['seconds'][m]['max_s']:>10}")
         if "throughput" in r:
             t = r["throughput"]
             print(f"\n  tokenisation: {t['mb']:.1f} MB in {t['texts']:,} texts, "

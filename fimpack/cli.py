@@ -23,8 +23,8 @@ import logging
 import sys
 from dataclasses import fields
 
-from fimpack.config import (FIM_SPLITS, ORDERS, PRESETS, BuildConfig, Limits, NearDedupConfig,
-                            QualityConfig, build_config)
+from fimpack.config import (FIM_SPLITS, ORDERS, PARTITIONS, PRESETS, BuildConfig, Limits,
+                            NearDedupConfig, QualityConfig, build_config)
 from fimpack.train.config import PACKINGS, TrainConfig
 
 # The flags' defaults: the config dataclasses' own.
@@ -89,6 +89,10 @@ def _add_build(sub) -> None:
     b.add_argument("--order", choices=ORDERS, default=BUILD.order,
                    help="file order inside a repository: CodeGemma's dependency "
                    "linearisation, DeepSeek-Coder's topological order, or seeded random")
+    b.add_argument("--partition", choices=PARTITIONS, default=BUILD.partition,
+                   help="how a repository's files group into examples along imports and test "
+                   "links: smallest pairs first (greedy), most edge weight per token "
+                   "(density), density then single-file moves (refined)")
     b.add_argument("--val-fraction", type=float, default=BUILD.val_fraction)
     b.add_argument("--vocab-size", type=int, default=BUILD.vocab_size)
     b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")

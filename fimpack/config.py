@@ -13,6 +13,7 @@ PRESETS = {  # CodeGemma's published mixtures
 }
 RANDOM = "random"
 ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
+PARTITIONS = ("greedy", "density", "refined")  # how files group into examples: packing.partition
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class BuildConfig:
     fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
     fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
     order: str = "codegemma"          # file order in a repository: ORDERS
+    partition: str = "greedy"         # files into examples along the graph: PARTITIONS
     code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
     val_fraction: float = 0.05        # repositories held out for validation
     vocab_size: int = 32_000
@@ -115,6 +117,7 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
     code_fraction = preset["code_fraction"] if args.code_fraction is None else args.code_fraction
     return BuildConfig(
         **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split, order=args.order,
+        partition=args.partition,
         code_fraction=None if code_fraction < 0 else code_fraction, seq_len=args.seq_len,
         val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
         tokenizer_sample_docs=args.tokenizer_sample_docs,

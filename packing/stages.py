@@ -24,6 +24,7 @@ from fimpack.packing.examples import (assemble_repo, document_examples, file_seg
                                       repo_split, split_rank, stable_hash)
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import extract_imports, has_parser
+from fimpack.packing.partition import edge_weights
 from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
 from fimpack.packing.fim import UNIFORM
 from fimpack.records import (AUDIT, CODE, Drop, ExampleStats, SourceFile, Tokenized, packed,
@@ -85,7 +86,7 @@ def _counted(examples, seed: int):
 def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: int,
                     fim_rate: float, seq_len: int, val_fraction: float,
                     fim_split: str = UNIFORM, order: str | list[str] = "codegemma",
-                    held_out: str | None = None) -> tuple[list[Tokenized], list[Drop]]:
+                    held_out: str | None = None, partition: str = "greedy") -> tuple[list[Tokenized], list[Drop]]:
     """A repository's files as the build packs them: (examples, drops).
 
     Each file is parsed once, for its imports and its syntax-aware FIM split together
@@ -116,17 +117,17 @@ def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed:
         strategy = order if isinstance(order, str) else "codegemma"
         graph = order_repository(files, strategy=strategy if strategy != RANDOM
                                  else "codegemma", extractions=extractions)
-        paths, edges = graph.order, graph.edges
+        paths, edges = graph.order, edge_weights(graph.importance, graph.test_links, partition)
         if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
             paths = sorted(paths, key=lambda p: stable_hash("order", str(seed), repo, p))
         if not isinstance(order, str):
             paths = [p for p in order if p in segments]
     except Exception as err:  # a graph failure costs the order, not the files
         log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
-        paths, edges = [f.path for f in files], []
-    assemble = lambda paths, edges=(): [Tokenized(*x) for x in assemble_repo(  # noqa: E731
+        paths, edges = [f.path for f in files], {}
+    assemble = lambda paths, edges={}: [Tokenized(*x) for x in assemble_repo(  # noqa: E731,B006
         repo, [(p, segments[p]) for p in paths], tok, seq_len=seq_len,
-        val_fraction=val_fraction, edges=list(edges), held_out=held_out)]
+        val_fraction=val_fraction, edges=edges, held_out=held_out, method=partition)]
     try:
         return assemble(paths, edges), drops
     except Exception:  # find the file that breaks packing; keep the rest, one by one
@@ -153,7 +154,7 @@ class _PackRepo(_WithTokenizer):
         examples, drops = pack_repository(
             repo, files, self.tokenizer(model), seed=cfg.seed, fim_rate=cfg.fim_rate,
             seq_len=cfg.seq_len, val_fraction=cfg.val_fraction, fim_split=cfg.fim_split,
-            order=cfg.order, held_out=held_out)
+            order=cfg.order, held_out=held_out, partition=cfg.partition)
         for drop in drops:
             yield beam.pvalue.TaggedOutput("drops", drop)
         yield from _counted(examples, cfg.seed)
