@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from fimpack.packing.imports import Extraction, Import, extract_imports, has_parser
+from fimpack.packing.resolve_langs import note_rust_modules
 from fimpack.packing.resolve import Hit, RepoIndex
 from fimpack.packing.testlinks import is_test, link_tests
 from fimpack.records import SourceFile
@@ -106,6 +107,9 @@ def build_graph(files: list[SourceFile], index: RepoIndex | None = None,
     unresolved = 0
     errors = []
     weights: dict[tuple[str, str], float] = {}
+    for f in files:  # modules declared with #[path] first: `use` paths go through them
+        if f.language == "rust" and f.path in extractions:
+            note_rust_modules(index, f.path, extractions[f.path].imports)
     for f in files:
         ex = extractions.get(f.path)
         if ex is None:

@@ -153,6 +153,7 @@ class RepoIndex:
         self._include_dirs: list[str] | None = None
         self._rust_crates: dict[str, tuple[str, str | None]] = {}
         self._rust_cache: dict[str, tuple[str, str | None, list[str]]] = {}
+        self._rust_modules: dict[tuple[str, tuple[str, ...]], str] = {}  # #[path] modules
         # A repository whose root is itself a Python package (its __init__.py at the root)
         # is imported by the repository's name: "email" for a copy of the stdlib's email/.
         repo = files[0].repo if files else ""

@@ -209,10 +209,36 @@ def _rust_crate(idx: RepoIndex, path: str) -> tuple[str, str | None, list[str]]:
 def _rust_module_file(idx: RepoIndex, src: str, root: str | None, modpath: list[str]) -> str | None:
     if not modpath:
         return root
+    declared = idx._rust_modules.get((src, tuple(modpath)))  # a #[path] declaration's file
+    if declared is not None:
+        return declared
     for cand in (_join(src, *modpath[:-1], modpath[-1] + ".rs"), _join(src, *modpath, "mod.rs")):
         if cand in idx.paths:
             return cand
     return None
+
+
+def _rust_path_attribute(importer: str, root: str | None, imp: Import) -> str:
+    """The file a ``#[path = "..."] mod m;`` names (the Rust Reference's rule): relative to
+    the declaring file's folder; inside inline ``mod a { ... }`` blocks the blocks are folders
+    too, under a folder named after the file when it is not a mod-rs file (lib.rs, main.rs,
+    mod.rs)."""
+    name = posixpath.basename(importer)
+    inline = list(imp.scope)
+    if inline and importer != root and name not in ("mod.rs", "lib.rs", "main.rs"):
+        inline = [name[:-3]] + inline
+    return posixpath.normpath(_join(_dirname(importer), *inline, imp.target))
+
+
+def note_rust_modules(idx: RepoIndex, importer: str, imports) -> None:
+    """Record the modules IMPORTER declares with ``#[path]``, so ``use`` paths through them
+    find their files (the folder layout alone would not)."""
+    for imp in imports:
+        if imp.kind == "mod_path" and imp.names:
+            src, root, modpath = _rust_crate(idx, importer)
+            file = _rust_path_attribute(importer, root, imp)
+            if file in idx.paths:
+                idx._rust_modules[(src, tuple(modpath + list(imp.scope) + [imp.names[0]]))] = file
 
 
 def _resolve_rust(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
@@ -221,7 +247,7 @@ def _resolve_rust(idx: RepoIndex, imp: Import, importer: str) -> list[Hit]:
         name = posixpath.basename(importer)
         here = _dirname(importer)
         if imp.kind == "mod_path":
-            cand = _join(here, *imp.scope, imp.target)
+            cand = _rust_path_attribute(importer, root, imp)
             return [Hit(cand, ())] if cand in idx.paths else []
         child_dir = here if (importer == root or name == "mod.rs") else \
             _join(here, name[:-3])

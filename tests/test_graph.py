@@ -366,6 +366,33 @@ def test_rust_crate_super_self_mod():
     assert r.unresolved == 1  # std::io
 
 
+def test_rust_path_attributes_and_inline_modules():
+    # the Rust Reference's rules: #[path] is relative to the declaring file's folder; inside
+    # inline `mod a { ... }` blocks the blocks are folders, under a folder named after the
+    # file when it is not a mod-rs file; `use` goes through modules declared with #[path]
+    files = {
+        "Cargo.toml": '[package]\nname = "codecs"\nedition = "2021"\n',
+        "src/lib.rs": '#[cfg(unix)]\n#[path = "platform/unix_impl.rs"]\nmod sys;\n'
+                      'mod outer {\n    pub mod inner;\n    #[path = "shim.rs"]\n'
+                      '    pub mod shim;\n}\npub mod codec;\nuse outer::inner::thing;\n',
+        "src/platform/unix_impl.rs": "pub fn raw() {}\n",
+        "src/outer/inner.rs": "use crate::sys::raw;\npub fn thing() { raw() }\n",
+        "src/outer/shim.rs": "",
+        "src/codec.rs": 'mod frames {\n    #[path = "wire.rs"]\n    mod wire;\n}\n'
+                        '#[path = "helpers/h.rs"]\nmod h;\nuse super::outer::shim;\n',
+        "src/codec/frames/wire.rs": "use crate::codec;\n",
+        "src/helpers/h.rs": "",
+    }
+    r = order_repository(repo(files))
+    assert set(r.edges) == {
+        ("src/lib.rs", "src/platform/unix_impl.rs"), ("src/lib.rs", "src/outer/inner.rs"),
+        ("src/lib.rs", "src/outer/shim.rs"), ("src/lib.rs", "src/codec.rs"),
+        ("src/outer/inner.rs", "src/platform/unix_impl.rs"),  # crate::sys, a #[path] module
+        ("src/codec.rs", "src/codec/frames/wire.rs"), ("src/codec.rs", "src/helpers/h.rs"),
+        ("src/codec.rs", "src/outer/shim.rs"), ("src/codec/frames/wire.rs", "src/codec.rs")}
+    assert r.unresolved == 0
+
+
 def test_c_includes():
     files = {
         "include/mylib/api.h": "#include <stddef.h>\n",
