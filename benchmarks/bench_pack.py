@@ -72,7 +72,7 @@ import pyarrow.parquet as pq
 from fimpack.inspect import as_json, pieces_of
 from fimpack.packing.binpack import best_fit_decreasing
 from fimpack.config import PARTITIONS
-from fimpack.packing.partition import edge_weights, partition
+from fimpack.packing.partition import edge_weights, kept_weight, partition
 from fimpack.packing.stages import pack_repository
 from fimpack.packing.examples import OVERHEAD
 from fimpack.packing.graph import order_repository, place_rest
@@ -301,6 +301,18 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int,
             "sizes": sorted(sizes_all), "files_split": split}
 
 
+def weighted_locality(fits, place, weight: dict) -> float | None:
+    """The share of the fit edges' importance whose dependency is earlier in the importer's
+    sequence (what the weighted partitions maximise)."""
+    total = hit = 0.0
+    for e in fits:
+        repo, u, v = e
+        us = min(place[(repo, u)], key=lambda p: p[4])
+        total += weight[e]
+        hit += weight[e] * any(p[:2] == us[:2] and p[2:4] < us[2:4] for p in place[(repo, v)])
+    return hit / total if total else None
+
+
 def same_example(edges, place) -> float | None:
     """Fraction of EDGES (repo, u, v) with some part of v in the same example as a part of u
     (either order): the edges one document holds."""
@@ -309,6 +321,34 @@ def same_example(edges, place) -> float | None:
         us = {p[:3] for p in place[(repo, u)]}
         hit += any(p[:3] in us for p in place[(repo, v)])
     return hit / len(edges) if edges else None
+
+
+def partition_at_scale(tok: Tokenizer, n: int, L: int) -> dict:
+    """Seconds to order and partition one N-file repository: the first N Python files of the
+    installed distributions (sorted paths) as a single repository, sizes from the tokenizer."""
+    import sysconfig
+    site = Path(sysconfig.get_paths()["purelib"])
+    fs = []
+    for path in sorted(site.rglob("*.py")):
+        try:
+            fs.append(SourceFile("site", str(path.relative_to(site)), "python",
+                                 path.read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, OSError):
+            continue
+        if len(fs) == n:
+            break
+    sizes = {f.path: n + 1 for f, n in zip(fs, map(len, tok.sp.encode([f.content for f in fs])))}
+    t = time.perf_counter()
+    graph = order_repository(fs)
+    out = {"files": len(fs), "edges": len(graph.edges), "order_s": round(time.perf_counter() - t, 2)}
+    for method in PARTITIONS:
+        weights = edge_weights(graph.importance, graph.test_links, method)
+        fitting = {p: k for p, k in sizes.items() if k < L}
+        t = time.perf_counter()
+        groups = partition(graph.order, fitting, weights, L - 1, method)
+        out[method] = {"seconds": round(time.perf_counter() - t, 3), "groups": len(groups),
+                       "kept_weight": round(kept_weight(groups, weights), 1)}
+    return out
 
 
 def partition_seconds(repos: dict, files: dict, L: int) -> dict:
@@ -776,6 +816,8 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
                  and files[(e[0], e[2])]["parts"] == 1
                  and files[(e[0], e[1])]["ntok"] + files[(e[0], e[2])]["ntok"] + 3 <= L}
     cg_orders = {r: o["codegemma"] for r, (_, o) in repos.items()}
+    importance = {(r, u, v): w for r, (_, o) in repos.items()
+                  for (u, v), w in o["importance"].items()}
     methods = {"bound_fit": loc["bounds"]["per_dependency"], "test_links": len(links),
                "test_links_fit": len(link_fits),
                "seconds": partition_seconds(repos, files, L)}
@@ -786,9 +828,12 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
         d.update(utilisation=sim["utilisation"], sequences=sim["sequences"],
                  files_split=sim["files_split"],
                  same_example_all=same_example(edges, sim["place"]),
+                 weighted_fit=weighted_locality(fits, sim["place"], importance),
                  test_links=locality(links, sim["place"], link_fits),
                  simulate_s=round(time.perf_counter() - t, 1))
         methods[method] = d
+    step("partition at scale (one 5,000-file repository)")
+    methods["at_scale"] = partition_at_scale(tok, 5000, L)
     res["partitions"] = methods
     res["locality"] = loc
     res["analysis_seconds_locality"] = round(time.perf_counter() - t1, 1)
@@ -865,19 +910,24 @@ def report(results: dict) -> None:
             bound = pm["bound_fit"]
             print(f"\n  partition methods (pack_repository + BFD; fit-edge bound {pct(bound)}; "
                   f"{pm['test_links']} test links, {pm['test_links_fit']} fit)")
-            print(f"  {'method':10} {'seq, fit':>9} {'of bound':>8} {'doc, fit':>9} "
+            print(f"  {'method':10} {'seq, fit':>9} {'of bound':>8} {'weighted':>8} {'doc, fit':>9} "
                   f"{'one doc, all':>12} {'tests, fit':>10} {'utilisation':>11} "
                   f"{'split':>6} {'x LB':>6} {'max s/repo':>10}")
             for m in PARTITIONS:
                 d = pm[m]
                 seq = d["fit"]["same_sequence_earlier"]
                 print(f"  {m:10} {pct(seq):>9} {seq / bound if bound else 0:8.3f} "
+                      f"{pct(d['weighted_fit']):>8} "
                       f"{pct(d['fit']['same_example_earlier']):>9} "
                       f"{pct(d['same_example_all']):>12} "
                       f"{pct(d['test_links']['fit']['same_sequence_earlier']):>10} "
                       f"{pct(d['utilisation']):>11} {d['files_split']:>6} "
                       f"{d['files_split'] / lb if lb else 0:6.3f} "
                       f"{pm['seconds'][m]['max_s']:>10}")
+            sc = pm["at_scale"]
+            print(f"  one {sc['files']}-file repository ({sc['edges']} edges): order "
+                  f"{sc['order_s']} s; partition " + ", ".join(
+                      f"{m} {sc[m]['seconds']} s" for m in PARTITIONS))
         if "throughput" in r:
             t = r["throughput"]
             print(f"\n  tokenisation: {t['mb']:.1f} MB in {t['texts']:,} texts, "

@@ -76,7 +76,9 @@ def _add_build(sub) -> None:
     g.add_argument("--no-pii", action="store_true", help="do not redact emails, IPs, keys")
     b.add_argument("--seed", type=int, default=BUILD.seed)
     b.add_argument("--preset", choices=sorted(PRESETS),
-                   help="CodeGemma's mixture: 7b = 0.8 code + FIM 0.8, 2b = 1.0 code + FIM 0.9")
+                   help="CodeGemma's mixture: codegemma-7b = 0.8 code + FIM 0.8, codegemma-2b "
+                   "= 1.0 code + FIM 0.9; repository-level long context: repo-16k/32k/64k = "
+                   "--seq-len 16384/32768/65536 --partition repository")
     b.add_argument("--fim-rate", type=float, default=None, help=f"default {BUILD.fim_rate}")
     b.add_argument("--fim-split", choices=FIM_SPLITS, default=BUILD.fim_split,
                    help="FIM split points: uniform characters, a whole tree-sitter node, or "
@@ -84,15 +86,16 @@ def _add_build(sub) -> None:
     b.add_argument("--code-fraction", type=float, default=None,
                    help=f"code share of tokens (default {BUILD.code_fraction}); -1 keeps "
                    "everything")
-    b.add_argument("--seq-len", type=int, default=BUILD.seq_len,
-                   help="tokens per packed sequence")
+    b.add_argument("--seq-len", type=int, default=None,
+                   help=f"tokens per packed sequence (default {BUILD.seq_len})")
     b.add_argument("--order", choices=ORDERS, default=BUILD.order,
                    help="file order inside a repository: CodeGemma's dependency "
                    "linearisation, DeepSeek-Coder's topological order, or seeded random")
-    b.add_argument("--partition", choices=PARTITIONS, default=BUILD.partition,
+    b.add_argument("--partition", choices=PARTITIONS, default=None,
                    help="how a repository's files group into examples along imports and test "
                    "links: smallest pairs first (greedy), most edge weight per token "
-                   "(density), density then single-file moves (refined)")
+                   "(density), density then single-file moves (refined), or consecutive "
+                   f"files in order (repository); default {BUILD.partition}")
     b.add_argument("--val-fraction", type=float, default=BUILD.val_fraction)
     b.add_argument("--vocab-size", type=int, default=BUILD.vocab_size)
     b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")

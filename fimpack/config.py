@@ -7,13 +7,20 @@ from dataclasses import dataclass, field
 
 from fimpack.packing.fim import FIM_SPLITS, MIXED  # noqa: F401  (flag choices)
 
-PRESETS = {  # CodeGemma's published mixtures
+PRESETS = {  # CodeGemma's published mixtures, then repository-level long-context stages
     "codegemma-7b": {"code_fraction": 0.8, "fim_rate": 0.8},
     "codegemma-2b": {"code_fraction": 1.0, "fim_rate": 0.9},
+    # whole repositories (or consecutive runs of them) in dependency order, file-level FIM
+    # inside, as Qwen2.5-Coder's and Seed-Coder's repository stages train at 32K
+    "repo-16k": {"seq_len": 16384, "partition": "repository"},
+    "repo-32k": {"seq_len": 32768, "partition": "repository"},
+    "repo-64k": {"seq_len": 65536, "partition": "repository"},
 }
+PRESET_FIELDS = ("code_fraction", "fim_rate", "seq_len", "partition")  # what a preset may set
 RANDOM = "random"
 ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
-PARTITIONS = ("greedy", "density", "refined")  # how files group into examples: packing.partition
+# how files group into examples (packing.partition); "repository": consecutive files in order
+PARTITIONS = ("greedy", "density", "refined", "repository")
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ class BuildConfig:
     fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
     fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
     order: str = "codegemma"          # file order in a repository: ORDERS
-    partition: str = "greedy"         # files into examples along the graph: PARTITIONS
+    partition: str = "refined"        # files into examples along the graph: PARTITIONS
     code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
     val_fraction: float = 0.05        # repositories held out for validation
     vocab_size: int = 32_000
@@ -111,14 +118,14 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
     quality = None if args.no_quality_filter else QualityConfig(
         max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
         min_alphanumeric_fraction=args.min_alphanumeric_fraction)
-    preset = PRESETS.get(args.preset, {"code_fraction": BuildConfig.code_fraction,
-                                       "fim_rate": BuildConfig.fim_rate})
-    fim_rate = preset["fim_rate"] if args.fim_rate is None else args.fim_rate
-    code_fraction = preset["code_fraction"] if args.code_fraction is None else args.code_fraction
+    # a flag given wins over the preset, the preset over BuildConfig's default
+    chosen = {k: getattr(args, k) if getattr(args, k) is not None
+              else PRESETS.get(args.preset, {}).get(k, getattr(BuildConfig, k))
+              for k in PRESET_FIELDS}
+    code_fraction = chosen.pop("code_fraction")
     return BuildConfig(
-        **common, seed=args.seed, fim_rate=fim_rate, fim_split=args.fim_split, order=args.order,
-        partition=args.partition,
-        code_fraction=None if code_fraction < 0 else code_fraction, seq_len=args.seq_len,
+        **common, **chosen, seed=args.seed, fim_split=args.fim_split, order=args.order,
+        code_fraction=None if code_fraction < 0 else code_fraction,
         val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
         tokenizer_sample_docs=args.tokenizer_sample_docs,
         tokenizer_sample_chars=args.tokenizer_sample_chars,

@@ -17,6 +17,9 @@ Methods (``--partition``), compared in BENCHMARKS.md ("Packing"):
   after each merge).
 * ``refined``: ``density``, then Fiduccia–Mattheyses-style passes that move single files to
   the neighbouring group holding more of their edge weight, when it has room.
+* ``repository``: consecutive files in dependency order, each group as full as the next file
+  allows: a whole repository per example when it fits (the long-context presets), else runs
+  of it; files without edges included.
 """
 from __future__ import annotations
 
@@ -41,6 +44,8 @@ def partition(paths: list[str], sizes: dict[str, int], weights: dict[tuple[str, 
     nodes = [p for p in paths if p in sizes]
     if method == "greedy":
         groups = _single_linkage(nodes, sizes, list(weights), capacity)
+    elif method == "repository":
+        groups = _consecutive(nodes, sizes, capacity)
     else:
         adj = _undirected(nodes, weights)
         groups = _agglomerate(nodes, sizes, adj, capacity, pos)
@@ -104,6 +109,18 @@ def _single_linkage(nodes, sizes, edges, capacity) -> list[list[str]]:
     for p in nodes:
         groups.setdefault(find(p), []).append(p)
     return list(groups.values())
+
+
+def _consecutive(nodes, sizes, capacity) -> list[list[str]]:
+    groups: list[list[str]] = [[]]
+    used = 0
+    for p in nodes:
+        if groups[-1] and used + sizes[p] > capacity:
+            groups.append([])
+            used = 0
+        groups[-1].append(p)
+        used += sizes[p]
+    return groups
 
 
 def _agglomerate(nodes, sizes, adj, capacity, pos) -> list[list[str]]:

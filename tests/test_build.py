@@ -10,13 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from fimpack import inspect
+from fimpack.cli import _build_parser
+from fimpack.config import build_config
 from fimpack.dedup.pii import redact
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
+from fimpack.packing.graph import order_repository
 from fimpack.packing.mixture import shard_count
 from fimpack.packing.stages import HoldOut
 from fimpack.pipelines import build, outputs
-from fimpack.records import SPLITS
+from fimpack.records import SPLITS, SourceFile
 from fimpack.pipelines.ingest import Limits, discover
 
 from conftest import STDLIB
@@ -406,3 +409,28 @@ def test_a_runner_without_metrics_fails_loudly_unless_allowed(built):
     short["records"]["drops"][0]["rows"] -= 1
     with pytest.raises(build.DataLost, match="drops counted but not written"):
         build.audit({}, short, allow_unaudited=True)
+
+
+def test_repository_preset_packs_whole_repositories_in_dependency_order(corpus_dir, tmp_path):
+    # repo-32k: each repository that fits is one long example, its files in the graph's
+    # order; the same shards, manifest and byte-exact round trip as any build
+    args = _build_parser().parse_args(["build", "--out", str(tmp_path), "--preset", "repo-32k"])
+    cfg = build_config(args, dedup_only=False)
+    assert (cfg.seq_len, cfg.partition) == (32768, "repository")
+    manifest = run_build(corpus_dir, tmp_path, seq_len=cfg.seq_len, partition=cfg.partition)
+    assert manifest["config"]["partition"] == "repository"
+    rows = [r for r in inspect.iter_examples(str(tmp_path)) if r["source"] == "code"]
+    json_rows = [r for r in rows if r["repo"] == "json"]
+    assert len(json_rows) == 1  # the whole package, ~20K tokens at this vocabulary
+    paths = [f["path"] for f in json_rows[0]["files"]]
+    files = [SourceFile("json", p, "python", (corpus_dir / "json" / p).read_text())
+             for p in sorted(paths)]
+    assert paths == order_repository(files).order  # CodeGemma's dependency order
+    originals = original_contents(corpus_dir)
+    kept = 0
+    for f in iter_files(tmp_path):
+        if not f["redactions"]:
+            assert f["content"].encode("utf-8") == originals[(f["repo"], f["path"])]
+        kept += 1
+    assert kept == manifest["counts"]["kept_files"]
+    assert_readers_open(str(tmp_path), tmp_path / "cache")
