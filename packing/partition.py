@@ -17,9 +17,9 @@ Methods (``--partition``), compared in BENCHMARKS.md ("Packing"):
   after each merge).
 * ``refined``: ``density``, then Fiduccia–Mattheyses-style passes that move single files to
   the neighbouring group holding more of their edge weight, when it has room.
-* ``repository``: consecutive files in dependency order, each group as full as the next file
-  allows: a whole repository per example when it fits (the long-context presets), else runs
-  of it; files without edges included.
+* ``repository``: ``refined``'s groups, then joined in dependency order (by their first file)
+  while the next one fits: a whole repository per example when it fits (the long-context
+  presets), else runs of whole groups; files without edges included.
 """
 from __future__ import annotations
 
@@ -45,7 +45,10 @@ def partition(paths: list[str], sizes: dict[str, int], weights: dict[tuple[str, 
     if method == "greedy":
         groups = _single_linkage(nodes, sizes, list(weights), capacity)
     elif method == "repository":
-        groups = _consecutive(nodes, sizes, capacity)
+        adj = _undirected(nodes, weights)
+        groups = _refine(_agglomerate(nodes, sizes, adj, capacity, pos), sizes, adj, capacity,
+                         pos)
+        groups = _consecutive(groups, sizes, capacity, pos)
     else:
         adj = _undirected(nodes, weights)
         groups = _agglomerate(nodes, sizes, adj, capacity, pos)
@@ -111,16 +114,19 @@ def _single_linkage(nodes, sizes, edges, capacity) -> list[list[str]]:
     return list(groups.values())
 
 
-def _consecutive(nodes, sizes, capacity) -> list[list[str]]:
-    groups: list[list[str]] = [[]]
+def _consecutive(groups, sizes, capacity, pos) -> list[list[str]]:
+    """GROUPS (in the order of their first file) joined while the next one fits: whole
+    repositories per example when they fit, and no group taken apart."""
+    out: list[list[str]] = [[]]
     used = 0
-    for p in nodes:
-        if groups[-1] and used + sizes[p] > capacity:
-            groups.append([])
+    for g in sorted((sorted(g, key=pos.get) for g in groups if g), key=lambda g: pos[g[0]]):
+        size = sum(sizes[p] for p in g)
+        if out[-1] and used + size > capacity:
+            out.append([])
             used = 0
-        groups[-1].append(p)
-        used += sizes[p]
-    return groups
+        out[-1] += g
+        used += size
+    return out
 
 
 def _agglomerate(nodes, sizes, adj, capacity, pos) -> list[list[str]]:

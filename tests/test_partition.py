@@ -45,11 +45,14 @@ def test_every_file_once_within_capacity_in_order(graph, method):
 
 @settings(max_examples=100, deadline=None)
 @given(graphs())
-def test_refinement_never_loses_weight(graph):
+def test_refinement_and_joining_never_lose_weight(graph):
     paths, sizes, weights, capacity = graph
     density = kept_weight(partition(paths, sizes, weights, capacity, "density"), weights)
     refined = kept_weight(partition(paths, sizes, weights, capacity, "refined"), weights)
     assert refined >= density - 1e-9
+    # the repository method joins refined's groups whole: it keeps at least as much
+    whole = partition(paths, sizes, weights, capacity, "repository")
+    assert kept_weight(whole, weights) >= refined - 1e-9
 
 
 def test_density_keeps_a_hub_with_its_importers():
