@@ -12,8 +12,12 @@ as a whole for that reason. Repository level runs first so that exact file dedup
 strip a fork down to its changed files before the fork is recognised as one.
 
 Then ``Filters``: quality rules, decontamination, PII redaction, each drop counted by reason.
+``Licenses`` runs before all of them (a file outside the licence policy must not be the
+copy that exact dedup keeps).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import apache_beam as beam
 
@@ -23,7 +27,8 @@ from fimpack.dedup.exact import ExactDedup
 from fimpack.dedup.near import FileSignatures, LSHClusters, NearDedupConfig, RepoSignatures
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
-from fimpack.records import CODE, ClusterMember, Drop
+from fimpack.dedup.licenses import allowed, file_license, opted_out, repo_license
+from fimpack.records import CODE, LICENSE_TEXT, ClusterMember, Drop, counter_key
 
 SEP = "\x1f"  # between repo and path in a file key: never in a path
 
@@ -133,3 +138,52 @@ class Filters(beam.PTransform):
         empty = lambda label: files.pipeline | label >> beam.Create([])  # noqa: E731
         return (files, tuple(drops or [empty("NoDrops")]) | "FilterDrops" >> beam.Flatten(),
                 tuple(counts or [empty("NoCounts")]) | "FilterCounts" >> beam.Flatten())
+
+
+class _ApplyLicenses(beam.DoFn):
+    """Each file gets its licence (its SPDX header, else its repository's); files of opted-out
+    repositories, or whose licence is outside the policy, become drops."""
+
+    def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...]):
+        self.policy, self.opt_outs = policy, opt_outs
+
+    def process(self, f, repo_licenses: dict):
+        pattern = opted_out(f.repo, self.opt_outs)
+        if pattern is not None:
+            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "opted_out", pattern))
+            return
+        spdx = (file_license(f.content) if f.source == CODE else None) \
+            or repo_licenses.get(f.repo)
+        if not allowed(spdx, self.policy):
+            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "license",
+                                                         spdx or "none detected"))
+            return
+        yield beam.pvalue.TaggedOutput("counts", {counter_key("license", spdx or "none"): 1})
+        yield replace(f, license=spdx)
+
+
+class Licenses(beam.PTransform):
+    """SourceFiles -> (SourceFiles with their licence, Drops, licence counters): licence files
+    read per repository (``dedup/licenses.py``) and dropped as ``license_file``, then every
+    other file through the policy and the opt-out list."""
+
+    def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...] = ()):
+        super().__init__()
+        self.policy, self.opt_outs = policy, tuple(opt_outs)
+
+    def expand(self, files):
+        texts = files | "LicenseFiles" >> beam.Filter(lambda f: f.language == LICENSE_TEXT)
+        repo_licenses = (texts
+                         | "ByRepo" >> beam.Map(lambda f: (f.repo, (f.path, f.content)))
+                         | "GroupLicenseFiles" >> beam.GroupByKey()
+                         | "Detect" >> beam.MapTuple(
+                             lambda repo, fs: (repo, repo_license(list(fs))[0])))
+        license_drops = texts | "LicenseFileDrops" >> beam.Map(
+            lambda f: Drop(f.repo, f.path, "license_file"))
+        out = (files
+               | "NotLicenseFiles" >> beam.Filter(lambda f: f.language != LICENSE_TEXT)
+               | "Apply" >> beam.ParDo(_ApplyLicenses(self.policy, self.opt_outs),
+                                       beam.pvalue.AsDict(repo_licenses)).with_outputs(
+                   "drops", "counts", main="files"))
+        drops = (license_drops, out.drops) | "LicenseDrops" >> beam.Flatten()
+        return out.files, drops, out.counts

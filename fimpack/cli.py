@@ -223,6 +223,12 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=BUILD.workers,
                    help="FnApiRunner (the default runner) SDK processes; other runners "
                    "(--runner prism, Dataflow, Flink, Spark) size themselves")
+    p.add_argument("--licenses", default=BUILD.licenses, metavar="any|permissive|FILE",
+                   help="keep repositories whose licence (licence files, SPDX headers) is "
+                   "allowed: any (default; recorded only), permissive (README's list) or a "
+                   "file of SPDX ids; the rest are dropped as 'license'")
+    p.add_argument("--exclude-repos", metavar="FILE", default=BUILD.exclude_repos,
+                   help="opt-outs: repository names or globs, one per line ('opted_out')")
     p.add_argument("--allow-unaudited", action="store_true",
                    help="accept a runner that reports no metrics: the counts are then checked "
                    "against the files written only")

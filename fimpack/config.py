@@ -95,6 +95,8 @@ class BuildConfig:
     quality: QualityConfig | None = field(default_factory=QualityConfig)  # None: no filter
     benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
     pii: bool = True                     # redact emails, IPs, keys
+    licenses: str = "any"                # "any", "permissive" or a file of SPDX ids
+    exclude_repos: str | None = None     # a file of repository names or globs: opted out
     dedup_only: bool = False             # `fimpack dedup`: stop after dedup
     allow_unaudited: bool = False        # accept a runner that reports no metrics
 
@@ -110,6 +112,7 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
                         file_near=args.file_near_dedup, near=near)
     common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
                   workers=args.workers, dedup=dedup, dedup_only=dedup_only,
+                  licenses=args.licenses, exclude_repos=args.exclude_repos,
                   allow_unaudited=args.allow_unaudited,
                   limits=Limits(max_file_bytes=args.max_file_bytes,
                                 max_files_per_repo=args.max_files_per_repo))

@@ -48,7 +48,8 @@ def as_json(row: dict) -> dict:
             "sequence": row["sequence"],
             "files": [{"path": f["path"], "language": f["language"], "fim": f["fim"],
                        "redactions": f["redactions"], "part": f["part"], "parts": f["parts"],
-                       "content": reconstruct(pieces, i)}
+                       "license": f.get("license"), "origin": f.get("origin"),
+                       "sha256": f.get("sha256"), "content": reconstruct(pieces, i)}
                       for i, f in enumerate(row["files"])]}
 
 

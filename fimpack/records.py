@@ -22,6 +22,7 @@ SENTINELS = (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, FILE_SEPARATOR)
 
 CODE = "code"
 NATURAL_LANGUAGE = "nl"
+LICENSE_TEXT = "license"  # a repository's licence file: read for its licence, never trained on
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,9 @@ class SourceFile:
     content: str       # the file decoded as UTF-8, byte-exact (no newline or BOM changes)
     source: str = CODE  # CODE or NATURAL_LANGUAGE
     redactions: int = 0  # PII spans replaced by placeholders (content is then not the input)
+    license: str | None = None  # SPDX expression: the file's own header, else its repository's
+    origin: str = ""     # provenance: the folder, archive or row file it was read from (#row)
+    input_sha256: str = ""  # provenance: SHA-256 of the bytes as read, before any redaction
 
     @property
     def sha256(self) -> str:
@@ -90,6 +94,9 @@ class FileEntry:
     redactions: int = 0
     part: int = 0      # a file longer than a sequence is split at line ends into parts
     parts: int = 1
+    license: str | None = None  # provenance, from the SourceFile
+    origin: str = ""
+    sha256: str = ""   # the input file's bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,7 +234,8 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
         rng = file_rng(seed, f.repo, f.path, k)
         mode = choose_mode(rng, fim_rate)
         pieces = file_pieces(f.path, body, mode, rng, split, f.language)
-        return (FileEntry(f.path, f.language, mode, f.redactions, k, parts), pieces,
+        return (FileEntry(f.path, f.language, mode, f.redactions, k, parts, f.license,
+                          f.origin, f.input_sha256), pieces,
                 tok.encode_pieces(pieces))
 
     budget = seq_len - len(tok.encode_text(f.path + "\n")) - OVERHEAD
@@ -301,7 +302,8 @@ def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int, val_frac
                         encode_whole=len(doc.content.encode("utf-8")) > seq_len - OVERHEAD)
     for k, body in enumerate(parts):
         pieces = [Piece(TEXT, body, 0)]
-        builder.add(FileEntry(doc.path, doc.language, "none", doc.redactions, k, len(parts)),
+        builder.add(FileEntry(doc.path, doc.language, "none", doc.redactions, k, len(parts),
+                              doc.license, doc.origin, doc.input_sha256),
                     pieces, tok.encode_pieces(pieces))
         builder.close()  # parts of a document are separate examples, never joined
     return builder.done

@@ -73,7 +73,7 @@ def read_tar(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
                     yield drop
                     continue
                 data = _read_bounded(tar.extractfile(m), limits.max_file_bytes)
-                yield classify(src.name, rel, data, limits)
+                yield classify(src.name, rel, data, limits, origin=src.location)
     except (tarfile.TarError, EOFError, OSError, ValueError) as err:
         # Members read before the damage are kept; the archive itself is recorded once.
         yield Drop(src.name, "", "corrupt_archive", str(err)[:120])
@@ -96,7 +96,7 @@ def read_zip(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
                 except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
                     yield Drop(src.name, rel, "corrupt_member", str(err)[:120])
                     continue
-                yield classify(src.name, rel, data, limits)
+                yield classify(src.name, rel, data, limits, origin=src.location)
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         yield Drop(src.name, "", "corrupt_archive", str(err)[:120])
 
@@ -148,11 +148,12 @@ def read_rows(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
                     yield Drop(src.name, where, "malformed_row", "code row without repo/path")
                     continue
                 rel = safe_member_path(path) or path
-                yield classify(repo, rel, content.encode("utf-8", "surrogatepass"), limits)
+                yield classify(repo, rel, content.encode("utf-8", "surrogatepass"), limits,
+                               origin=f"{src.location}#{i}")
             elif isinstance(row.get("text"), str):
                 doc = str(row.get("id", i))
                 yield classify(src.name, doc, row["text"].encode("utf-8", "surrogatepass"),
-                               limits, NATURAL_LANGUAGE)
+                               limits, NATURAL_LANGUAGE, origin=f"{src.location}#{i}")
             else:
                 yield Drop(src.name, where, "malformed_row", "no content or text column")
     except Exception as err:  # a damaged Parquet footer, say: recorded, the build goes on

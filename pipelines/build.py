@@ -25,7 +25,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from fimpack.config import BuildConfig  # noqa: F401  (re-exported)
 from fimpack.counting import cluster_counter, drop_counter, kept_counter
 from fimpack.dedup.decontaminate import humaneval_path
-from fimpack.dedup.stages import Dedup, Filters
+from fimpack.dedup.licenses import load_patterns, load_policy
+from fimpack.dedup.stages import Dedup, Filters, Licenses
 from fimpack.packing.mixture import Mixture
 from fimpack.packing.stages import PackExamples, TrainTokenizer
 from fimpack.packing.tokenizer import Tokenizer
@@ -41,11 +42,13 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     """Wire the build into P. Returns nothing: every output is a file under cfg.out."""
     out = cfg.out
     files, read_drops = p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits)
+    files, license_drops, license_counts = files | "Licenses" >> Licenses(
+        load_policy(cfg.licenses), load_patterns(cfg.exclude_repos))
     clean, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
     cluster_files = clusters | "WriteClusters" >> outputs.WriteRecords(
         out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row)
-    drops, counts = [read_drops, dedup_drops], [
-        clusters | "ClusterCounts" >> beam.Map(cluster_counter)]
+    drops, counts = [read_drops, license_drops, dedup_drops], [
+        clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts]
     if cfg.dedup_only:
         counts.append(clean | "KeptCounts" >> beam.Map(
             lambda f: kept_counter(f.source, f.language)))

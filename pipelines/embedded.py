@@ -11,6 +11,7 @@ import os
 import sys
 import sysconfig
 
+from fimpack.dedup.licenses import is_license_file
 from fimpack.pipelines.ingest import RepoSource
 from fimpack.pipelines.languages import detect_language
 from fimpack.records import NATURAL_LANGUAGE
@@ -28,7 +29,7 @@ def stdlib_source() -> RepoSource:
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         for name in filenames:
             rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
-            if detect_language(rel) is not None:
+            if detect_language(rel) is not None or is_license_file(rel):
                 files.append(rel)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     return RepoSource(f"python-stdlib-{version}", "files", root, tuple(sorted(files)))
@@ -38,13 +39,15 @@ def _dist_sources(dist) -> tuple[RepoSource | None, RepoSource | None]:
     name = dist.metadata["Name"]
     repo = f"{name}-{dist.version}"
     root = str(dist.locate_file(""))
-    code, docs = [], []
+    code, docs, licenses = [], [], []
     for f in dist.files or ():
         rel = str(f).replace(os.sep, "/")
         if rel.startswith("..") or "__pycache__" in rel:
             continue  # scripts outside site-packages, bytecode
         lower = os.path.basename(rel).lower()
-        if ".dist-info/" in rel or ".egg-info/" in rel:
+        if is_license_file(rel):
+            licenses.append(rel)  # read for the repository's licence (dedup/licenses.py)
+        elif ".dist-info/" in rel or ".egg-info/" in rel:
             if lower == "metadata" or (lower.endswith(NL_EXTENSIONS)
                                        and not lower.startswith(NL_SKIP_NAMES)):
                 docs.append(rel)
@@ -52,7 +55,7 @@ def _dist_sources(dist) -> tuple[RepoSource | None, RepoSource | None]:
             docs.append(rel)
         elif detect_language(rel) is not None:
             code.append(rel)
-    code_src = RepoSource(repo, "files", root, tuple(sorted(code))) if code else None
+    code_src = RepoSource(repo, "files", root, tuple(sorted(code + licenses))) if code else None
     docs_src = (RepoSource(f"{repo}-docs", "files", root, tuple(sorted(docs)),
                            NATURAL_LANGUAGE) if docs else None)
     return code_src, docs_src

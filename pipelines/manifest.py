@@ -89,6 +89,7 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             "dropped_by_reason": dict(sorted(dropped.items())),
             "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
             "kept_by_language": counters_of(c, "language"),
+            "files_by_license": counters_of(c, "license"),
             "fim_files": counters_of(c, "fim"),
             "examples": c.get("examples", 0),
             "examples_by_split": {s: c.get(f"examples_{s}", 0) for s in ("train", "validation")},

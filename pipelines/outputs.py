@@ -40,10 +40,14 @@ EXAMPLES_SCHEMA = pa.schema([
     ("text", pa.string()),            # the formatted example, sentinels written out
     ("num_tokens", pa.int64()),       # bos + pieces + eos
     # Per file, in packing order; ``redactions`` counts PII spans replaced by placeholders.
-    # A file longer than a sequence is split at line ends: ``part`` of ``parts``.
+    # A file longer than a sequence is split at line ends: ``part`` of ``parts``. Provenance:
+    # ``license`` (SPDX), ``origin`` (folder, archive, or row file#row) and ``sha256`` of the
+    # input bytes.
     ("files", pa.list_(pa.struct([("path", pa.string()), ("language", pa.string()),
                                   ("fim", pa.string()), ("redactions", pa.int32()),
-                                  ("part", pa.int32()), ("parts", pa.int32())]))),
+                                  ("part", pa.int32()), ("parts", pa.int32()),
+                                  ("license", pa.string()), ("origin", pa.string()),
+                                  ("sha256", pa.string())]))),
     # The structure of ``text``: [start, end) in characters (code points), which file a
     # piece belongs to (-1 for separators) and its kind (path, content, prefix, ...).
     ("pieces", pa.list_(pa.struct([("kind", pa.string()), ("file", pa.int32()),
@@ -84,7 +88,8 @@ def example_row(example: Example, num_tokens: int, sequence: int) -> dict:
             "split": example.split, "sequence": sequence, "text": example.text,
             "num_tokens": num_tokens,
             "files": [{"path": f.path, "language": f.language, "fim": f.fim,
-                       "redactions": f.redactions, "part": f.part, "parts": f.parts}
+                       "redactions": f.redactions, "part": f.part, "parts": f.parts,
+                       "license": f.license, "origin": f.origin, "sha256": f.sha256}
                       for f in example.files],
             "pieces": pieces}
 

@@ -4,6 +4,7 @@ any Beam filesystem), and one outcome per file: a ``SourceFile`` or a ``Drop`` w
 Nothing is extracted to disk and symlinks are recorded, never followed."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -12,7 +13,8 @@ from typing import Iterable, Iterator
 
 from fimpack.config import Limits
 from fimpack.pipelines.languages import detect_language
-from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile
+from fimpack.dedup.licenses import is_license_file
+from fimpack.records import CODE, LICENSE_TEXT, NATURAL_LANGUAGE, Drop, SourceFile
 
 log = logging.getLogger("fimpack.ingest")
 
@@ -103,9 +105,13 @@ def discover(input_dir: str) -> list[RepoSource]:
 
 
 def classify(repo: str, path: str, data: bytes, limits: Limits,
-             source: str = CODE) -> SourceFile | Drop:
-    """Decide what one file's bytes become. The content is kept byte-exact."""
+             source: str = CODE, origin: str = "") -> SourceFile | Drop:
+    """Decide what one file's bytes become. The content is kept byte-exact; ORIGIN and the
+    bytes' SHA-256 are its provenance. A licence file becomes a LICENSE_TEXT file for the
+    Licenses stage."""
     language = "text" if source == NATURAL_LANGUAGE else detect_language(path)
+    if language is None and source == CODE and is_license_file(path):
+        language = LICENSE_TEXT
     if language is None:
         return Drop(repo, path, "unsupported_language")
     if len(data) > limits.max_file_bytes:
@@ -122,7 +128,8 @@ def classify(repo: str, path: str, data: bytes, limits: Limits,
         return Drop(repo, path, "invalid_utf8", str(err)[:120])
     if source == NATURAL_LANGUAGE and len(text) < limits.nl_min_chars:
         return Drop(repo, path, "too_short")
-    return SourceFile(repo, path, language, text, source)
+    return SourceFile(repo, path, language, text, source, origin=origin,
+                      input_sha256=hashlib.sha256(data).hexdigest())
 
 
 def _capped(repo: str, paths: Iterable[str], limits: Limits) -> Iterator[tuple[str, bool]]:
@@ -174,7 +181,7 @@ def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool
         return Drop(repo, rel, "special_file")
     if not within_cap:
         return Drop(repo, rel, "over_repo_file_cap")
-    if source == CODE and detect_language(rel) is None:
+    if source == CODE and detect_language(rel) is None and not is_license_file(rel):
         return Drop(repo, rel, "unsupported_language")  # decided without reading the file
     full = os.path.join(root, *rel.split("/"))
     try:
@@ -185,7 +192,7 @@ def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool
             data = _read_bounded(f, limits.max_file_bytes)
     except OSError as err:
         return Drop(repo, rel, "unreadable", str(err)[:120])
-    return classify(repo, rel, data, limits, source)
+    return classify(repo, rel, data, limits, source, origin=root)
 
 
 def list_files(src: RepoSource, limits: Limits) -> Iterator[tuple]:
