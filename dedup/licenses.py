@@ -32,6 +32,7 @@ THRESHOLD = 0.9      # Dice of word sets: licensee uses 0.95 on whole files; 0.9
 WINDOW_STEP = 16     # words between windows when a file holds several licences
 LENGTH_SLACK = 0.3   # a whole-file match: the file within 30% of the licence's word count
 LEAD_WORDS = 600     # windows start in the first quarter of the file or its first 600 words
+LOOK_AHEAD = 64      # words past the first matching window where a better match may start
 # The licences people actually use (choosealicense.com's, which licensee and identify match,
 # plus Python's and a few old permissive ones): matched first, so that a rare SPDX variant
 # (Pixar's modified Apache-2.0, ISC's twin 0BSD) never wins on a near tie.
@@ -111,16 +112,25 @@ def detect(text: str) -> tuple[str | None, float]:
     """(SPDX id, Dice score) of the licence TEXT starts with, or (None, best score) below
     THRESHOLD. Windows of each common licence's (or standard header's) length, from the start
     in steps of WINDOW_STEP words through the first quarter of the text: the first that
-    matches is the project's own licence (bundled ones follow it). Failing that, the whole
+    matches (or a better one within LOOK_AHEAD words) is the project's own licence (bundled
+    ones follow it). Failing that, the whole
     text against every SPDX licence of about its length (licensee's whole-file match)."""
     w = words(text)
     common = [t for t in spdx_texts() if t[0] in COMMON]
     last = min(max(1, len(w) - WINDOW_STEP), max(LEAD_WORDS, len(w) // 4))
+    found, horizon = (0.0, None), last
     for start in range(0, last, WINDOW_STEP):
+        if start > horizon:
+            break
         top = max(((dice(frozenset(w[start:start + n]), ref), spdx) for spdx, ref, n in common
                    if start == 0 or start + n <= len(w) + WINDOW_STEP), default=(0.0, None))
-        if top[0] >= THRESHOLD:
-            return top[1], top[0]
+        if top[0] >= THRESHOLD and top[0] > found[0]:
+            # the first match, or a better one a few windows on (a preamble before the
+            # licence lets a longer variant match first: BSD-3-Clause-Clear for BSD-3-Clause)
+            horizon = min(horizon, start + LOOK_AHEAD) if found[1] is None else horizon
+            found = top
+    if found[1] is not None:
+        return found[1], found[0]
     whole = frozenset(w)
     best, score = None, 0.0
     for spdx, ref, n in spdx_texts():

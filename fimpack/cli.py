@@ -4,6 +4,7 @@
     fimpack dedup [--input DIR] --out OUT [beam options...]   ingest + dedup only: clusters
     fimpack inspect OUT [--example ID] [--json]                read examples back
     fimpack report OUT                                          HTML report of a build
+    fimpack provenance OUT --token SHARD:INDEX                  a token's file, line, licence
     fimpack graph REPO_DIR [--json] [--png FILE]                dependency graph and order
     fimpack train --data OUT --flavor debug --steps N --out RUN train a small model on the shards
     fimpack eval RUN --data OUT                                 loss by kind, infilling, HumanEval
@@ -47,6 +48,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_dedup(sub)
     _add_inspect(sub)
     _add_report(sub)
+    _add_provenance(sub)
     _add_graph(sub)
     _add_train(sub)
     _add_eval(sub)
@@ -117,6 +119,14 @@ def _add_inspect(sub) -> None:
     i.add_argument("--example", help="example id (e.g. 'repo:00000')")
     i.add_argument("--json", action="store_true", help="one JSON object per line, per example")
     i.add_argument("--limit", type=int, default=3, help="examples to render (0 = all)")
+
+
+def _add_provenance(sub) -> None:
+    v = sub.add_parser("provenance", help="where a token of a shard came from: example, file, "
+                       "line, column, licence, origin (one JSON object)")
+    v.add_argument("out")
+    v.add_argument("--token", required=True, metavar="SHARD:INDEX",
+                   help="e.g. train-00000-of-00001:1234 (index into the shard's .bin)")
 
 
 def _add_report(sub) -> None:
@@ -350,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         return export_main(args.run, args.out)
     if args.command == "ablate":
         return cmd_ablate(args)
+    if args.command == "provenance":
+        from fimpack import provenance
+        return provenance.main(args.out, args.token)
     if args.command == "report":
         from fimpack import report
         print(report.main(args.out, args.html))

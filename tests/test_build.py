@@ -1,4 +1,5 @@
 """The build end to end on a small real corpus with bad inputs mixed in."""
+import hashlib
 import io
 import json
 import tarfile
@@ -434,3 +435,38 @@ def test_repository_preset_packs_whole_repositories_in_dependency_order(corpus_d
         kept += 1
     assert kept == manifest["counts"]["kept_files"]
     assert_readers_open(str(tmp_path), tmp_path / "cache")
+
+
+def test_provenance_maps_tokens_back_to_file_lines(built, corpus_dir, capsys):
+    from fimpack.cli import main as cli
+    from fimpack.provenance import locate
+
+    out, manifest = built
+    tok = Tokenizer.load(str(out / "tokenizer.model"))
+    originals = original_contents(corpus_dir)
+    shards = [e["path"][len("tokens/"):-len(".bin")] for e in manifest["shards"]
+              if e["path"].endswith(".bin")]
+    checked = kinds = 0
+    seen = set()
+    for shard in shards:
+        n = TokenShard.open(str(out / "tokens" / shard)).tokens.shape[0]
+        for index in range(0, n, max(1, n // 150)):
+            a = locate(str(out), shard, index, tok)
+            seen.add(a["kind"])
+            if "line" not in a or a["piece"].startswith("<0x"):
+                continue
+            original = originals.get((a["repo"], a["path"]))
+            row = next(r for r in inspect.iter_examples(str(out)) if r["id"] == a["example"])
+            entry = next(f for f in row["files"] if f["path"] == a["path"])
+            if original is None or entry["redactions"]:
+                continue
+            text = original.decode("utf-8")
+            piece = tok.sp.decode([a["id"]])
+            assert text[a["char_offset"]:a["char_offset"] + len(piece)] == piece, a
+            lines = text.split("\n")
+            assert lines[a["line"] - 1][a["column"] - 1:].startswith(piece.split("\n")[0]), a
+            assert entry["sha256"] == hashlib.sha256(original).hexdigest()
+            checked += 1
+    assert checked > 100 and {"prefix", "middle", "suffix", "content"} <= seen
+    assert cli(["provenance", str(out), "--token", f"{shards[0]}:1"]) == 0
+    assert json.loads(capsys.readouterr().out)["token"] == 1
