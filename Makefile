@@ -11,7 +11,7 @@ BEAM_VERSION := $(shell sed -n 's/^apache-beam==//p' constraints.txt)
 ENGINES := $(CURDIR)/.engines
 PRISM   := $(ENGINES)/bin/prism
 
-.PHONY: setup engines test test-fast demo ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build clean
+.PHONY: setup engines test test-fast demo report-shots ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,17 @@ demo: setup
 	$(BIN)/fimpack eval $(DEMO)/run --data $(DEMO)/corpus --infill-tasks 10 --humaneval-tasks 10 \
 		--metric-files 30
 	$(BIN)/fimpack export $(DEMO)/run --out $(DEMO)/hf
+
+# The report as a person sees it: Debian's Chromium (installed here if missing; apt needs
+# root) screenshots the demo build's report, and the browser test checks a rendered report.
+report-shots: setup
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	test -f $(DEMO)/corpus/manifest.json || $(MAKE) demo
+	$(BIN)/fimpack report $(DEMO)/corpus
+	chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
+		--window-size=1200,2600 --screenshot=$(CURDIR)/$(DEMO)/report.png \
+		file://$(CURDIR)/$(DEMO)/corpus/report.html
+	$(BIN)/python -m pytest -q tests/test_build.py -k browser
 
 # The paper's three questions at `tiny` scale on CPU (results: BENCHMARKS.md).
 ablate: setup

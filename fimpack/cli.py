@@ -119,6 +119,8 @@ def _add_inspect(sub) -> None:
     i.add_argument("--example", help="example id (e.g. 'repo:00000')")
     i.add_argument("--json", action="store_true", help="one JSON object per line, per example")
     i.add_argument("--limit", type=int, default=3, help="examples to render (0 = all)")
+    i.add_argument("--html", metavar="FILE", help="write the example (--example, else the "
+                   "first) as an HTML page: FIM parts coloured, file boundaries, provenance")
 
 
 def _add_provenance(sub) -> None:
@@ -344,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "inspect":
         from fimpack import inspect
-        return inspect.main(args.out, args.example, args.json, args.limit)
+        return inspect.main(args.out, args.example, args.json, args.limit, args.html)
     if args.command == "train":
         return cmd_train(args)
     if args.command == "eval":

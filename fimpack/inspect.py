@@ -7,6 +7,7 @@ a literal sentinel string is still reconstructed exactly).
 from __future__ import annotations
 
 import glob
+import html
 import json
 import os
 import sys
@@ -74,12 +75,56 @@ def render(row: dict, colour: bool) -> str:
     return "\n".join(lines)
 
 
-def main(out: str, example: str | None, json_lines: bool, limit: int) -> int:
+HTML_COLOURS = {"path": "#e8f4f8", "sentinel": "#f3e5f5", "prefix": "#e8f5e9",
+                "middle": "#fff3cd", "suffix": "#e3f2fd", "content": "#ffffff", "text": "#ffffff"}
+
+
+def render_html(row: dict) -> str:
+    """One example as an HTML fragment: its files' provenance, then its text with each piece
+    coloured by kind (FIM parts, path lines, sentinels) and a rule at each file boundary."""
+    files = "".join(
+        f"<tr><td>{i}</td><td>{html.escape(f['path'])}</td><td>{f['fim']}</td>"
+        f"<td>{f['part'] + 1}/{f['parts']}</td><td>{html.escape(str(f.get('license')))}</td>"
+        f"<td>{html.escape(str(f.get('origin') or ''))}</td>"
+        f"<td><code>{(f.get('sha256') or '')[:12]}</code></td></tr>"
+        for i, f in enumerate(row["files"]))
+    spans = []
+    for p in pieces_of(row):
+        if p.kind == "path" and spans:
+            spans.append("<hr>")
+        spans.append(f'<span class="{p.kind}" title="{p.kind}, file {p.file}" style="background:'
+                     f'{HTML_COLOURS.get(p.kind, "#fff")}">{html.escape(p.text)}</span>')
+    legend = " ".join(f'<span style="background:{c};padding:0 4px">{k}</span>'
+                      for k, c in HTML_COLOURS.items() if k not in ("content", "text"))
+    return (f"<h3>Example {html.escape(row['id'])}</h3><p>repo {html.escape(row['repo'])}, "
+            f"{row['source']}, split {row['split']}, {row['num_tokens']:,} tokens, sequence "
+            f"{row['sequence']} of its shard. Colours: {legend}</p>"
+            "<table><tr><th>#</th><th>path</th><th>FIM</th><th>part</th><th>licence</th>"
+            f"<th>origin</th><th>sha256</th></tr>{files}</table>"
+            f"<pre style='white-space:pre-wrap;border:1px solid #ccc;padding:6px'>"
+            f"{''.join(spans)}</pre>")
+
+
+def write_html(row: dict, path: str) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("<!doctype html><html><head><meta charset='utf-8'><title>fimpack example "
+                f"{html.escape(row['id'])}</title><style>body{{font-family:sans-serif;"
+                "max-width:1100px;margin:2em auto}td,th{border:1px solid #ccc;padding:2px 6px}"
+                f"table{{border-collapse:collapse}}</style></head><body>{render_html(row)}"
+                "</body></html>")
+    return path
+
+
+def main(out: str, example: str | None, json_lines: bool, limit: int,
+         html_path: str | None = None) -> int:
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     shown = 0
     for row in iter_examples(out):
         if example is not None and row["id"] != example:
             continue
+        if html_path:
+            print(write_html(row, html_path))
+            return 0
         print(json.dumps(as_json(row), ensure_ascii=False) if json_lines
               else render(row, colour))
         shown += 1

@@ -1,6 +1,10 @@
 """``fimpack report OUT``: one self-contained HTML file (inline SVG, no scripts, no network)
-that shows what a build packed: sequence utilisation, documents per sequence, files split,
-language and source mix, drops by reason, and the dependency graph of a sample repository."""
+that shows what a build packed. Warnings first (an empty split, a missed mixture target, high
+drop rates, split files, low utilisation, files without a licence), then the numbers, charts
+with titles and units (sequence utilisation, documents per sequence, tokens by source, files
+by language and licence, drops by reason, FIM modes), the dependency graph of a sample
+repository as a matrix in CodeGemma's order (at most MATRIX_FILES files, the rest counted),
+and one example as packed (``inspect.render_html``)."""
 from __future__ import annotations
 
 import glob
@@ -14,6 +18,8 @@ import pyarrow.parquet as pq
 from fimpack.inspect import as_json
 
 W, H = 520, 220  # plot size in pixels
+MATRIX_FILES = 40  # files drawn in the dependency matrix; more would not be readable
+DROP_WARN = 0.25   # warn when this share of the input is dropped, or of one reason > 10%
 
 
 def _bars(title: str, items: list[tuple[str, float]], fmt=lambda v: f"{v:,}") -> str:
@@ -35,7 +41,7 @@ def _bars(title: str, items: list[tuple[str, float]], fmt=lambda v: f"{v:,}") ->
 
 
 def _histogram(title: str, values: list[float], bins: int, lo: float, hi: float,
-               xlabel: str) -> str:
+               xlabel: str, ylabel: str = "sequences") -> str:
     if not values:
         return f"<h3>{html.escape(title)}</h3><p>(nothing)</p>"
     counts = [0] * bins
@@ -51,14 +57,15 @@ def _histogram(title: str, values: list[float], bins: int, lo: float, hi: float,
     parts.append(f'<text x="30" y="{H - 8}" font-size="11">{lo:g}</text>'
                  f'<text x="{W - 40}" y="{H - 8}" font-size="11">{hi:g}</text>'
                  f'<text x="{W / 2 - 60}" y="{H - 8}" font-size="11">{html.escape(xlabel)}</text>'
-                 f'<text x="0" y="12" font-size="11">max {top:,}</text></svg>')
+                 f'<text x="0" y="12" font-size="11">{html.escape(ylabel)} (max {top:,} in '
+                 'a bar)</text></svg>')
     return f"<h3>{html.escape(title)}</h3>" + "".join(parts)
 
 
-def _graph_svg(repo: str, files: dict[str, str]) -> str:
-    """The dependency graph of one repository, laid out by networkx (no Graphviz needed)."""
-    import networkx as nx
-
+def _graph_matrix(repo: str, files: dict[str, str]) -> str:
+    """The dependency graph of one repository as a matrix in CodeGemma's order: row i imports
+    column j when cell (i, j) is filled. Dependencies first puts every mark left of the
+    diagonal; a mark right of it is an import the order could not honour (a cycle, red)."""
     from fimpack.packing.graph import order_repository
     from fimpack.pipelines.languages import detect_language
     from fimpack.records import SourceFile
@@ -66,40 +73,68 @@ def _graph_svg(repo: str, files: dict[str, str]) -> str:
     sources = [SourceFile(repo, p, detect_language(p) or "text", c)
                for p, c in sorted(files.items())]
     result = order_repository(sources)
-    g = nx.DiGraph()
-    g.add_nodes_from(p for p in result.order)
-    g.add_edges_from(result.edges)
-    nodes = [n for n in g if g.degree(n)] or list(g)[:40]
-    g = g.subgraph(nodes[:80])
-    pos = nx.spring_layout(g, seed=0) if len(g) else {}
-    size = 560
-
-    def xy(n):
-        x, y = pos[n]
-        return 30 + (x + 1) / 2 * (size - 60), 20 + (y + 1) / 2 * (size - 40)
-
-    rank = {p: i for i, p in enumerate(result.order)}
-    parts = [f'<svg width="{size}" height="{size}" role="img"><defs><marker id="a" '
-             'viewBox="0 0 10 10" refX="10" refY="5" markerWidth="5" markerHeight="5" '
-             'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#999"/></marker></defs>']
+    linked = {p for e in result.edges for p in e}
+    shown = [p for p in result.order if p in linked][:MATRIX_FILES]
+    idx = {p: i for i, p in enumerate(shown)}
+    cell, label = 12, 230
+    size = label + cell * len(shown) + 10
     removed = set(map(tuple, result.removed_edges))
-    for u, v in g.edges:
-        (x1, y1), (x2, y2) = xy(u), xy(v)
-        colour = "#d55" if (u, v) in removed else "#999"
-        parts.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" '
-                     f'stroke="{colour}" marker-end="url(#a)"/>')
-    for n in g:
-        x, y = xy(n)
-        parts.append(f'<circle cx="{x:.0f}" cy="{y:.0f}" r="4" fill="#4a7fb5">'
-                     f'<title>{html.escape(n)} (#{rank.get(n, -1)} in order)</title></circle>'
-                     f'<text x="{x + 5:.0f}" y="{y - 4:.0f}" font-size="9">'
-                     f'{html.escape(os.path.basename(n))}</text>')
-    parts.append("</svg>")
+    parts = [f'<svg width="{size}" height="{size - label + 40}" role="img">']
+    for p, i in idx.items():
+        y = 30 + i * cell
+        parts.append(f'<text x="{label - 6}" y="{y + 10}" font-size="10" text-anchor="end">'
+                     f'{i + 1}. {html.escape(p[-36:])}</text>'
+                     f'<text x="{label + i * cell + 2}" y="24" font-size="8">{i + 1}</text>'
+                     f'<rect x="{label + i * cell}" y="{y}" width="{cell}" height="{cell}" '
+                     f'fill="#f4f4f4"/>')
+    for u, v in result.edges:
+        if u in idx and v in idx:
+            colour = "#d55" if (u, v) in removed or idx[v] > idx[u] else "#4a7fb5"
+            parts.append(f'<rect x="{label + idx[v] * cell + 1}" y="{30 + idx[u] * cell + 1}" '
+                         f'width="{cell - 2}" height="{cell - 2}" fill="{colour}">'
+                         f'<title>{html.escape(u)} imports {html.escape(v)}</title></rect>')
+    parts.append(f'<text x="{label}" y="12" font-size="11">imported file (column) →</text>'
+                 "</svg>")
+    hidden = len(linked) - len(shown)
     caption = (f"{repo}: {len(result.order)} files, {len(result.edges)} import edges "
-               f"({len(removed)} removed to break cycles, red), {len(result.test_links)} test "
-               f"links; order starts {', '.join(result.order[:6])}")
-    return f"<h3>Dependency graph of a sample repository</h3><p>{html.escape(caption)}</p>" \
-        + "".join(parts)
+               f"({len(removed)} removed to break cycles), {len(result.test_links)} test links. "
+               f"Rows import columns; files in CodeGemma's order, so marks sit left of the "
+               f"diagonal (red: against the order). Showing the first {len(shown)} files "
+               f"with edges" + (f"; {hidden} more files with edges and "
+                                f"{len(result.order) - len(linked)} without are not drawn."
+                                if hidden else "."))
+    return (f"<h3>Dependency graph of a sample repository (matrix, CodeGemma order)</h3>"
+            f"<p>{html.escape(caption)}</p>" + "".join(parts))
+
+
+def warnings(manifest: dict) -> list[str]:
+    """What a reader should know before the numbers."""
+    c, out = manifest["counts"], []
+    by_split = c.get("examples_by_split", {})
+    if manifest["config"].get("val_fraction", 0) > 0 and not by_split.get("validation"):
+        out.append("The validation split is empty: evaluation falls back to training data.")
+    target, got = c.get("code_fraction_target"), c.get("code_fraction")
+    if target is not None and got is not None and abs(got - target) > 0.05:
+        out.append(f"Code fraction {got:.3f} misses the {target} target"
+                   + (" (no natural-language input)" if not c["tokens_by_source"].get("nl")
+                      else "") + ".")
+    if c["input_files"] and c["dropped_files"] / c["input_files"] > DROP_WARN:
+        out.append(f"{c['dropped_files'] / c['input_files']:.0%} of the input files were "
+                   "dropped.")
+    for reason, n in sorted(c["dropped_by_reason"].items(), key=lambda kv: -kv[1]):
+        if c["input_files"] and n / c["input_files"] > 0.1:
+            out.append(f"{n:,} files ({n / c['input_files']:.0%}) dropped as '{reason}'.")
+    if c.get("files_split"):
+        out.append(f"{c['files_split']:,} files are longer than a sequence and were split "
+                   f"into parts ({c.get('file_parts', '?')} parts).")
+    if c.get("utilisation") is not None and c["utilisation"] < 0.95:
+        out.append(f"Sequence utilisation is {c['utilisation']:.1%} (padding is wasted "
+                   "compute).")
+    unlicensed = c.get("files_by_license", {}).get("none", 0)
+    if unlicensed:
+        out.append(f"{unlicensed:,} kept files have no detected licence (--licenses "
+                   "permissive would drop them).")
+    return out
 
 
 def build_report(out: str) -> str:
@@ -124,6 +159,10 @@ def build_report(out: str) -> str:
         fills += [t / seq_len for t in per_seq.values()]
         docs_per_seq += list(per_seq_docs.values())
     sample = max(repo_files, key=lambda r: (min(len(repo_files[r]), 60), r), default=None)
+    first = next(iter(pq.read_table(sorted(glob.glob(os.path.join(out, "examples",
+                                                                  "*.parquet")))[0])
+                      .slice(0, 1).to_pylist()), None) if glob.glob(
+        os.path.join(out, "examples", "*.parquet")) else None
     summary = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
                ("dropped files", c["dropped_files"]), ("examples", c["examples"]),
                ("sequences", c.get("sequences")), ("utilisation", c.get("utilisation")),
@@ -132,23 +171,34 @@ def build_report(out: str) -> str:
                ("tokens", c["tokens"])]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                     for k, v in summary)
+    notes = warnings(manifest)
+    warn = ("<div class='warn'><h2>Warnings</h2><ul>"
+            + "".join(f"<li>{html.escape(w)}</li>" for w in notes) + "</ul></div>") if notes \
+        else "<p class='ok'>No warnings.</p>"
     body = [
-        f"<h1>fimpack build report</h1><p>{html.escape(os.path.abspath(out))}</p>",
+        f"<h1>fimpack build report</h1><p>{html.escape(os.path.abspath(out))}</p>", warn,
         f"<table>{table}</table>",
-        _histogram("Sequence utilisation (tokens / seq_len)", fills, 20, 0.0, 1.0, "fill"),
-        _histogram("Documents (examples) per sequence", docs_per_seq, 20, 0,
-                   max(docs_per_seq, default=1) + 1, "examples"),
-        _bars("Tokens by source", sorted(c["tokens_by_source"].items())),
-        _bars("Files by language", languages.most_common()),
-        _bars("Dropped files by reason", sorted(c["dropped_by_reason"].items(),
-                                                 key=lambda kv: -kv[1])),
-        _bars("FIM mode of code files", sorted(c.get("fim_files", {}).items())),
+        _histogram(f"Sequence utilisation (tokens / seq_len {seq_len:,}), sequences per bin",
+                   fills, 20, 0.0, 1.0, "fill of the sequence (0 to 1)"),
+        _histogram("Documents (examples) per packed sequence", docs_per_seq, 20, 0,
+                   max(docs_per_seq, default=1) + 1, "examples in the sequence"),
+        _bars("Tokens by source (tokens)", sorted(c["tokens_by_source"].items())),
+        _bars("Files by language (files, as packed)", languages.most_common()),
+        _bars("Files by licence (SPDX; files past the licence policy)", sorted(
+            c.get("files_by_license", {}).items(), key=lambda kv: -kv[1])),
+        _bars("Dropped files by reason (files)", sorted(c["dropped_by_reason"].items(),
+                                                         key=lambda kv: -kv[1])),
+        _bars("FIM mode of code files (files)", sorted(c.get("fim_files", {}).items())),
     ]
     if sample:
-        body.append(_graph_svg(sample, repo_files[sample]))
+        body.append(_graph_matrix(sample, repo_files[sample]))
+    if first is not None:
+        from fimpack.inspect import render_html
+        body.append("<h3>The first example, as packed</h3>" + render_html(first))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
              "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"
-             "h3{margin-top:1.5em}")
+             "h3{margin-top:1.5em}.warn{background:#fff4e5;border:1px solid #f0a030;"
+             "padding:4px 12px}.ok{color:#2a7}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>fimpack report</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
 

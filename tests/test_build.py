@@ -2,6 +2,9 @@
 import hashlib
 import io
 import json
+import re
+import shutil
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -224,10 +227,32 @@ def test_report_is_self_contained(built):
     from fimpack import report
     out, manifest = built
     page = report.build_report(str(out))
-    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
-    assert page.count("<svg") >= 6
+    assert page.startswith("<!doctype html>") and "<script" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)  # nothing fetched
+    assert page.count("<svg") >= 7
     assert "Dependency graph of a sample repository" in page
     assert f"{manifest['counts']['examples']}" in page
+    # warnings come before the numbers; the matrix draws at most MATRIX_FILES files
+    assert page.index("Warnings") < page.index("<table>")
+    assert page.count(" imports ") <= report.MATRIX_FILES ** 2
+    assert "The first example, as packed" in page and "<pre" in page
+
+
+def test_report_warnings_say_what_is_wrong_first():
+    from fimpack.report import warnings
+    manifest = {"config": {"val_fraction": 0.05}, "counts": {
+        "examples_by_split": {"train": 10}, "code_fraction": 1.0, "code_fraction_target": 0.8,
+        "tokens_by_source": {"code": 100}, "input_files": 100, "dropped_files": 40,
+        "dropped_by_reason": {"too_large": 30, "empty": 10}, "files_split": 3,
+        "file_parts": 7, "utilisation": 0.9, "files_by_license": {"MIT": 50, "none": 10}}}
+    text = " ".join(warnings(manifest))
+    for needle in ("validation split is empty", "Code fraction 1.000 misses the 0.8",
+                   "no natural-language input", "40% of the input", "'too_large'",
+                   "3 files are longer", "utilisation is 90.0%", "10 kept files have no"):
+        assert needle in text, needle
+    assert warnings({"config": {"val_fraction": 0.0}, "counts": {
+        "code_fraction": 0.8, "code_fraction_target": 0.8, "tokens_by_source": {"nl": 1},
+        "input_files": 10, "dropped_files": 0, "dropped_by_reason": {}}}) == []
 
 
 def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, monkeypatch):
@@ -470,3 +495,28 @@ def test_provenance_maps_tokens_back_to_file_lines(built, corpus_dir, capsys):
     assert checked > 100 and {"prefix", "middle", "suffix", "content"} <= seen
     assert cli(["provenance", str(out), "--token", f"{shards[0]}:1"]) == 0
     assert json.loads(capsys.readouterr().out)["token"] == 1
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="Debian's chromium is not installed (make report-shots installs it)")
+def test_report_renders_in_a_real_browser(built, tmp_path):
+    # Debian's Chromium, headless, screenshots the report: the page renders, it is not blank,
+    # and the warnings box (its #fff4e5 background) is at the top, before any chart
+    from fimpack import report
+    out, _ = built
+    page = report.main(str(out), str(tmp_path / "report.html"))
+    shot = screenshot(page, tmp_path / "report.png")
+    from PIL import Image
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1200, 2600)
+    colours = img.getcolors(maxcolors=1 << 20)
+    assert len(colours) > 50  # text, bars, matrix: not a blank page
+    top = img.crop((0, 0, 1200, 500))
+    assert (255, 244, 229) in {c for _, c in top.getcolors(maxcolors=1 << 20)}
+
+
+def screenshot(page: str, png) -> str:
+    subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", "--window-size=1200,2600", f"--screenshot={png}",
+                    f"file://{page}"], check=True, capture_output=True, timeout=120)
+    return str(png)
