@@ -307,28 +307,6 @@ def cmd_eval(args) -> int:
                          seed=args.seed, device=args.device, details=args.details)
 
 
-def cmd_ablate(args) -> int:
-    _setup_logging(args.verbose)
-    from fimpack.pipelines.embedded import embedded_sources
-    from fimpack.pipelines.ingest import discover
-    from fimpack.train.ablate import ablate, markdown
-
-    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
-    base = BuildConfig(out=args.out, input=args.input, max_repos=args.max_repos,
-                       workers=args.workers, seed=args.seed, seq_len=args.seq_len,
-                       vocab_size=args.vocab_size, val_fraction=args.val_fraction,
-                       tokenizer_sample_chars=4_000_000, allow_unaudited=args.allow_unaudited,
-                       limits=Limits(max_file_bytes=args.max_file_bytes,
-                                     max_files_per_repo=args.max_files_per_repo))
-    results = ablate(args.out, sources, base, args.variants.split(","), flavor=args.flavor,
-                     steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                     repeats=args.repeats, device=args.device, metric_files=args.metric_files,
-                     progress=lambda line: print(f"fimpack ablate: {line}", file=sys.stderr,
-                                                 flush=True))
-    print(markdown(results))
-    return 0
-
-
 def cmd_infill(args) -> int:
     from fimpack.train.infill import main as infill_main
 
@@ -361,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         from fimpack.train.export import main as export_main
         return export_main(args.run, args.out)
     if args.command == "ablate":
-        return cmd_ablate(args)
+        _setup_logging(args.verbose)
+        from fimpack.train.ablate import main as ablate_main
+        return ablate_main(args)
     if args.command == "provenance":
         from fimpack import provenance
         return provenance.main(args.out, args.token)

@@ -137,17 +137,15 @@ def warnings(manifest: dict) -> list[str]:
     return out
 
 
-def build_report(out: str) -> str:
-    with open(os.path.join(out, "manifest.json")) as f:
-        manifest = json.load(f)
-    c = manifest["counts"]
-    seq_len = manifest["config"]["seq_len"]
-    fills, docs_per_seq, languages = [], [], Counter()
+def _collect(out: str, seq_len: int):
+    """(sequence fills, documents per sequence, files by language, up to 50 repositories'
+    files, the first example row) read from the examples Parquet."""
+    fills, docs_per_seq, languages, first = [], [], Counter(), None
     repo_files: dict[str, dict[str, str]] = {}
     for path in sorted(glob.glob(os.path.join(out, "examples", "*.parquet"))):
-        per_seq = Counter()
-        per_seq_docs = Counter()
+        per_seq, per_seq_docs = Counter(), Counter()
         for row in pq.read_table(path).to_pylist():
+            first = first or row
             per_seq[row["sequence"]] += row["num_tokens"]
             per_seq_docs[row["sequence"]] += 1
             for f in row["files"]:
@@ -158,11 +156,16 @@ def build_report(out: str) -> str:
                     files[f["path"]] = files.get(f["path"], "") + f["content"]
         fills += [t / seq_len for t in per_seq.values()]
         docs_per_seq += list(per_seq_docs.values())
+    return fills, docs_per_seq, languages, repo_files, first
+
+
+def build_report(out: str) -> str:
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    c = manifest["counts"]
+    seq_len = manifest["config"]["seq_len"]
+    fills, docs_per_seq, languages, repo_files, first = _collect(out, seq_len)
     sample = max(repo_files, key=lambda r: (min(len(repo_files[r]), 60), r), default=None)
-    first = next(iter(pq.read_table(sorted(glob.glob(os.path.join(out, "examples",
-                                                                  "*.parquet")))[0])
-                      .slice(0, 1).to_pylist()), None) if glob.glob(
-        os.path.join(out, "examples", "*.parquet")) else None
     summary = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
                ("dropped files", c["dropped_files"]), ("examples", c["examples"]),
                ("sequences", c.get("sequences")), ("utilisation", c.get("utilisation")),

@@ -276,3 +276,29 @@ def write_reports(out: str, results: dict) -> None:
         f.write("<!doctype html><meta charset=utf-8><title>fimpack ablation</title>"
                 "<body style='font-family:sans-serif;max-width:1200px'>" + "".join(body)
                 + images + "</body>")
+
+
+def main(args) -> int:
+    """``fimpack ablate``'s parsed flags: build the variants, train, compare; the Markdown
+    table on stdout, progress on stderr."""
+    import sys
+
+    from fimpack.config import Limits
+    from fimpack.pipelines.embedded import embedded_sources
+    from fimpack.pipelines.ingest import discover
+
+    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
+    base = BuildConfig(out=args.out, input=args.input, max_repos=args.max_repos,
+                       workers=args.workers, seed=args.seed, seq_len=args.seq_len,
+                       vocab_size=args.vocab_size, val_fraction=args.val_fraction,
+                       tokenizer_sample_chars=4_000_000, allow_unaudited=args.allow_unaudited,
+                       licenses=args.licenses, exclude_repos=args.exclude_repos,
+                       limits=Limits(max_file_bytes=args.max_file_bytes,
+                                     max_files_per_repo=args.max_files_per_repo))
+    results = ablate(args.out, sources, base, args.variants.split(","), flavor=args.flavor,
+                     steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                     repeats=args.repeats, device=args.device, metric_files=args.metric_files,
+                     progress=lambda line: print(f"fimpack ablate: {line}", file=sys.stderr,
+                                                 flush=True))
+    print(markdown(results))
+    return 0
