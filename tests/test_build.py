@@ -471,7 +471,7 @@ def test_provenance_maps_tokens_back_to_file_lines(built, corpus_dir, capsys):
     originals = original_contents(corpus_dir)
     shards = [e["path"][len("tokens/"):-len(".bin")] for e in manifest["shards"]
               if e["path"].endswith(".bin")]
-    checked = kinds = 0
+    checked = 0
     seen = set()
     for shard in shards:
         n = TokenShard.open(str(out / "tokens" / shard)).tokens.shape[0]

@@ -5,7 +5,6 @@ import importlib.metadata
 import json
 import re
 
-import pytest
 
 from fimpack import inspect
 from fimpack.config import Limits
