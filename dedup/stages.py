@@ -141,8 +141,9 @@ class Filters(beam.PTransform):
 
 
 class _ApplyLicenses(beam.DoFn):
-    """Each file gets its licence (its SPDX header, else its repository's); files of opted-out
-    repositories, or whose licence is outside the policy, become drops."""
+    """Each code file gets its licence (its SPDX header, else its repository's); files of
+    opted-out repositories, and code files whose licence is outside the policy, become drops.
+    Natural-language documents pass the policy (they carry no SPDX licence)."""
 
     def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...]):
         self.policy, self.opt_outs = policy, opt_outs
@@ -152,8 +153,10 @@ class _ApplyLicenses(beam.DoFn):
         if pattern is not None:
             yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "opted_out", pattern))
             return
-        spdx = (file_license(f.content) if f.source == CODE else None) \
-            or repo_licenses.get(f.repo)
+        if f.source != CODE:  # documents carry no SPDX licence: the policy is for code
+            yield f
+            return
+        spdx = file_license(f.content) or repo_licenses.get(f.repo)
         if not allowed(spdx, self.policy):
             yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "license",
                                                          spdx or "none detected"))

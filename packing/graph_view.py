@@ -11,14 +11,15 @@ import sys
 from fimpack.config import Limits
 from fimpack.packing.graph import RepoOrder, order_repository
 from fimpack.pipelines.sources import RepoSource, read_dir
-from fimpack.records import SourceFile
+from fimpack.records import LICENSE_TEXT, SourceFile
 
 
 def read_repo(repo_dir: str) -> list[SourceFile]:
-    """The files of a folder as ingest keeps them (same language detection and limits)."""
+    """The files of a folder as ingest keeps them (same language detection and limits), its
+    licence files left out."""
     name = os.path.basename(os.path.abspath(repo_dir))
     return [f for f in read_dir(RepoSource(name, "dir", repo_dir), Limits())
-            if isinstance(f, SourceFile)]
+            if isinstance(f, SourceFile) and f.language != LICENSE_TEXT]
 
 
 def to_json(result: RepoOrder) -> dict:

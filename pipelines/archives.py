@@ -9,6 +9,7 @@ import tarfile
 import zipfile
 from typing import Iterator
 
+from fimpack.dedup.licenses import is_license_file
 from fimpack.config import Limits
 from fimpack.pipelines.languages import detect_language
 from fimpack.pipelines.sources import (CONTENT_COLUMNS, PATH_COLUMNS, REPO_COLUMNS, RepoSource,
@@ -49,10 +50,12 @@ def _placed(src: RepoSource, members: list, name_of) -> Iterator[tuple]:
 
 def _before_reading(src: RepoSource, rel: str, index: int, size: int,
                     limits: Limits) -> Drop | None:
-    """The drop a member gets without being read: over the file cap, no language, too large."""
-    if limits.max_files_per_repo and index >= limits.max_files_per_repo:
+    """The drop a member gets without being read: over the file cap, no language, too large.
+    A licence file is always read (for the Licenses stage), whatever the cap."""
+    license_file = is_license_file(rel)
+    if limits.max_files_per_repo and index >= limits.max_files_per_repo and not license_file:
         return Drop(src.name, rel, "over_repo_file_cap")
-    if detect_language(rel) is None:
+    if detect_language(rel) is None and not license_file:
         return Drop(src.name, rel, "unsupported_language")
     if size > limits.max_file_bytes:
         return Drop(src.name, rel, "too_large", f"{size} bytes")

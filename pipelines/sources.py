@@ -133,9 +133,11 @@ def classify(repo: str, path: str, data: bytes, limits: Limits,
 
 
 def _capped(repo: str, paths: Iterable[str], limits: Limits) -> Iterator[tuple[str, bool]]:
-    """Yield (path, within_cap) in sorted order so the cap keeps the same files every time."""
+    """Yield (path, within_cap) in sorted order so the cap keeps the same files every time; a
+    licence file is always within (the Licenses stage reads it, nobody trains on it)."""
     for i, path in enumerate(sorted(paths)):
-        yield path, not limits.max_files_per_repo or i < limits.max_files_per_repo
+        yield path, (not limits.max_files_per_repo or i < limits.max_files_per_repo
+                     or is_license_file(path))
 
 
 def _read_bounded(f, limit: int) -> bytes:

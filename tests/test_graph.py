@@ -617,6 +617,7 @@ def test_graph_json_and_dot(tmp_path, monkeypatch):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_core.py").write_text("def test(): pass\n")
     (tmp_path / "README.md").write_text("# readme\n")
+    (tmp_path / "LICENSE").write_text("MIT License\n")  # read for licences, not a graph node
     out = graph_json(str(tmp_path))
     assert set(out) == {"nodes", "edges", "order", "test_links", "unresolved"}
     assert out["nodes"] == sorted(["README.md", "pkg/__init__.py", "pkg/core.py", "pkg/util.py",

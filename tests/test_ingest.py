@@ -9,7 +9,7 @@ import pytest
 
 from fimpack.pipelines.ingest import (Limits, RepoSource, classify, discover, read_source,
                                       safe_member_path)
-from fimpack.records import NATURAL_LANGUAGE, Drop, SourceFile
+from fimpack.records import LICENSE_TEXT, NATURAL_LANGUAGE, Drop, SourceFile
 
 from conftest import STDLIB, add_tar_member
 
@@ -66,6 +66,26 @@ def test_file_cap_is_deterministic(corpus_dir):
     assert kept == sorted(p.name for p in (STDLIB / "json").glob("*.py"))[:2]
     assert {d.reason for d in capped} == {"over_repo_file_cap"}
     assert len(kept) + len(capped) == len(items)
+
+
+@pytest.mark.parametrize("kind", ["dir", "tar"])
+def test_licence_files_are_read_whatever_the_cap_and_format(tmp_path, kind):
+    # a licence file has no language and may sort past the file cap: it is read all the same,
+    # for the Licenses stage, from folders and archives alike
+    files = {"a.py": b"a = 1\n", "b.py": b"b = 2\n", "licence.txt": b"Permission is granted.\n"}
+    if kind == "dir":
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+        src = RepoSource("r", "dir", str(tmp_path))
+    else:
+        with tarfile.open(tmp_path / "r.tar.gz", "w:gz") as tar:
+            for name, data in files.items():
+                add_tar_member(tar, f"r-main/{name}", data)
+        src = RepoSource("r", "tar", str(tmp_path / "r.tar.gz"))
+    items = {i.path: i for i in read_source(src, Limits(max_files_per_repo=1))}
+    assert isinstance(items["a.py"], SourceFile)
+    assert items["b.py"].reason == "over_repo_file_cap"
+    assert items["licence.txt"].language == LICENSE_TEXT
 
 
 def test_tar_escape_paths_are_dropped_not_extracted(corpus_dir, tmp_path):

@@ -4,6 +4,7 @@ build that drops by licence and opt-out with counted reasons."""
 import importlib.metadata
 import json
 import re
+import tarfile
 
 
 from fimpack import inspect
@@ -13,7 +14,7 @@ from fimpack.dedup.licenses import (PERMISSIVE, allowed, detect, file_license, i
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
 
-from conftest import STDLIB, copy_package
+from conftest import STDLIB, add_tar_member, copy_package
 
 CLASSIFIERS = {"MIT License": "MIT", "Apache Software License": "Apache-2.0",
                "ISC License (ISCL)": "ISC", "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
@@ -125,6 +126,11 @@ def test_a_build_drops_by_licence_and_opt_out_with_counted_reasons(tmp_path):
     (gpl / "COPYING").write_text(spdx_text("GPL-3.0-only"))
     copy_package("http", root / "unlicensed_repo")
     copy_package("urllib", root / "acme-internal")
+    with tarfile.open(root / "mit_tar.tar.gz", "w:gz") as tar:  # licences in archives too
+        add_tar_member(tar, "mit_tar-main/LICENSE", spdx_text("MIT").encode())
+        add_tar_member(tar, "mit_tar-main/colorsys.py", (STDLIB / "colorsys.py").read_bytes())
+    prose = (STDLIB / "this.py").read_text() * 3  # documents carry no SPDX licence: kept
+    (root / "docs.jsonl").write_text(json.dumps({"id": "zen", "text": prose}) + "\n")
     (tmp_path / "optout.txt").write_text("# names or globs\nacme-*\n")
     cfg = build.BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
                             seq_len=2048, val_fraction=0.0, code_fraction=None,
@@ -134,17 +140,22 @@ def test_a_build_drops_by_licence_and_opt_out_with_counted_reasons(tmp_path):
     c = manifest["counts"]
     assert c["input_files"] == c["kept_files"] + c["dropped_files"]
     by = c["dropped_by_reason"]
-    assert by["license_file"] == 2
+    assert by["license_file"] == 3
     nonempty = lambda pkg: sum(bool(p.read_text().strip())  # noqa: E731  (empty: 'empty')
                                for p in (STDLIB / pkg).glob("*.py"))
     assert by["opted_out"] == nonempty("urllib")
     assert by["license"] == nonempty("html") + nonempty("http") + 1  # GPL repo, no licence detected, a GPL-2.0 file
-    assert c["files_by_license"] == {"MIT": c["kept_files"]}
+    assert c["kept_by_language"]["text"] == 1  # the document
+    assert c["files_by_license"] == {"MIT": c["kept_files"] - 1}  # every code file kept
     drops = {(d["repo"], d["path"]): d for d in build.outputs.read_records(cfg.out, "drops").to_pylist()}
     assert drops[("mit_repo", "gpl_file.py")]["detail"] == "GPL-2.0-only"
     assert drops[("unlicensed_repo", "client.py")]["detail"] == "none detected"
     assert drops[("gpl_repo", "parser.py")]["detail"].startswith("GPL-3.0")
     rows = list(inspect.iter_examples(cfg.out))
-    files = [f for r in rows for f in r["files"]]
-    assert files and all(f["license"] == "MIT" and f["origin"] == str(mit) for f in files)
-    assert all(len(f["sha256"]) == 64 for f in files)
+    files = {(r["repo"], f["path"]): f for r in rows for f in r["files"]}
+    assert files[("mit_tar", "colorsys.py")]["origin"] == str(root / "mit_tar.tar.gz")
+    assert files[("docs.jsonl", "zen")]["license"] is None  # a document, not code
+    code = [f for (repo, _), f in files.items() if repo != "docs.jsonl"]
+    assert code and all(f["license"] == "MIT" for f in code)
+    assert {f["origin"] for f in code} == {str(mit), str(root / "mit_tar.tar.gz")}
+    assert all(len(f["sha256"]) == 64 for f in files.values())
