@@ -22,12 +22,10 @@ import pyarrow.parquet as pq
 import pyarrow.compute as pc
 
 from fimpack.inspect import pieces_of
-from fimpack.packing.fim import reconstruct
+from fimpack.packing.fim import original_start, reconstruct
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
-from fimpack.records import CONTENT, MIDDLE, PATH, PREFIX, SENTINEL, SUFFIX, TEXT
-
-ORIGINAL_ORDER = (CONTENT, TEXT, PREFIX, MIDDLE, SUFFIX)  # what reconstruct() concatenates
+from fimpack.records import PATH, SENTINEL
 
 
 def locate(out: str, shard: str, index: int, tok: Tokenizer | None = None) -> dict:
@@ -66,11 +64,9 @@ def locate(out: str, shard: str, index: int, tok: Tokenizer | None = None) -> di
     # characters of the piece before this token: its earlier tokens decoded
     mine = [i for i, o in zip(body, owners) if o == k]
     before = len(tok.sp.decode(mine[:owners[:pos - 1].count(k)]))
-    ahead = sum(len(p.text) for p in pieces if p.file == piece.file and p.kind in ORIGINAL_ORDER
-                and ORIGINAL_ORDER.index(p.kind) < ORIGINAL_ORDER.index(piece.kind))
     earlier = _earlier_parts(table, row["repo"], entry["path"], entry["part"])
     full = earlier + reconstruct(pieces, piece.file)  # the file as read, up to this part
-    offset = len(earlier) + ahead + before
+    offset = len(earlier) + original_start(pieces, k) + before
     answer.update(char_offset=offset, line=full.count("\n", 0, offset) + 1,
                   column=offset - full.rfind("\n", 0, offset))
     return answer

@@ -77,11 +77,25 @@ def fim_pieces(content: str, mode: str, rng: random.Random, file: int,
     raise ValueError(f"unknown FIM mode {mode!r}")
 
 
+ORIGINAL_ORDER = (CONTENT, PREFIX, MIDDLE, SUFFIX)  # a file's pieces in the file's own order
+
+
+def _kind(p: Piece) -> str:
+    return CONTENT if p.kind == TEXT else p.kind  # a document is plain content
+
+
 def reconstruct(pieces: list[Piece], file: int) -> str:
     """Undo the FIM rearrangement of one file: its original content, byte-exact."""
-    parts = {CONTENT: "", PREFIX: "", MIDDLE: "", SUFFIX: ""}
+    parts = dict.fromkeys(ORIGINAL_ORDER, "")
     for p in pieces:
-        kind = CONTENT if p.kind == TEXT else p.kind  # a document is plain content
-        if p.file == file and kind in parts:
-            parts[kind] += p.text
-    return parts[CONTENT] + parts[PREFIX] + parts[MIDDLE] + parts[SUFFIX]
+        if p.file == file and _kind(p) in parts:
+            parts[_kind(p)] += p.text
+    return "".join(parts[k] for k in ORIGINAL_ORDER)
+
+
+def original_start(pieces: list[Piece], k: int) -> int:
+    """Where piece K (a content, text, prefix, middle or suffix piece) starts in its file as
+    ``reconstruct`` gives the file back."""
+    rank = ORIGINAL_ORDER.index(_kind(pieces[k]))
+    return sum(len(p.text) for p in pieces if p.file == pieces[k].file
+               and _kind(p) in ORIGINAL_ORDER and ORIGINAL_ORDER.index(_kind(p)) < rank)
