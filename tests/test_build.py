@@ -2,8 +2,10 @@
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import zipfile
@@ -516,7 +518,18 @@ def test_report_renders_in_a_real_browser(built, tmp_path):
 
 
 def screenshot(page: str, png) -> str:
-    subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--hide-scrollbars", "--window-size=1200,2600", f"--screenshot={png}",
-                    f"file://{page}"], check=True, capture_output=True, timeout=120)
+    """Chromium's headless screenshot of PAGE. Chromium starts helper processes (zygote,
+    renderer, GPU): it runs in its own process group, killed whole however this ends."""
+    proc = subprocess.Popen(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                             "--hide-scrollbars", "--window-size=1200,2600",
+                             f"--screenshot={png}", f"file://{page}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        assert proc.wait(timeout=120) == 0
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     return str(png)
