@@ -124,9 +124,10 @@ class Tokenizer:
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
         """Each text's ids: sentencepiece's encoding of the whole text, so any sentencepiece or
         transformers tokenizer made from this model (``fimpack export``) gives the same ids.
-        Encoding in 4 KB chunks of lines instead (as the model is trained) was ~1.1-1.25x
-        faster here but changed ids at chunk ends in ~19% of files, which no other tool could
-        reproduce. One thread: a build runs one worker per core."""
+        Encoding in 4 KB chunks of lines instead (as the model is trained) was 1.25x faster
+        but changed ids at chunk ends in 18% of files, which no other tool could reproduce
+        (``benchmarks/encode_whole_vs_chunked.py``). One thread: a build runs one worker per
+        core."""
         if self._literal is not None:
             return [self._encode_around_literals(text) for text in texts]
         return [list(ids) for ids in self.sp.encode(texts, num_threads=1)] if texts else []
