@@ -28,7 +28,9 @@ from fimpack.dedup.near import FileSignatures, LSHClusters, NearDedupConfig, Rep
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.dedup.licenses import allowed, file_license, opted_out, repo_license
-from fimpack.records import CODE, LICENSE_TEXT, ClusterMember, Drop, counter_key
+from fimpack.dedup.nl import LanguageID, NLConfig, judge
+from fimpack.records import (CODE, LICENSE_TEXT, NATURAL_LANGUAGE, ClusterMember, Drop,
+                             counter_key, processing_error)
 
 SEP = "\x1f"  # between repo and path in a file key: never in a path
 
@@ -114,20 +116,52 @@ class Dedup(beam.PTransform):
                 tuple(clusters) | "AllClusters" >> beam.Flatten())
 
 
-class Filters(beam.PTransform):
-    """Kept SourceFiles -> (SourceFiles that pass, Drops, PII counters): the quality rules
-    (QUALITY None: off), decontamination against BENCHMARKS (empty: off), then PII
-    redaction (counted per file) when PII."""
+class _JudgeDocuments(beam.DoFn):
+    """Each natural-language document gets its language (counted); documents outside
+    ``--nl-languages`` or breaking a Gopher / C4 rule become drops. Code passes."""
 
-    def __init__(self, quality: QualityConfig | None, benchmarks: list[str], pii: bool):
+    def __init__(self, cfg: NLConfig):
+        self.cfg = cfg
+
+    def setup(self):
+        self.langid = LanguageID(self.cfg.min_confidence, self.cfg.identify_chars)
+
+    def process(self, f):
+        if f.source != NATURAL_LANGUAGE:
+            yield f
+            return
+        try:
+            language, drop = judge(f.content, f.language, self.langid, self.cfg)
+        except Exception as err:  # one bad document must not stop a build
+            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path, "nl", err))
+            return
+        if drop is not None:
+            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, *drop))
+            return
+        yield beam.pvalue.TaggedOutput("counts", {counter_key("nl_language", language): 1})
+        yield replace(f, natural_language=language)
+
+
+class Filters(beam.PTransform):
+    """Kept SourceFiles -> (SourceFiles that pass, Drops, counters): the code quality rules
+    (QUALITY None: off), the documents' language and quality (NL), decontamination against
+    BENCHMARKS (empty: off), then PII redaction (counted per file) when PII."""
+
+    def __init__(self, quality: QualityConfig | None, benchmarks: list[str], pii: bool,
+                 nl: NLConfig = NLConfig()):
         super().__init__()
-        self.quality, self.benchmarks, self.pii = quality, list(benchmarks), pii
+        self.quality, self.benchmarks, self.pii, self.nl = quality, list(benchmarks), pii, nl
 
     def expand(self, files):
         drops, counts = [], []
         if self.quality is not None:
             files, dropped = files | "Quality" >> QualityFilter(self.quality)
             drops.append(dropped)
+        judged = files | "Documents" >> beam.ParDo(_JudgeDocuments(self.nl)).with_outputs(
+            "drops", "counts", main="files")
+        files = judged.files
+        drops.append(judged.drops)
+        counts.append(judged.counts)
         if self.benchmarks:
             files, dropped = files | "Decontaminate" >> Decontaminate(self.benchmarks)
             drops.append(dropped)

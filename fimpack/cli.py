@@ -76,6 +76,11 @@ def _add_build(sub) -> None:
                    help="decontaminate against this JSONL (repeatable; default: HumanEval)")
     g.add_argument("--no-decontaminate", action="store_true")
     g.add_argument("--no-pii", action="store_true", help="do not redact emails, IPs, keys")
+    g.add_argument("--nl-languages", metavar="CODES",
+                   help="keep natural-language documents in these ISO 639-1 languages "
+                   "(comma-separated, e.g. en,de; 'und' = unsure); default: all, counted")
+    g.add_argument("--no-nl-quality-filter", action="store_true",
+                   help="keep documents that break Gopher's or C4's quality rules")
     b.add_argument("--seed", type=int, default=BUILD.seed)
     b.add_argument("--preset", choices=sorted(PRESETS),
                    help="CodeGemma's mixture: codegemma-7b = 0.8 code + FIM 0.8, codegemma-2b "

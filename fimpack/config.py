@@ -71,6 +71,30 @@ class QualityConfig:
     data_max_chars: int = 5000
 
 
+@dataclass(frozen=True)
+class NLConfig:
+    """Natural-language documents (dedup/nl.py): Gopher's and C4's published thresholds."""
+    languages: tuple[str, ...] = ()   # ISO 639-1 codes to keep; empty: all (still counted)
+    quality: bool = True
+    min_confidence: float = 0.5       # below it py3langid's answer becomes "und"
+    identify_chars: int = 2000        # prose characters read for the language
+    min_words: int = 50
+    max_words: int = 100_000
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_symbol_ratio: float = 0.1
+    max_bullet_lines: float = 0.9
+    max_ellipsis_lines: float = 0.3
+    min_alphabetic_words: float = 0.8
+    min_stop_words: int = 2
+    max_duplicate_items: float = 0.3       # lines, paragraphs
+    max_duplicate_item_chars: float = 0.2
+    top_ngram_bounds: tuple = ((2, 0.20), (3, 0.18), (4, 0.16))
+    duplicate_ngram_bounds: tuple = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11),
+                                     (10, 0.10))
+    min_sentences: int = 3            # C4
+
+
 @dataclass
 class BuildConfig:
     out: str
@@ -93,6 +117,7 @@ class BuildConfig:
     limits: Limits = field(default_factory=Limits)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     quality: QualityConfig | None = field(default_factory=QualityConfig)  # None: no filter
+    nl: NLConfig = field(default_factory=NLConfig)  # natural-language documents
     benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
     pii: bool = True                     # redact emails, IPs, keys
     licenses: str = "any"                # "any", "permissive" or a file of SPDX ids
@@ -133,4 +158,6 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
         tokenizer_sample_docs=args.tokenizer_sample_docs,
         tokenizer_sample_chars=args.tokenizer_sample_chars,
         shard_tokens=args.shard_tokens, quality=quality,
+        nl=NLConfig(languages=tuple(sorted(set(args.nl_languages.split(","))))
+                    if args.nl_languages else (), quality=not args.no_nl_quality_filter),
         benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)

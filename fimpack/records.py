@@ -29,13 +29,14 @@ LICENSE_TEXT = "license"  # a repository's licence file: read for its licence, n
 class SourceFile:
     repo: str          # repository name (folder or archive name, or distribution name)
     path: str          # POSIX path relative to the repository root
-    language: str      # from the extension; "text" for natural-language documents
+    language: str      # from the extension; a document's format: markdown, restructuredtext, text
     content: str       # the file decoded as UTF-8, byte-exact (no newline or BOM changes)
     source: str = CODE  # CODE or NATURAL_LANGUAGE
     redactions: int = 0  # PII spans replaced by placeholders (content is then not the input)
     license: str | None = None  # SPDX expression: the file's own header, else its repository's
     origin: str = ""     # provenance: the folder, archive or row file it was read from (#row)
     input_sha256: str = ""  # provenance: SHA-256 of the bytes as read, before any redaction
+    natural_language: str = ""  # a document's ISO 639-1 code (py3langid), "und" if unsure
 
     @property
     def sha256(self) -> str:

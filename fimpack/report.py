@@ -2,7 +2,7 @@
 that shows what a build packed. Warnings first (an empty split, a missed mixture target, high
 drop rates, split files, low utilisation, files without a licence), then the numbers, charts
 with titles and units (sequence utilisation, documents per sequence, tokens by source, files
-by language and licence, drops by reason, FIM modes), the dependency graph of a sample
+by language and licence, documents by natural language, drops by reason, FIM modes), the dependency graph of a sample
 repository as a matrix in CodeGemma's order (at most MATRIX_FILES files, the rest counted),
 and one example as packed (``inspect.render_html``)."""
 from __future__ import annotations
@@ -189,6 +189,9 @@ def build_report(out: str) -> str:
         _bars("Files by language (files, as packed)", languages.most_common()),
         _bars("Files by licence (SPDX; files past the licence policy)", sorted(
             c.get("files_by_license", {}).items(), key=lambda kv: -kv[1])),
+        _bars("Natural-language documents by language (ISO 639-1, py3langid; documents "
+              "past the filters)", sorted(c.get("documents_by_language", {}).items(),
+                                          key=lambda kv: -kv[1])),
         _bars("Dropped files by reason (files)", sorted(c["dropped_by_reason"].items(),
                                                          key=lambda kv: -kv[1])),
         _bars("FIM mode of code files (files)", sorted(c.get("fim_files", {}).items())),

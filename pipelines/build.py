@@ -55,7 +55,7 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     else:
         benchmarks = [humaneval_path()] if cfg.benchmarks is None else cfg.benchmarks
         clean, filter_drops, pii_counts = clean | "Filters" >> Filters(cfg.quality, benchmarks,
-                                                                       cfg.pii)
+                                                                       cfg.pii, cfg.nl)
         user = outputs.read_bytes(cfg.tokenizer) if cfg.tokenizer else None
         model = clean | "TrainTokenizer" >> TrainTokenizer(
             cfg.seed, cfg.vocab_size, cfg.tokenizer_sample_docs, cfg.tokenizer_sample_chars,

@@ -80,7 +80,7 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
     kept, n_dropped = c.get("kept_files", 0), c.get("dropped_files", 0)
     tokens = {"code": c.get("tokens_code", 0), "nl": c.get("tokens_nl", 0)}
     total_tokens = sum(tokens.values())
-    config = asdict(cfg)
+    config = json.loads(json.dumps(asdict(cfg)))  # as JSON has it: tuples are lists
     return {
         "format": "fimpack-build", "manifest_version": MANIFEST_VERSION,
         "config": config, "seed": cfg.seed, "versions": versions(),
@@ -90,6 +90,7 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
             "kept_by_language": counters_of(c, "language"),
             "files_by_license": counters_of(c, "license"),
+            "documents_by_language": counters_of(c, "nl_language"),
             "fim_files": counters_of(c, "fim"),
             "examples": c.get("examples", 0),
             "examples_by_split": {s: c.get(f"examples_{s}", 0) for s in ("train", "validation")},

@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 from fimpack.config import Limits
 from fimpack.pipelines.languages import detect_language
 from fimpack.dedup.licenses import is_license_file
+from fimpack.dedup.nl import TEXT, doc_format
 from fimpack.records import CODE, LICENSE_TEXT, NATURAL_LANGUAGE, Drop, SourceFile
 
 log = logging.getLogger("fimpack.ingest")
@@ -109,7 +110,7 @@ def classify(repo: str, path: str, data: bytes, limits: Limits,
     """Decide what one file's bytes become. The content is kept byte-exact; ORIGIN and the
     bytes' SHA-256 are its provenance. A licence file becomes a LICENSE_TEXT file for the
     Licenses stage."""
-    language = "text" if source == NATURAL_LANGUAGE else detect_language(path)
+    language = TEXT if source == NATURAL_LANGUAGE else detect_language(path)
     if language is None and source == CODE and is_license_file(path):
         language = LICENSE_TEXT
     if language is None:
@@ -126,8 +127,10 @@ def classify(repo: str, path: str, data: bytes, limits: Limits,
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         return Drop(repo, path, "invalid_utf8", str(err)[:120])
-    if source == NATURAL_LANGUAGE and len(text) < limits.nl_min_chars:
-        return Drop(repo, path, "too_short")
+    if source == NATURAL_LANGUAGE:
+        if len(text) < limits.nl_min_chars:
+            return Drop(repo, path, "too_short")
+        language = doc_format(path, text)
     return SourceFile(repo, path, language, text, source, origin=origin,
                       input_sha256=hashlib.sha256(data).hexdigest())
 

@@ -15,6 +15,13 @@ import pytest
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 
+def pydoc_topic(*names: str) -> str:
+    """Real English prose that ships with Python: the language reference's topics."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[n] for n in names)
+
+
 def copy_package(name: str, dest: Path) -> Path:
     """Copy a stdlib package's .py files (no bytecode) to DEST."""
     shutil.copytree(STDLIB / name, dest, ignore=shutil.ignore_patterns("__pycache__"))
@@ -64,9 +71,10 @@ def corpus_dir(tmp_path_factory) -> Path:
         zf.writestr("../../zip_escape.py", "print('escaped')\n")
     (root / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip file")
     docs = [
-        {"id": "pep20", "text": (STDLIB / "this.py").read_text() * 3},
+        {"id": "with-statement", "text": pydoc_topic("with")},
         {"id": "short", "text": "too short"},
-        {"id": "readme", "text": "Natural language document. " * 40},
+        {"id": "class-definitions", "text": pydoc_topic("class")},
+        {"id": "repetitive", "text": "Natural language document. " * 40},  # nl_repetition
     ]
     import json as _json
     with open(root / "docs.jsonl", "w") as f:

@@ -75,6 +75,7 @@ def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
     c = manifest["counts"]
     assert c["input_files"] == c["kept_files"] + c["dropped_files"]
     assert sum(c["dropped_by_reason"].values()) == c["dropped_files"]
+    assert c["documents_by_language"] == {"en": 2}  # the third is nl_repetition
     drops = outputs.read_records(str(out), "drops").to_pylist()
     assert len(drops) == c["dropped_files"]
     reasons = {(d["repo"], d["path"]): d["reason"] for d in drops}
@@ -90,6 +91,7 @@ def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
     assert reasons[("urllib", "../../zip_escape.py")] == "unsafe_path"
     assert reasons[("broken", "")] == "corrupt_archive"
     assert reasons[("docs.jsonl", "short")] == "too_short"
+    assert reasons[("docs.jsonl", "repetitive")] == "nl_repetition"
     # decoder.py exists twice; the copy kept is the smallest (repo, path).
     assert reasons[("json", "decoder.py")] == "exact_duplicate"
     fork = {d["path"]: d for d in drops if d["repo"] == "json_fork"}
@@ -233,6 +235,8 @@ def test_report_is_self_contained(built):
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)  # nothing fetched
     assert page.count("<svg") >= 7
     assert "Dependency graph of a sample repository" in page
+    languages = page[page.index("Natural-language documents by language"):]
+    assert ">en<" in languages[:languages.index("</svg>")]  # the chart has the English bar
     assert f"{manifest['counts']['examples']}" in page
     # warnings come before the numbers; the matrix draws at most MATRIX_FILES files
     assert page.index("Warnings") < page.index("<table>")

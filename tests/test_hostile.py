@@ -18,7 +18,7 @@ from fimpack.packing.tokenizer import Tokenizer
 from fimpack.pipelines import build, outputs
 from fimpack.pipelines.ingest import Limits, discover
 
-from conftest import STDLIB, add_tar_member
+from conftest import STDLIB, add_tar_member, pydoc_topic
 from readers import assert_readers_open
 
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ def make_corpus(root: Path) -> None:
         f.write("{this is not json\n")
         f.write(json.dumps(["a", "list"]) + "\n")
         f.write(json.dumps({"repo": "org/rows", "path": "b.py"}) + "\n")
-        f.write(json.dumps({"text": "A natural-language document about code. " * 20}) + "\n")
+        f.write(json.dumps({"text": pydoc_topic("with")}) + "\n")
     (root / "bad.parquet").write_bytes(b"PAR1 this is not a parquet file PAR1")
 
 

@@ -141,7 +141,8 @@ def test_malformed_jsonl_rows_are_counted(corpus_dir):
                              LIMITS))
     reasons = sorted(i.reason for i in items if isinstance(i, Drop))
     assert reasons == ["malformed_row", "too_short"]
-    assert sorted(i.path for i in items if isinstance(i, SourceFile)) == ["pep20", "readme"]
+    assert sorted(i.path for i in items if isinstance(i, SourceFile)) == ["class-definitions", "repetitive",
+                                                                     "with-statement"]
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -14,7 +14,7 @@ from fimpack.dedup.licenses import (PERMISSIVE, allowed, detect, file_license, i
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
 
-from conftest import STDLIB, add_tar_member, copy_package
+from conftest import STDLIB, add_tar_member, copy_package, pydoc_topic
 
 CLASSIFIERS = {"MIT License": "MIT", "Apache Software License": "Apache-2.0",
                "ISC License (ISCL)": "ISC", "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
@@ -129,7 +129,7 @@ def test_a_build_drops_by_licence_and_opt_out_with_counted_reasons(tmp_path):
     with tarfile.open(root / "mit_tar.tar.gz", "w:gz") as tar:  # licences in archives too
         add_tar_member(tar, "mit_tar-main/LICENSE", spdx_text("MIT").encode())
         add_tar_member(tar, "mit_tar-main/colorsys.py", (STDLIB / "colorsys.py").read_bytes())
-    prose = (STDLIB / "this.py").read_text() * 3  # documents carry no SPDX licence: kept
+    prose = pydoc_topic("with")  # documents carry no SPDX licence: kept
     (root / "docs.jsonl").write_text(json.dumps({"id": "zen", "text": prose}) + "\n")
     (tmp_path / "optout.txt").write_text("# names or globs\nacme-*\n")
     cfg = build.BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,

@@ -13,7 +13,7 @@ from apache_beam.io.filesystem import FileMetadata, FileSystem, MatchResult
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
 
-from conftest import STDLIB
+from conftest import STDLIB, pydoc_topic
 
 STORE: dict[str, bytes] = {}
 
@@ -97,7 +97,7 @@ def test_build_reads_and_writes_only_through_beam_filesystems(tmp_path, monkeypa
         for p in sorted((STDLIB / "http").glob("*.py")):
             zf.write(p, f"http/{p.name}")
     rows = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist([{"text": (STDLIB / "this.py").read_text() * 4}]), rows)
+    pq.write_table(pa.Table.from_pylist([{"text": pydoc_topic("with")}]), rows)
     STORE.update({"memfs://bucket/in/json.tar.gz": tar_buf.getvalue(),
                   "memfs://bucket/in/http.zip": zip_buf.getvalue(),
                   "memfs://bucket/in/docs.parquet": rows.getvalue()})
