@@ -78,7 +78,7 @@ def descendants(pid: int) -> set[int]:
 
 
 def run_build(out: str, max_repos: int, max_files: int, workers: int,
-              engine: str = "fnapi") -> dict:
+              engine: str = "fnapi", extra: tuple[str, ...] = ()) -> dict:
     """One build; its wall time and the peak RSS of the driver (FnApiRunner keeps the
     PCollections between stages in the driver; on Prism the driver is also the SDK worker)
     and of the largest other process (SDK workers; the Prism engine), sampled from /proc
@@ -88,6 +88,7 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int,
            str(workers), "--code-fraction", "-1"]
     if engine == "prism":
         cmd += ["--runner", "prism"]
+    cmd += list(extra)
     t0 = time.perf_counter()
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     log_path = out.rstrip("/") + ".log"  # a file, not a pipe: a full pipe would stall the build

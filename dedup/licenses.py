@@ -177,9 +177,9 @@ def _base(term: str) -> str:
 
 
 def load_policy(spec: str) -> frozenset | None:
-    """``any`` -> None, ``permissive`` -> PERMISSIVE, else a file of SPDX ids (one a line,
-    ``#`` comments)."""
-    if spec == "any":
+    """``any`` or ``off`` -> None, ``permissive`` -> PERMISSIVE, else a file of SPDX ids (one
+    a line, ``#`` comments)."""
+    if spec in ("any", "off"):
         return None
     if spec == "permissive":
         return PERMISSIVE

@@ -144,11 +144,11 @@ class _JudgeDocuments(beam.DoFn):
 
 class Filters(beam.PTransform):
     """Kept SourceFiles -> (SourceFiles that pass, Drops, counters): the code quality rules
-    (QUALITY None: off), the documents' language and quality (NL), decontamination against
+    (QUALITY None: off), the documents' language and quality (NL None: off), decontamination against
     BENCHMARKS (empty: off), then PII redaction (counted per file) when PII."""
 
     def __init__(self, quality: QualityConfig | None, benchmarks: list[str], pii: bool,
-                 nl: NLConfig = NLConfig()):
+                 nl: NLConfig | None = NLConfig()):
         super().__init__()
         self.quality, self.benchmarks, self.pii, self.nl = quality, list(benchmarks), pii, nl
 
@@ -157,11 +157,12 @@ class Filters(beam.PTransform):
         if self.quality is not None:
             files, dropped = files | "Quality" >> QualityFilter(self.quality)
             drops.append(dropped)
-        judged = files | "Documents" >> beam.ParDo(_JudgeDocuments(self.nl)).with_outputs(
-            "drops", "counts", main="files")
-        files = judged.files
-        drops.append(judged.drops)
-        counts.append(judged.counts)
+        if self.nl is not None:
+            judged = files | "Documents" >> beam.ParDo(_JudgeDocuments(self.nl)).with_outputs(
+                "drops", "counts", main="files")
+            files = judged.files
+            drops.append(judged.drops)
+            counts.append(judged.counts)
         if self.benchmarks:
             files, dropped = files | "Decontaminate" >> Decontaminate(self.benchmarks)
             drops.append(dropped)
@@ -179,15 +180,15 @@ class _ApplyLicenses(beam.DoFn):
     opted-out repositories, and code files whose licence is outside the policy, become drops.
     Natural-language documents pass the policy (they carry no SPDX licence)."""
 
-    def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...]):
-        self.policy, self.opt_outs = policy, opt_outs
+    def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...], detect: bool):
+        self.policy, self.opt_outs, self.detect = policy, opt_outs, detect
 
     def process(self, f, repo_licenses: dict):
         pattern = opted_out(f.repo, self.opt_outs)
         if pattern is not None:
             yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "opted_out", pattern))
             return
-        if f.source != CODE:  # documents carry no SPDX licence: the policy is for code
+        if f.source != CODE or not self.detect:  # documents carry no SPDX licence
             yield f
             return
         spdx = file_license(f.content) or repo_licenses.get(f.repo)
@@ -202,24 +203,29 @@ class _ApplyLicenses(beam.DoFn):
 class Licenses(beam.PTransform):
     """SourceFiles -> (SourceFiles with their licence, Drops, licence counters): licence files
     read per repository (``dedup/licenses.py``) and dropped as ``license_file``, then every
-    other file through the policy and the opt-out list."""
+    other file through the policy and the opt-out list. Without DETECT (``--licenses off``)
+    licence files are still dropped, opt-outs still apply, and no licence is read."""
 
-    def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...] = ()):
+    def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...] = (),
+                 detect: bool = True):
         super().__init__()
-        self.policy, self.opt_outs = policy, tuple(opt_outs)
+        self.policy, self.opt_outs, self.detect = policy, tuple(opt_outs), detect
 
     def expand(self, files):
         texts = files | "LicenseFiles" >> beam.Filter(lambda f: f.language == LICENSE_TEXT)
-        repo_licenses = (texts
-                         | "ByRepo" >> beam.Map(lambda f: (f.repo, (f.path, f.content)))
-                         | "GroupLicenseFiles" >> beam.GroupByKey()
-                         | "Detect" >> beam.MapTuple(
-                             lambda repo, fs: (repo, repo_license(list(fs))[0])))
+        if self.detect:
+            repo_licenses = (texts
+                             | "ByRepo" >> beam.Map(lambda f: (f.repo, (f.path, f.content)))
+                             | "GroupLicenseFiles" >> beam.GroupByKey()
+                             | "Detect" >> beam.MapTuple(
+                                 lambda repo, fs: (repo, repo_license(list(fs))[0])))
+        else:
+            repo_licenses = files.pipeline | "NoDetection" >> beam.Create([])
         license_drops = texts | "LicenseFileDrops" >> beam.Map(
             lambda f: Drop(f.repo, f.path, "license_file"))
         out = (files
                | "NotLicenseFiles" >> beam.Filter(lambda f: f.language != LICENSE_TEXT)
-               | "Apply" >> beam.ParDo(_ApplyLicenses(self.policy, self.opt_outs),
+               | "Apply" >> beam.ParDo(_ApplyLicenses(self.policy, self.opt_outs, self.detect),
                                        beam.pvalue.AsDict(repo_licenses)).with_outputs(
                    "drops", "counts", main="files"))
         drops = (license_drops, out.drops) | "LicenseDrops" >> beam.Flatten()

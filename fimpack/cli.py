@@ -81,6 +81,8 @@ def _add_build(sub) -> None:
                    "(comma-separated, e.g. en,de; 'und' = unsure); default: all, counted")
     g.add_argument("--no-nl-quality-filter", action="store_true",
                    help="keep documents that break Gopher's or C4's quality rules")
+    g.add_argument("--no-nl-filter", action="store_true",
+                   help="do not judge documents at all: no language ID, no quality rules")
     b.add_argument("--seed", type=int, default=BUILD.seed)
     b.add_argument("--preset", choices=sorted(PRESETS),
                    help="CodeGemma's mixture: codegemma-7b = 0.8 code + FIM 0.8, codegemma-2b "
@@ -240,10 +242,10 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=BUILD.workers,
                    help="FnApiRunner (the default runner) SDK processes; other runners "
                    "(--runner prism, Dataflow, Flink, Spark) size themselves")
-    p.add_argument("--licenses", default=BUILD.licenses, metavar="any|permissive|FILE",
+    p.add_argument("--licenses", default=BUILD.licenses, metavar="any|permissive|FILE|off",
                    help="keep repositories whose licence (licence files, SPDX headers) is "
                    "allowed: any (default; recorded only), permissive (README's list) or a "
-                   "file of SPDX ids; the rest are dropped as 'license'")
+                   "file of SPDX ids; the rest are dropped as 'license'. off: no licence read")
     p.add_argument("--exclude-repos", metavar="FILE", default=BUILD.exclude_repos,
                    help="opt-outs: repository names or globs, one per line ('opted_out')")
     p.add_argument("--allow-unaudited", action="store_true",

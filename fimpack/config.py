@@ -117,10 +117,10 @@ class BuildConfig:
     limits: Limits = field(default_factory=Limits)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     quality: QualityConfig | None = field(default_factory=QualityConfig)  # None: no filter
-    nl: NLConfig = field(default_factory=NLConfig)  # natural-language documents
+    nl: NLConfig | None = field(default_factory=NLConfig)  # None: documents not judged
     benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
     pii: bool = True                     # redact emails, IPs, keys
-    licenses: str = "any"                # "any", "permissive" or a file of SPDX ids
+    licenses: str = "any"                # "any", "permissive", a file of SPDX ids, or "off"
     exclude_repos: str | None = None     # a file of repository names or globs: opted out
     dedup_only: bool = False             # `fimpack dedup`: stop after dedup
     allow_unaudited: bool = False        # accept a runner that reports no metrics
@@ -158,6 +158,7 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
         tokenizer_sample_docs=args.tokenizer_sample_docs,
         tokenizer_sample_chars=args.tokenizer_sample_chars,
         shard_tokens=args.shard_tokens, quality=quality,
-        nl=NLConfig(languages=tuple(sorted(set(args.nl_languages.split(","))))
-                    if args.nl_languages else (), quality=not args.no_nl_quality_filter),
+        nl=None if args.no_nl_filter else NLConfig(
+            languages=tuple(sorted(set(args.nl_languages.split(","))))
+            if args.nl_languages else (), quality=not args.no_nl_quality_filter),
         benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)

@@ -50,7 +50,9 @@ def as_json(row: dict) -> dict:
             "files": [{"path": f["path"], "language": f["language"], "fim": f["fim"],
                        "redactions": f["redactions"], "part": f["part"], "parts": f["parts"],
                        "license": f.get("license"), "origin": f.get("origin"),
-                       "sha256": f.get("sha256"), "content": reconstruct(pieces, i)}
+                       "sha256": f.get("sha256"),
+                       "natural_language": f.get("natural_language"),
+                       "content": reconstruct(pieces, i)}
                       for i, f in enumerate(row["files"])]}
 
 

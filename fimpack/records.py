@@ -98,6 +98,7 @@ class FileEntry:
     license: str | None = None  # provenance, from the SourceFile
     origin: str = ""
     sha256: str = ""   # the input file's bytes
+    natural_language: str = ""  # a document's language (ISO 639-1), "" for code
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +138,11 @@ class ExampleStats(NamedTuple):
 
 class PartFate(NamedTuple):
     """Whether the mixture kept one part of a file, keyed by (repo, path): a file is kept
-    when any of its parts is."""
+    when any of its parts is. ENTRY carries the file's provenance to ``OUT/files``."""
 
     kept: bool
-    language: str
     source: str
+    entry: FileEntry
 
 
 # Counters travel as {key: count} dicts summed by a combiner into the manifest. A key is a

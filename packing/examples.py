@@ -303,7 +303,8 @@ def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int, val_frac
     for k, body in enumerate(parts):
         pieces = [Piece(TEXT, body, 0)]
         builder.add(FileEntry(doc.path, doc.language, "none", doc.redactions, k, len(parts),
-                              doc.license, doc.origin, doc.input_sha256),
+                              doc.license, doc.origin, doc.input_sha256,
+                              doc.natural_language),
                     pieces, tok.encode_pieces(pieces))
         builder.close()  # parts of a document are separate examples, never joined
     return builder.done

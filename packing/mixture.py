@@ -102,7 +102,14 @@ class _Mix(beam.DoFn):
             yield beam.pvalue.TaggedOutput("counts", example_counter(item))
         for f in example.files:
             yield beam.pvalue.TaggedOutput(
-                "parts", ((example.repo, f.path), PartFate(kept, f.language, example.source)))
+                "parts", ((example.repo, f.path), PartFate(kept, example.source, f)))
+
+
+def file_row(key: tuple[str, str], fate: PartFate) -> tuple:
+    """One kept file's provenance row (``outputs.FILES_SCHEMA``)."""
+    f = fate.entry
+    return (key[0], key[1], fate.source, f.language, f.natural_language or None, f.license,
+            f.origin, f.sha256, f.parts)
 
 
 class _FileFate(beam.CombineFn):
@@ -128,7 +135,7 @@ class _FileFate(beam.CombineFn):
 class Mixture(beam.PTransform):
     """(Tokenized examples, their ExampleStats) -> (kept examples keyed by shard as packed
     bytes, their counters, the counters of the files kept, Drops of the files whose every
-    part fell out). The plan (one token histogram per source) and the shard counts come from
+    part fell out, the kept files' provenance rows for ``OUT/files``). The plan (one token histogram per source) and the shard counts come from
     the small stats records, so the examples are read once, to be kept or dropped and keyed.
     Shard counts come from the data (not the worker count), so outputs are identical however
     the build is spread; a repository's examples share a shard, so they can share
@@ -167,5 +174,8 @@ class Mixture(beam.PTransform):
         kept = (fates
                 | "Kept" >> beam.Filter(lambda kv: kv[1].kept)
                 | "KeptCounts" >> beam.Map(lambda kv: kept_counter(kv[1].source,
-                                                                   kv[1].language)))
-        return keyed, example_counts, kept, drops
+                                                                   kv[1].entry.language)))
+        files = (fates
+                 | "KeptFiles" >> beam.Filter(lambda kv: kv[1].kept)
+                 | "FileRows" >> beam.MapTuple(file_row))
+        return keyed, example_counts, kept, drops, files

@@ -43,10 +43,10 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     out = cfg.out
     files, read_drops = p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits)
     files, license_drops, license_counts = files | "Licenses" >> Licenses(
-        load_policy(cfg.licenses), load_patterns(cfg.exclude_repos))
+        load_policy(cfg.licenses), load_patterns(cfg.exclude_repos), cfg.licenses != "off")
     clean, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
-    cluster_files = clusters | "WriteClusters" >> outputs.WriteRecords(
-        out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row)
+    record_files = [clusters | "WriteClusters" >> outputs.WriteRecords(
+        out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row)]
     drops, counts = [read_drops, license_drops, dedup_drops], [
         clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts]
     if cfg.dedup_only:
@@ -65,24 +65,27 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
             else None)
         model = beam.pvalue.AsSingleton(model)
         examples, stats, pack_drops = clean | "PackExamples" >> PackExamples(cfg, model)
-        keyed, example_counts, kept_counts, mixture_drops = (
+        keyed, example_counts, kept_counts, mixture_drops, kept_files = (
             (examples, stats) | "Mixture" >> Mixture(cfg.seed, cfg.code_fraction,
                                                      cfg.shard_tokens))
         shards = keyed | "WriteShards" >> outputs.WriteShards(out, cfg.seq_len, model)
+        record_files.append(kept_files | "WriteFiles" >> outputs.WriteRecords(
+            out, "files", outputs.FILES_SCHEMA, lambda row: row))
         drops += [filter_drops, pack_drops, mixture_drops]
         counts += [pii_counts, example_counts, kept_counts]
     drops = tuple(drops) | "AllDrops" >> beam.Flatten()
-    drop_files = drops | "WriteDrops" >> outputs.WriteRecords(
-        out, "drops", outputs.DROPS_SCHEMA, outputs.drop_row)
+    record_files.append(drops | "WriteDrops" >> outputs.WriteRecords(
+        out, "drops", outputs.DROPS_SCHEMA, outputs.drop_row))
     counts.append(drops | "DropCounts" >> beam.Map(drop_counter))
-    _ = tuple(counts) | "Report" >> Report(out, (cluster_files, drop_files),
+    _ = tuple(counts) | "Report" >> Report(out, tuple(record_files),
                                            None if cfg.dedup_only else shards)
 
 
 def clear_outputs(out: str) -> None:
     """Remove what an earlier build left, so no stale shard can sit beside new ones."""
     for pattern in ("examples/*", "tokens/*", "manifest.json", "tokenizer.model",
-                    "drops.parquet", "drops/*", "dedup/*", "dedup/clusters/*", ".build/*"):
+                    "drops.parquet", "drops/*", "dedup/*", "dedup/clusters/*", "files/*",
+                    ".build/*"):
         matches = FileSystems.match([outputs.join(out, pattern)])[0].metadata_list
         if matches:
             FileSystems.delete([m.path for m in matches])

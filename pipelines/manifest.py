@@ -120,7 +120,7 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
         "shards": report["shards"],
         "records": {name: [e for e in report.get("records", [])
                            if e["path"].rsplit("/", 1)[0] == name]
-                    for name in ("drops", "dedup/clusters")},
+                    for name in ("drops", "dedup/clusters", "files")},
         "timing": {"created_unix": int(time.time()), "seconds": round(seconds, 1)},
     }
 
@@ -154,7 +154,8 @@ def data_ledger(manifest: dict) -> dict:
     return {"examples_in_shards": sum(e["examples"] for e in manifest["shards"]
                                       if e["path"].endswith(".parquet")),
             "drop_rows": sum(e["rows"] for e in records["drops"]),
-            "cluster_rows": sum(e["rows"] for e in records["dedup/clusters"])}
+            "cluster_rows": sum(e["rows"] for e in records["dedup/clusters"]),
+            "file_rows": sum(e["rows"] for e in records.get("files", []))}
 
 
 def audit(counters: dict, manifest: dict, allow_unaudited: bool = False) -> dict:
@@ -171,8 +172,10 @@ def audit(counters: dict, manifest: dict, allow_unaudited: bool = False) -> dict
                     "cluster members counted but not written")]
     checks = [("input_files", c["input_files"], "files read but neither kept nor dropped")]
     if not manifest["config"]["dedup_only"]:
-        data_checks.append(("examples", written, c["examples"],
-                            "examples counted but not written to a shard"))
+        data_checks += [("examples", written, c["examples"],
+                          "examples counted but not written to a shard"),
+                         ("kept_files", ledger["file_rows"], c["kept_files"],
+                          "files kept but without a provenance row")]
         checks += [("examples_kept", c["examples"], "examples kept but not counted"),
                    ("examples_kept", written, "examples kept but not written to a shard"),
                    ("examples_written", written, "examples written but not listed"),

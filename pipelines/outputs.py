@@ -47,7 +47,8 @@ EXAMPLES_SCHEMA = pa.schema([
                                   ("fim", pa.string()), ("redactions", pa.int32()),
                                   ("part", pa.int32()), ("parts", pa.int32()),
                                   ("license", pa.string()), ("origin", pa.string()),
-                                  ("sha256", pa.string())]))),
+                                  ("sha256", pa.string()),
+                                  ("natural_language", pa.string())]))),
     # The structure of ``text``: [start, end) in characters (code points), which file a
     # piece belongs to (-1 for separators) and its kind (path, content, prefix, ...).
     ("pieces", pa.list_(pa.struct([("kind", pa.string()), ("file", pa.int32()),
@@ -89,7 +90,8 @@ def example_row(example: Example, num_tokens: int, sequence: int) -> dict:
             "num_tokens": num_tokens,
             "files": [{"path": f.path, "language": f.language, "fim": f.fim,
                        "redactions": f.redactions, "part": f.part, "parts": f.parts,
-                       "license": f.license, "origin": f.origin, "sha256": f.sha256}
+                       "license": f.license, "origin": f.origin, "sha256": f.sha256,
+                       "natural_language": f.natural_language or None}
                       for f in example.files],
             "pieces": pieces}
 
@@ -130,6 +132,15 @@ DROPS_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
 CLUSTERS_SCHEMA = pa.schema([("level", pa.string()), ("kind", pa.string()), ("repo", pa.string()),
                              ("path", pa.string()), ("cluster", pa.string()),
                              ("kept", pa.bool_())])
+# Every kept file (after the mixture) and where it came from: the manifest's per-file
+# provenance. ``parts``: examples the file was split across; ``origin``: folder, archive or
+# row file#row; ``sha256``: of the input bytes.
+FILES_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
+                          ("source", pa.string()), ("language", pa.string()),
+                          ("natural_language", pa.string()), ("license", pa.string()),
+                          ("origin", pa.string()), ("sha256", pa.string()),
+                          ("parts", pa.int32())])
+RECORD_SCHEMAS = {"drops": DROPS_SCHEMA, "clusters": CLUSTERS_SCHEMA, "files": FILES_SCHEMA}
 ROWS_PER_RECORD_SHARD = 1_000_000  # ~20-60 MB of Parquet per shard at real path lengths
 
 
@@ -164,7 +175,7 @@ def write_record_shard(out: str, name: str, schema: pa.Schema, index: int, count
 
 
 class WriteRecords(beam.PTransform):
-    """Per-file records (drops, cluster members) as sharded Parquet written by the workers:
+    """Per-file records (drops, cluster members, kept files) as sharded Parquet written by the workers:
     ``OUT/NAME/NAME-k-of-n.parquet``, no shard empty, nothing gathered into one element.
     The shard count comes from the record count (``rows_per_shard``), a record's shard from
     a hash of its content, and each shard is sorted, so the files are the same however the
@@ -201,11 +212,11 @@ class WriteRecords(beam.PTransform):
 
 
 def read_records(out: str, name: str) -> pa.Table:
-    """Every shard of OUT/NAME/ (``drops``, ``dedup/clusters``) as one table."""
+    """Every shard of OUT/NAME/ (``drops``, ``dedup/clusters``, ``files``) as one table."""
     base = name.rsplit("/", 1)[-1]
     pattern = join(out, *name.split("/"), f"{base}-*-of-*.parquet")
     paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    schema = DROPS_SCHEMA if base == "drops" else CLUSTERS_SCHEMA
+    schema = RECORD_SCHEMAS[base]
     tables = [pq.read_table(io.BytesIO(read_bytes(p))) for p in paths]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 

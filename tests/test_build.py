@@ -227,6 +227,25 @@ def test_empty_input_reports_clearly(tmp_path, capsys):
     assert m["counts"]["dropped_by_reason"] == {"unsupported_language": 1}
 
 
+def test_every_input_file_is_a_kept_row_or_a_drop_with_its_provenance(built, corpus_dir):
+    out, manifest = built
+    kept = outputs.read_records(str(out), "files").to_pylist()
+    drops = outputs.read_records(str(out), "drops").to_pylist()
+    assert len(kept) == manifest["counts"]["kept_files"] == manifest["audit"]["file_rows"]
+    assert [e["path"] for e in manifest["records"]["files"]] == ["files/files-00000-of-00001.parquet"]
+    keys = [(r["repo"], r["path"]) for r in kept + drops if r["path"]]
+    assert len(keys) == len(set(keys))  # one outcome per file
+    inputs = original_contents(corpus_dir)
+    for row in kept:
+        data = inputs[(row["repo"], row["path"])]
+        assert row["sha256"] == hashlib.sha256(data).hexdigest(), row
+        assert row["origin"] and row["parts"] >= 1
+    docs = {r["path"]: r for r in kept if r["source"] == "nl"}
+    assert {p: (r["natural_language"], r["language"]) for p, r in docs.items()} == {
+        "with-statement": ("en", "text"), "class-definitions": ("en", "text")}
+    assert all(r["natural_language"] is None for r in kept if r["source"] == "code")
+
+
 def test_report_is_self_contained(built):
     from fimpack import report
     out, manifest = built

@@ -159,3 +159,27 @@ def test_a_build_drops_by_licence_and_opt_out_with_counted_reasons(tmp_path):
     assert code and all(f["license"] == "MIT" for f in code)
     assert {f["origin"] for f in code} == {str(mit), str(root / "mit_tar.tar.gz")}
     assert all(len(f["sha256"]) == 64 for f in files.values())
+
+
+def test_licenses_off_reads_no_licence_but_drops_licence_files():
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from fimpack.dedup.stages import Licenses
+    from fimpack.records import LICENSE_TEXT, SourceFile
+
+    gpl_header = "# SPDX-License-Identifier: GPL-2.0-only\nX = 1\n"
+    files = [SourceFile("r", "LICENSE", LICENSE_TEXT, spdx_text("MIT")),
+             SourceFile("r", "a.py", "python", gpl_header)]
+    for detect, want in ((True, [("a.py", "GPL-2.0-only")]), (False, [("a.py", None)])):
+        with TestPipeline() as p:
+            kept, drops, counts = (p | beam.Create(files)
+                                   | Licenses(load_policy("off" if not detect else "any"),
+                                              detect=detect))
+            assert_that(kept | beam.Map(lambda f: (f.path, f.license)), equal_to(want),
+                        label="kept")
+            assert_that(drops | beam.Map(lambda d: (d.path, d.reason)),
+                        equal_to([("LICENSE", "license_file")]), label="drops")
+            assert_that(counts, equal_to([{"license:GPL-2.0-only": 1}] if detect else []),
+                        label="counts")

@@ -154,3 +154,12 @@ def test_documents_keep_their_text_and_get_a_language():
         assert_that(drops | beam.Map(lambda d: (d.path, d.reason)),
                     equal_to([("spam.txt", "nl_repetition")]), label="dropped")
         assert_that(counts, equal_to([{"nl_language:en": 1}]), label="counted")
+
+
+def test_no_nl_filter_leaves_documents_unjudged():
+    doc = SourceFile("docs", "spam.txt", TEXT, "Buy now. " * 100, NATURAL_LANGUAGE)
+    with TestPipeline() as p:
+        files, drops, _ = p | beam.Create([doc]) | Filters(None, [], pii=False, nl=None)
+        assert_that(files | beam.Map(lambda f: (f.path, f.natural_language)),
+                    equal_to([("spam.txt", "")]), label="kept")
+        assert_that(drops, equal_to([]), label="dropped")
