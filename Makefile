@@ -11,7 +11,7 @@ BEAM_VERSION := $(shell sed -n 's/^apache-beam==//p' constraints.txt)
 ENGINES := $(CURDIR)/.engines
 PRISM   := $(ENGINES)/bin/prism
 
-.PHONY: setup engines test test-fast demo report-shots ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses bench-nl clean
+.PHONY: setup engines test test-fast demo report-shots ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses bench-nl bench-provenance clean
 
 setup: $(STAMP)
 
@@ -68,7 +68,7 @@ ablate: setup
 		--variants fim,mixture,order --flavor tiny --steps 150 --batch-size 4 --seq-len 512
 
 # Benchmarks download pinned sdists into bench-data/ (never committed); results: BENCHMARKS.md.
-bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses bench-nl
+bench: bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses bench-nl bench-provenance
 
 bench-dedup: setup
 	$(BIN)/python -m pip install -q rensa==0.5.0  # the comparison only; not a dependency
@@ -95,6 +95,10 @@ bench-licenses: setup
 # language ID accuracy on Debian's installed gettext catalogs; speed on the venv's documents
 bench-nl: setup
 	$(BIN)/python benchmarks/bench_nl.py
+
+# the build with licences + document rules on vs off, interleaved
+bench-provenance: setup
+	$(BIN)/python benchmarks/bench_provenance.py --data bench-data --repos 40 --repeats 2
 
 bench-packing: setup
 	test -f bench-data/packing-corpus/manifest.json || $(BIN)/fimpack build \

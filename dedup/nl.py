@@ -26,7 +26,8 @@ line, paragraph and character rules only.
 from __future__ import annotations
 
 import re
-from collections import Counter
+
+import numpy as np
 
 from fimpack.config import NLConfig
 
@@ -34,7 +35,6 @@ MARKDOWN, RST, TEXT = "markdown", "restructuredtext", "text"
 FORMATS = {".md": MARKDOWN, ".markdown": MARKDOWN, ".rst": RST, ".txt": TEXT}
 CONTENT_TYPE = re.compile(r"^Description-Content-Type:\s*text/(x-rst|markdown|plain)",
                           re.IGNORECASE | re.MULTILINE)
-HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*: ")  # an RFC 822 header (core metadata)
 UNSPACED = {"zh", "ja", "th", "lo", "km", "my", "bo", "dz"}  # scripts without word spaces
 STOP_WORDS = {"the", "be", "to", "of", "and", "that", "have", "with"}  # Gopher's
 BULLETS = ("*", "-", "+", "•", "‣", "◦", "▪")
@@ -44,6 +44,7 @@ UNDERLINE = re.compile(r"^([=\-~^\"'`#*+_:.])\1{2,}\s*$")  # rst section adornme
 TABLE = re.compile(r"^\s*(\||\+[-=+]+\+\s*$)")
 MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
 LIST_MARK = re.compile(r"^\s*(?:[*+\-•]|\d+[.)])\s+")
+LETTER = re.compile(r"[^\W\d_]")  # what str.isalpha accepts, one character
 FENCE = re.compile(r"^\s*(```|~~~)")
 # inline markup a reader does not read as words: images, link targets, URLs, HTML tags
 MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
@@ -68,7 +69,7 @@ def doc_format(path: str, text: str) -> str:
 
 def _skip_header(lines: list[str]) -> list[str]:
     """A core-metadata file (METADATA, PKG-INFO): its body only, after the header block."""
-    if not lines or not HEADER_LINE.match(lines[0]):
+    if not lines or not lines[0].startswith("Metadata-Version:"):
         return lines
     for i, line in enumerate(lines):
         if not line.strip():
@@ -134,10 +135,11 @@ def gopher_quality(lines: list[str], words: list[str], language: str,
     mean = sum(map(len, words)) / n
     if not cfg.min_mean_word_length <= mean <= cfg.max_mean_word_length:
         return "nl_word_length", f"{mean:.1f}"
-    symbols = sum(w.count("#") + w.count("...") + w.count("…") for w in words) / n
+    prose = " ".join(words)  # "#" and ellipses never hold a space: count them in one string
+    symbols = (prose.count("#") + prose.count("...") + prose.count("…")) / n
     if symbols > cfg.max_symbol_ratio:
         return "nl_symbol_ratio", f"{symbols:.2f}"
-    alphabetic = sum(any(c.isalpha() for c in w) for w in words) / n
+    alphabetic = sum(w.isalpha() or LETTER.search(w) is not None for w in words) / n
     if alphabetic < cfg.min_alphabetic_words:
         return "nl_alphabetic_words", f"{alphabetic:.2f}"
     if language == "en":
@@ -159,30 +161,54 @@ def _duplicate_share(items: list[str]) -> tuple[float, float]:
     return dup / max(1, len(items)), dup_chars / max(1, total)
 
 
-def _top_ngram_share(words: list[str], n: int, chars: int) -> float:
-    """Characters of the words the most common word N-gram covers, over all word characters
-    (overlapping occurrences count their words once)."""
-    grams = Counter(zip(*(words[i:] for i in range(n))))
-    if not grams:
-        return 0.0
-    top, count = grams.most_common(1)[0]
-    if count < 2:
-        return 0.0
-    covered = bytearray(len(words))
-    for i, gram in enumerate(zip(*(words[j:] for j in range(n)))):
-        if gram == top:
-            covered[i:i + n] = b"\x01" * n
-    return sum(len(w) for w, c in zip(words, covered) if c) / chars
+class _Grams:
+    """A document's word N-grams as 64-bit rolling hashes (numpy), so each Gopher N-gram
+    measure is a few array passes instead of a Python loop over tuples."""
 
+    PRIME = np.uint64(1_000_003)
 
-def _duplicate_ngram_share(words: list[str], n: int, chars: int) -> float:
-    """Characters of the words covered by N-grams seen before, over all word characters."""
-    seen, covered = set(), bytearray(len(words))
-    for i, gram in enumerate(zip(*(words[j:] for j in range(n)))):
-        if gram in seen:
-            covered[i:i + n] = b"\x01" * n
-        seen.add(gram)
-    return sum(len(w) for w, c in zip(words, covered) if c) / chars
+    def __init__(self, words: list[str]):
+        index: dict[str, int] = {}
+        self.ids = np.array([index.setdefault(w, len(index)) for w in words], np.uint64)
+        self.lengths = np.array([len(w) for w in words], np.int64)
+        self.chars = int(self.lengths.sum()) or 1
+        self.n, self.keys = 1, self.ids
+
+    def of(self, n: int) -> np.ndarray:
+        """The hashes of the N-grams (N >= the last N asked for), one per start position."""
+        if n < self.n:
+            raise ValueError("N-grams are built up: ask for N in increasing order")
+        with np.errstate(over="ignore"):  # wrap-around is the hash
+            while self.n < n:
+                self.keys = self.keys[:-1] * self.PRIME + self.ids[self.n:]
+                self.n += 1
+        return self.keys
+
+    def covered_share(self, starts: np.ndarray, n: int) -> float:
+        """Characters of the words inside the N-grams starting where STARTS is true."""
+        diff = np.zeros(len(self.ids) + 1, np.int64)
+        diff[:len(starts)] += starts
+        diff[n:n + len(starts)] -= starts
+        return float(self.lengths[np.cumsum(diff)[:-1] > 0].sum()) / self.chars
+
+    def top_share(self, n: int) -> float:
+        """Characters the most common N-gram covers (overlaps count once)."""
+        keys = self.of(n)
+        if not len(keys):
+            return 0.0
+        _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
+                                              return_counts=True)
+        tied = np.flatnonzero(counts == counts.max())
+        top = int(tied[first[tied].argmin()])  # of equals, the one seen first
+        return 0.0 if counts[top] < 2 else self.covered_share(inverse == top, n)
+
+    def duplicate_share(self, n: int) -> float:
+        """Characters covered by N-grams that occurred earlier in the document."""
+        keys = self.of(n)
+        if not len(keys):
+            return 0.0
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return self.covered_share(first[inverse] != np.arange(len(keys)), n)
 
 
 def gopher_repetition(text: str, words: list[str], language: str,
@@ -198,26 +224,31 @@ def gopher_repetition(text: str, words: list[str], language: str,
             return f"duplicate_{name}_chars={char_share:.2f}"
     if language in UNSPACED or len(words) < cfg.min_words:
         return None
-    chars = sum(map(len, words)) or 1
+    grams = _Grams(words)
     for n, bound in cfg.top_ngram_bounds:
-        share = _top_ngram_share(words, n, chars)
+        share = grams.top_share(n)
         if share > bound:
             return f"top_{n}gram={share:.2f}"
     for n, bound in cfg.duplicate_ngram_bounds:
-        share = _duplicate_ngram_share(words, n, chars)
+        share = grams.duplicate_share(n)
         if share > bound:
             return f"duplicate_{n}grams={share:.2f}"
     return None
 
 
+_MODELS: dict = {}  # min_confidence -> classifier: loading one takes about 1 s
+
+
 class LanguageID:
-    """py3langid's normalised classifier, loaded once per worker (about 1 s)."""
+    """py3langid's normalised classifier, loaded once per worker process."""
 
     def __init__(self, min_confidence: float, chars: int):
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        if min_confidence not in _MODELS:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-        self.model = LanguageIdentifier.from_model_file(
-            MODEL_FILE, norm_probs=True, min_confidence=min_confidence)
+            _MODELS[min_confidence] = LanguageIdentifier.from_model_file(
+                MODEL_FILE, norm_probs=True, min_confidence=min_confidence)
+        self.model = _MODELS[min_confidence]
         self.chars = chars
 
     def __call__(self, prose: str) -> tuple[str, float]:

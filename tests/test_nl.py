@@ -7,12 +7,15 @@ from pathlib import Path
 
 import apache_beam as beam
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from conftest import STDLIB, pydoc_topic
 from fimpack.config import NLConfig
-from fimpack.dedup.nl import (MARKDOWN, RST, TEXT, LanguageID, doc_format, judge, prose_lines)
+from fimpack.dedup.nl import (MARKDOWN, RST, TEXT, LanguageID, _Grams, doc_format, judge,
+                              prose_lines)
 from fimpack.dedup.stages import Filters
 from fimpack.records import NATURAL_LANGUAGE, SourceFile
 
@@ -163,3 +166,32 @@ def test_no_nl_filter_leaves_documents_unjudged():
         assert_that(files | beam.Map(lambda f: (f.path, f.natural_language)),
                     equal_to([("spam.txt", "")]), label="kept")
         assert_that(drops, equal_to([]), label="dropped")
+
+
+def _reference_shares(words: list[str], n: int) -> tuple[float, float]:
+    """Gopher's top and duplicate N-gram character shares, the plain way (tuples)."""
+    chars = sum(map(len, words)) or 1
+    grams = list(zip(*(words[i:] for i in range(n))))
+    counts: dict = {}
+    for g in grams:
+        counts[g] = counts.get(g, 0) + 1
+    top_cov, dup_cov, seen = [False] * len(words), [False] * len(words), set()
+    if grams:
+        top = max(counts, key=lambda g: (counts[g], -grams.index(g)))
+        for i, g in enumerate(grams):
+            if g == top and counts[top] > 1:
+                top_cov[i:i + n] = [True] * n
+            if g in seen:
+                dup_cov[i:i + n] = [True] * n
+            seen.add(g)
+    share = lambda cov: sum(len(w) for w, c in zip(words, cov) if c) / chars  # noqa: E731
+    return share(top_cov), share(dup_cov)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "packing", "x"]), max_size=60),
+       st.integers(2, 10))
+def test_ngram_shares_match_the_plain_definition(words, n):
+    grams = _Grams(words)
+    top, dup = _reference_shares(words, n)
+    assert grams.top_share(n) == pytest.approx(top) and grams.duplicate_share(n) == pytest.approx(dup)
