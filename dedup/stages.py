@@ -123,13 +123,14 @@ class _JudgeDocuments(beam.DoFn):
     def __init__(self, cfg: NLConfig):
         self.cfg = cfg
 
-    def setup(self):
-        self.langid = LanguageID(self.cfg.min_confidence, self.cfg.identify_chars)
+    langid = None  # loaded at the first document (about 1 s), so code-only workers skip it
 
     def process(self, f):
         if f.source != NATURAL_LANGUAGE:
             yield f
             return
+        if self.langid is None:
+            self.langid = LanguageID(self.cfg.min_confidence, self.cfg.identify_chars)
         try:
             language, drop = judge(f.content, f.language, self.langid, self.cfg)
         except Exception as err:  # one bad document must not stop a build
