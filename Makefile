@@ -45,6 +45,7 @@ demo: setup
 		--val-fraction 0.2
 	$(BIN)/fimpack inspect $(DEMO)/corpus --limit 1 | head -40
 	$(BIN)/fimpack report $(DEMO)/corpus
+	rm -rf $(DEMO)/run $(DEMO)/hf  # a fresh run: an earlier one may hold another corpus's tokenizer
 	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor tiny --steps 150 --out $(DEMO)/run \
 		--batch-size 4
 	$(BIN)/fimpack eval $(DEMO)/run --data $(DEMO)/corpus --infill-tasks 10 --humaneval-tasks 10 \
