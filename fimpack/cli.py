@@ -32,6 +32,15 @@ from fimpack.train.config import PACKINGS, TrainConfig
 BUILD, LIMITS, NEAR, QUALITY = BuildConfig(""), Limits(), NearDedupConfig(), QualityConfig()
 
 
+def _language_codes(value: str) -> tuple[str, ...]:
+    """``en, de`` -> ("de", "en"); anything but ISO 639 codes (or ``und``) is refused."""
+    codes = tuple(sorted({c.strip().lower() for c in value.split(",") if c.strip()}))
+    bad = [c for c in codes if not (c.isascii() and c.isalpha() and 2 <= len(c) <= 3)]
+    if bad or not codes:
+        raise argparse.ArgumentTypeError(f"not ISO 639 language codes: {value!r}")
+    return codes
+
+
 def _setup_logging(verbose: bool) -> None:
     """fimpack's progress always shows; other libraries' logs (Beam's import-time notes
     about optional GCP clients, say) only with --verbose. Call before importing Beam."""
@@ -76,7 +85,7 @@ def _add_build(sub) -> None:
                    help="decontaminate against this JSONL (repeatable; default: HumanEval)")
     g.add_argument("--no-decontaminate", action="store_true")
     g.add_argument("--no-pii", action="store_true", help="do not redact emails, IPs, keys")
-    g.add_argument("--nl-languages", metavar="CODES",
+    g.add_argument("--nl-languages", metavar="CODES", type=_language_codes,
                    help="keep natural-language documents in these ISO 639-1 languages "
                    "(comma-separated, e.g. en,de; 'und' = unsure); default: all, counted")
     g.add_argument("--no-nl-quality-filter", action="store_true",

@@ -159,6 +159,5 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
         tokenizer_sample_chars=args.tokenizer_sample_chars,
         shard_tokens=args.shard_tokens, quality=quality,
         nl=None if args.no_nl_filter else NLConfig(
-            languages=tuple(sorted(set(args.nl_languages.split(","))))
-            if args.nl_languages else (), quality=not args.no_nl_quality_filter),
+            languages=args.nl_languages or (), quality=not args.no_nl_quality_filter),
         benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)

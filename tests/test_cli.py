@@ -32,3 +32,17 @@ def test_the_cli_imports_neither_beam_nor_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_document_flags():
+    import pytest
+
+    parse = lambda *flags: _config(_build_parser().parse_args(  # noqa: E731
+        ["build", "--out", "OUT", *flags]), dedup_only=False)
+    assert parse("--nl-languages", "EN, de,en").nl.languages == ("de", "en")
+    assert parse("--no-nl-quality-filter").nl.quality is False
+    assert parse("--no-nl-filter").nl is None
+    assert parse("--licenses", "off").licenses == "off"
+    for bad in ("english", "en,??", ","):
+        with pytest.raises(SystemExit):
+            parse("--nl-languages", bad)
