@@ -59,10 +59,13 @@ def as_json(row: dict) -> dict:
 def render(row: dict, colour: bool) -> str:
     head = (f"== example {row['id']}  repo={row['repo']}  source={row['source']}  "
             f"split={row['split']}  tokens={row['num_tokens']}")
-    files = ", ".join(f"{f['path']} [{f['fim']}]" + (f" (part {f['part'] + 1}/{f['parts']})"
-                                                      if f["parts"] > 1 else "")
-                      for f in row["files"])
-    lines = [head, f"   files: {files}", ""]
+    lines = [head]
+    for f in row["files"]:  # each file with its provenance
+        part = f" (part {f['part'] + 1}/{f['parts']})" if f["parts"] > 1 else ""
+        lang = f" language={f['natural_language']}" if f.get("natural_language") else ""
+        lines.append(f"   {f['path']} [{f['fim']}]{part}  licence={f.get('license')}{lang}  "
+                     f"sha256={(f.get('sha256') or '')[:12]}  origin={f.get('origin') or ''}")
+    lines.append("")
     body = []
     for p in pieces_of(row):
         if colour:

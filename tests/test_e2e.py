@@ -39,6 +39,7 @@ def test_build_inspect_train(corpus_dir, tmp_path):
     assert len(kept) == manifest["counts"]["kept_files"]
     shown = fimpack("inspect", out, "--example", rows[0]["id"]).stdout
     assert rows[0]["files"][0]["path"] in shown
+    assert f"sha256={rows[0]['files'][0]['sha256'][:12]}" in shown  # provenance shown too
 
     fimpack("train", "--data", out, "--flavor", "debug", "--steps", 40, "--out", run,
             "--batch-size", 4, "--ckpt-every", 20)  # packed rows of the build's 512 tokens
