@@ -19,6 +19,9 @@ confusions.
 documents of the embedded default corpus (the venv's READMEs, METADATA, docs): prose
 extraction + language ID of the first 2,000 characters (what a build does), py3langid on
 whole documents (the baseline), and the whole ``judge`` (language + all quality rules).
+
+``--lingua``: lingua-language-detector too, if installed (it is not a dependency: a 96 MB
+wheel): both on the sample's languages that both know, same prose prefixes, and their speed.
 """
 from __future__ import annotations
 
@@ -105,6 +108,38 @@ def corpus_documents():
     return docs
 
 
+class Lingua:
+    """lingua-language-detector (``--lingua``; not a dependency: install it for the run), all
+    its languages, models preloaded, on the same first 2,000 prose characters."""
+
+    def __init__(self):
+        from lingua import LanguageDetectorBuilder
+
+        self.detector = (LanguageDetectorBuilder.from_all_languages()
+                         .with_preloaded_language_models().build())
+        self.labels = {lang.iso_code_639_1.name.lower()
+                       for lang in __import__("lingua").Language.all()}
+
+    def __call__(self, prose: str) -> tuple[str, float]:
+        lang = self.detector.detect_language_of(prose[:2000])
+        return ("und" if lang is None else lang.iso_code_639_1.name.lower()), 1.0
+
+
+def compare_lingua(langid: LanguageID, docs, corpus, repeats: int) -> dict:
+    """py3langid and lingua on the sample's languages both know, and their speed."""
+    lingua = Lingua()
+    shared = [(label, text) for label, text in docs if label in lingua.labels]
+    mb = sum(len(t.encode("utf-8")) for _, t in corpus) / 1e6
+    prose = ["\n".join(prose_lines(t, f)) for f, t in corpus]
+    out = {"languages_both_know": len({label for label, _ in shared})}
+    for name, model in (("py3langid", langid), ("lingua", lingua)):
+        out[name] = accuracy(model, shared)
+        model(prose[0])  # warm
+        out[name]["MB/s"] = round(mb / best_seconds(lambda: [model(p) for p in prose],
+                                                    repeats), 2)
+    return out
+
+
 def best_seconds(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -137,6 +172,8 @@ def main() -> int:
     ap.add_argument("--per-language", type=int, default=12)
     ap.add_argument("--doc-chars", type=int, default=1500)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--lingua", action="store_true",
+                    help="also run lingua-language-detector (pip install it first)")
     args = ap.parse_args()
     cfg = NLConfig()
     langid = LanguageID(cfg.min_confidence, cfg.identify_chars)
@@ -151,6 +188,9 @@ def main() -> int:
               "accuracy_at_200_chars": accuracy(langid, [(l, t[:200]) for l, t in docs]),
               "speed": speed(langid, corpus_documents(), args.repeats),
               "cpu_count": os.cpu_count()}
+    if args.lingua:
+        result["lingua_vs_py3langid"] = compare_lingua(langid, docs + cjk_documents(),
+                                                       corpus_documents(), args.repeats)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 
