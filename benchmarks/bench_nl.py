@@ -27,50 +27,29 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gettext
+import itertools
 import json
 import os
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 from fimpack.config import NLConfig
 from fimpack.dedup.nl import TEXT, LanguageID, doc_format, judge, prose_lines
 
-CJK = {"big5": "zh", "gb2312": "zh", "gbk": "zh", "gb18030": "zh", "euc_jp": "ja",
-       "shift_jis": "ja", "euc_jisx0213": "ja", "shift_jisx0213": "ja", "iso2022_jp": "ja",
-       "cp949": "ko", "euc_kr": "ko", "johab": "ko", "iso2022_kr": "ko"}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_nl import catalog_texts, cjk_documents  # noqa: E402  (the test's own readers)
 
 
 def catalog_documents(root: Path, known: set[str], per_language: int, chars: int):
-    """[(label, text)] from the gettext catalogs under ROOT."""
+    """[(label, text)] from the gettext catalogs under ROOT, at most PER_LANGUAGE a folder."""
     docs = []
     for folder in sorted(root.iterdir()) if root.is_dir() else ():
         label = folder.name.split("@")[0].split("_")[0].split(".")[0]
-        if label not in known or label == "en":
-            continue
-        taken = 0
-        for mo in sorted((folder / "LC_MESSAGES").glob("*.mo")):
-            try:
-                with open(mo, "rb") as f:
-                    catalog = gettext.GNUTranslations(f)._catalog
-            except Exception:
-                continue  # a damaged or unusual catalog: not sample material
-            text = "\n".join(v for k, v in sorted(catalog.items(), key=str)
-                             if isinstance(k, str) and k and isinstance(v, str) and len(v) > 20)
-            if len(text) >= chars:
-                docs.append((label, text[:chars]))
-                taken += 1
-                if taken == per_language:
-                    break
+        if label in known and label != "en":
+            docs += [(label, text) for text in itertools.islice(catalog_texts(folder, chars),
+                                                                per_language)]
     return docs
-
-
-def cjk_documents():
-    folder = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
-    return [(lang, (folder / f"{name}-utf8.txt").read_text("utf-8"))
-            for name, lang in CJK.items() if (folder / f"{name}-utf8.txt").exists()]
 
 
 def accuracy(langid: LanguageID, docs) -> dict:

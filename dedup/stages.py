@@ -120,10 +120,10 @@ class _JudgeDocuments(beam.DoFn):
     """Each natural-language document gets its language (counted); documents outside
     ``--nl-languages`` or breaking a Gopher / C4 rule become drops. Code passes."""
 
+    langid = None  # loaded at the first document (about 1 s), so code-only workers skip it
+
     def __init__(self, cfg: NLConfig):
         self.cfg = cfg
-
-    langid = None  # loaded at the first document (about 1 s), so code-only workers skip it
 
     def process(self, f):
         if f.source != NATURAL_LANGUAGE:
@@ -145,8 +145,8 @@ class _JudgeDocuments(beam.DoFn):
 
 class Filters(beam.PTransform):
     """Kept SourceFiles -> (SourceFiles that pass, Drops, counters): the code quality rules
-    (QUALITY None: off), the documents' language and quality (NL None: off), decontamination against
-    BENCHMARKS (empty: off), then PII redaction (counted per file) when PII."""
+    (QUALITY None: off), the documents' language and quality (NL None: off), decontamination
+    against BENCHMARKS (empty: off), then PII redaction (counted per file) when PII."""
 
     def __init__(self, quality: QualityConfig | None, benchmarks: list[str], pii: bool,
                  nl: NLConfig | None = NLConfig()):

@@ -2,8 +2,9 @@
 that shows what a build packed. Warnings first (an empty split, a missed mixture target, high
 drop rates, split files, low utilisation, files without a licence), then the numbers, charts
 with titles and units (sequence utilisation, documents per sequence, tokens by source, files
-by language and licence, documents by natural language, drops by reason, FIM modes), the dependency graph of a sample
-repository as a matrix in CodeGemma's order (at most MATRIX_FILES files, the rest counted),
+by language and licence, documents by natural language, drops by reason, FIM modes), the
+dependency graph of a sample repository as a matrix in CodeGemma's order (at most
+MATRIX_FILES files, the rest counted),
 and one example as packed (``inspect.render_html``)."""
 from __future__ import annotations
 

@@ -135,8 +135,9 @@ class _FileFate(beam.CombineFn):
 class Mixture(beam.PTransform):
     """(Tokenized examples, their ExampleStats) -> (kept examples keyed by shard as packed
     bytes, their counters, the counters of the files kept, Drops of the files whose every
-    part fell out, the kept files' provenance rows for ``OUT/files``). The plan (one token histogram per source) and the shard counts come from
-    the small stats records, so the examples are read once, to be kept or dropped and keyed.
+    part fell out, the kept files' provenance rows for ``OUT/files``). The plan (one token
+    histogram per source) and the shard counts come from the small stats records, so the
+    examples are read once, to be kept or dropped and keyed.
     Shard counts come from the data (not the worker count), so outputs are identical however
     the build is spread; a repository's examples share a shard, so they can share
     sequences."""
@@ -171,11 +172,8 @@ class Mixture(beam.PTransform):
         drops = (fates
                  | "Dropped" >> beam.Filter(lambda kv: not kv[1].kept)
                  | "AsDrops" >> beam.Map(lambda kv: Drop(*kv[0], "mixture_sampling")))
-        kept = (fates
-                | "Kept" >> beam.Filter(lambda kv: kv[1].kept)
-                | "KeptCounts" >> beam.Map(lambda kv: kept_counter(kv[1].source,
-                                                                   kv[1].entry.language)))
-        files = (fates
-                 | "KeptFiles" >> beam.Filter(lambda kv: kv[1].kept)
-                 | "FileRows" >> beam.MapTuple(file_row))
-        return keyed, example_counts, kept, drops, files
+        kept_files = fates | "Kept" >> beam.Filter(lambda kv: kv[1].kept)
+        kept = kept_files | "KeptCounts" >> beam.Map(
+            lambda kv: kept_counter(kv[1].source, kv[1].entry.language))
+        rows = kept_files | "FileRows" >> beam.MapTuple(file_row)
+        return keyed, example_counts, kept, drops, rows

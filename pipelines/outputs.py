@@ -175,8 +175,8 @@ def write_record_shard(out: str, name: str, schema: pa.Schema, index: int, count
 
 
 class WriteRecords(beam.PTransform):
-    """Per-file records (drops, cluster members, kept files) as sharded Parquet written by the workers:
-    ``OUT/NAME/NAME-k-of-n.parquet``, no shard empty, nothing gathered into one element.
+    """Per-file records (drops, cluster members, kept files) as sharded Parquet written by
+    the workers: ``OUT/NAME/NAME-k-of-n.parquet``, no shard empty, nothing gathered into one element.
     The shard count comes from the record count (``rows_per_shard``), a record's shard from
     a hash of its content, and each shard is sorted, so the files are the same however the
     build is spread. Outputs the manifest entry of each shard written."""

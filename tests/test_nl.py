@@ -73,31 +73,45 @@ def test_real_documentation_is_kept_as_english(langid):
     assert all(verdicts[name][0] == "en" for name in kept)
 
 
-def test_cjk_text_from_the_standard_library_is_identified(langid):
-    # big5hkscs (32 bytes of rare characters) and hz (English with one Chinese sentence)
-    # are not documents: left out
-    expected = {"big5": "zh", "gb2312": "zh", "gbk": "zh", "gb18030": "zh", "euc_jp": "ja", "shift_jis": "ja", "euc_jisx0213": "ja",
-                "shift_jisx0213": "ja", "iso2022_jp": "ja", "cp949": "ko", "euc_kr": "ko",
-                "johab": "ko", "iso2022_kr": "ko"}
+# The stdlib's CJK test texts and their languages (benchmarks/bench_nl.py uses them too).
+# big5hkscs (32 bytes of rare characters) and hz (English with one Chinese sentence) are not
+# documents: left out.
+CJK = {"big5": "zh", "gb2312": "zh", "gbk": "zh", "gb18030": "zh", "euc_jp": "ja",
+       "shift_jis": "ja", "euc_jisx0213": "ja", "shift_jisx0213": "ja", "iso2022_jp": "ja",
+       "cp949": "ko", "euc_kr": "ko", "johab": "ko", "iso2022_kr": "ko"}
+
+
+def cjk_documents() -> list[tuple[str, str]]:
     folder = STDLIB / "test" / "cjkencodings"
-    got = {name: langid((folder / f"{name}-utf8.txt").read_text("utf-8"))[0]
-           for name in expected if (folder / f"{name}-utf8.txt").exists()}
-    if not got:
+    return [(lang, (folder / f"{name}-utf8.txt").read_text("utf-8"))
+            for name, lang in CJK.items() if (folder / f"{name}-utf8.txt").exists()]
+
+
+def test_cjk_text_from_the_standard_library_is_identified(langid):
+    docs = cjk_documents()
+    if not docs:
         pytest.skip("this Python has no test/cjkencodings")
-    assert got == {name: expected[name] for name in got}
+    assert [langid(text)[0] for _, text in docs] == [lang for lang, _ in docs]
+
+
+def catalog_texts(folder: Path, chars: int):
+    """Each installed gettext catalog of one locale FOLDER (Debian's /usr/share/locale/LANG)
+    as its translated messages over 20 characters, in msgid order, cut to CHARS; catalogs
+    with less text, or unreadable ones, are skipped."""
+    for mo in sorted((folder / "LC_MESSAGES").glob("*.mo")):
+        try:
+            with open(mo, "rb") as f:
+                catalog = gettext.GNUTranslations(f)._catalog
+        except Exception:
+            continue  # a damaged or unusual catalog: not sample material
+        text = "\n".join(v for k, v in sorted(catalog.items(), key=str)
+                         if isinstance(k, str) and k and isinstance(v, str) and len(v) > 20)
+        if len(text) >= chars:
+            yield text[:chars]
 
 
 def _catalog_text(lang: str, chars: int = 2000) -> str | None:
-    """Translated messages of one installed gettext catalog (Debian's /usr/share/locale)."""
-    folder = Path("/usr/share/locale") / lang / "LC_MESSAGES"
-    for mo in sorted(folder.glob("*.mo")) if folder.is_dir() else ():
-        with open(mo, "rb") as f:
-            catalog = gettext.GNUTranslations(f)._catalog
-        text = "\n".join(v for k, v in sorted(catalog.items(), key=str)
-                         if isinstance(k, str) and k and len(v) > 20)
-        if len(text) >= chars:
-            return text[:chars]
-    return None
+    return next(catalog_texts(Path("/usr/share/locale") / lang, chars), None)
 
 
 def test_european_languages_from_installed_translations(langid):
@@ -194,4 +208,5 @@ def _reference_shares(words: list[str], n: int) -> tuple[float, float]:
 def test_ngram_shares_match_the_plain_definition(words, n):
     grams = _Grams(words)
     top, dup = _reference_shares(words, n)
-    assert grams.top_share(n) == pytest.approx(top) and grams.duplicate_share(n) == pytest.approx(dup)
+    assert grams.top_share(n) == pytest.approx(top)
+    assert grams.duplicate_share(n) == pytest.approx(dup)
