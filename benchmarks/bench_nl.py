@@ -20,6 +20,9 @@ documents of the embedded default corpus (the venv's READMEs, METADATA, docs): p
 extraction + language ID of the first 2,000 characters (what a build does), py3langid on
 whole documents (the baseline), and the whole ``judge`` (language + all quality rules).
 
+**Verdicts**: how many of the venv's documents and of the language reference's pydoc topics
+the rules keep, with each drop reason's count.
+
 ``--lingua``: lingua-language-detector too, if installed (it is not a dependency: a 96 MB
 wheel): both on the sample's languages that both know, same prose prefixes, and their speed.
 """
@@ -119,6 +122,14 @@ def compare_lingua(langid: LanguageID, docs, corpus, repeats: int) -> dict:
     return out
 
 
+def verdicts(langid: LanguageID, docs) -> dict:
+    """How many of DOCS ((format, text) pairs) the rules keep, and each drop reason's count."""
+    cfg = NLConfig()
+    reasons = collections.Counter(
+        (drop[0] if drop else "kept") for _, drop in (judge(t, f, langid, cfg) for f, t in docs))
+    return {"documents": len(docs), **dict(reasons.most_common())}
+
+
 def best_seconds(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -154,6 +165,8 @@ def main() -> int:
     ap.add_argument("--lingua", action="store_true",
                     help="also run lingua-language-detector (pip install it first)")
     args = ap.parse_args()
+    from pydoc_data.topics import topics  # the language reference: English prose
+
     cfg = NLConfig()
     langid = LanguageID(cfg.min_confidence, cfg.identify_chars)
     known = set(langid.model.labels)
@@ -165,6 +178,10 @@ def main() -> int:
                         f"{args.doc_chars} chars, <= {args.per_language} per language",
               "accuracy": accuracy(langid, docs + cjk_documents()),
               "accuracy_at_200_chars": accuracy(langid, [(l, t[:200]) for l, t in docs]),
+              "verdicts": {
+                  "venv documents": verdicts(langid, corpus_documents()),
+                  "pydoc topics": verdicts(langid, [("restructuredtext", topics[k])
+                                                    for k in sorted(topics)])},
               "speed": speed(langid, corpus_documents(), args.repeats),
               "cpu_count": os.cpu_count()}
     if args.lingua:
