@@ -1,3 +1,3 @@
-from fimpack.cli import main
+from fimpack.cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

@@ -15,17 +15,25 @@
 Pipeline commands pass every option they don't know to Beam's PipelineOptions, e.g.
 ``--runner prism`` (Beam's Prism, built by ``make engines``; never downloaded) or
 ``--runner DataflowRunner --project P --region R --temp_location gs://...``.
+
+A mistake in the inputs or options is one line on stderr and exit status 2; ``--debug`` (any
+position) or FIMPACK_DEBUG=1 shows the traceback. Ctrl-C stops a build with its workers and
+engines.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import signal
+import subprocess
 import sys
 from dataclasses import fields
 
 from fimpack.config import (FIM_SPLITS, ORDERS, PARTITIONS, PRESETS, BuildConfig, Limits,
                             NearDedupConfig, QualityConfig, build_config)
+from fimpack.errors import UserError, user_message
 from fimpack.train.config import PACKINGS, TrainConfig
 
 # The flags' defaults: the config dataclasses' own.
@@ -49,10 +57,34 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("fimpack").setLevel(logging.INFO)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (the config dataclasses' own values)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default is argparse.SUPPRESS
+                or not action.option_strings or "%(default)" in text
+                or "default" in text.lower()):
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """A flag written without help still gets a line (its name in words) so that its
+    default shows in --help."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_help(sub)
+        elif action.help is None and action.option_strings:
+            action.help = action.dest.replace("_", " ")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="fimpack", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_SubParser)
     _add_build(sub)
     _add_dedup(sub)
     _add_inspect(sub)
@@ -68,7 +100,14 @@ def _build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", help="run folder (ckpt.pt, tokenizer.model)")
     x.add_argument("--out", required=True, help="the folder to write")
     x.add_argument("--format", choices=["hf"], default="hf", help="transformers (only one yet)")
+    _fill_help(ap)
     return ap
+
+
+class _SubParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _add_build(sub) -> None:
@@ -76,11 +115,15 @@ def _add_build(sub) -> None:
     _source_args(b)
     _dedup_args(b)
     g = b.add_argument_group("filters")
-    g.add_argument("--no-quality-filter", action="store_true")
-    g.add_argument("--max-line-length", type=int, default=QUALITY.max_line_length)
-    g.add_argument("--max-mean-line-length", type=float, default=QUALITY.max_mean_line_length)
+    g.add_argument("--no-quality-filter", action="store_true",
+                   help="keep code files that break the line-length and alphanumeric rules")
+    g.add_argument("--max-line-length", type=int, default=QUALITY.max_line_length,
+                   help="drop a code file with a longer line ('max_line_length')")
+    g.add_argument("--max-mean-line-length", type=float, default=QUALITY.max_mean_line_length,
+                   help="drop a code file whose mean line is longer")
     g.add_argument("--min-alphanumeric-fraction", type=float,
-                   default=QUALITY.min_alphanumeric_fraction)
+                   default=QUALITY.min_alphanumeric_fraction,
+                   help="drop a code file with fewer letters and digits than this share")
     g.add_argument("--benchmark", action="append", default=None, metavar="JSONL",
                    help="decontaminate against this JSONL (repeatable; default: HumanEval)")
     g.add_argument("--no-decontaminate", action="store_true")
@@ -92,7 +135,8 @@ def _add_build(sub) -> None:
                    help="keep documents that break Gopher's or C4's quality rules")
     g.add_argument("--no-nl-filter", action="store_true",
                    help="do not judge documents at all: no language ID, no quality rules")
-    b.add_argument("--seed", type=int, default=BUILD.seed)
+    b.add_argument("--seed", type=int, default=BUILD.seed,
+                   help="FIM, splits, sampling: the same seed gives byte-identical outputs")
     b.add_argument("--preset", choices=sorted(PRESETS),
                    help="CodeGemma's mixture: codegemma-7b = 0.8 code + FIM 0.8, codegemma-2b "
                    "= 1.0 code + FIM 0.9; repository-level long context: repo-16k/32k/64k = "
@@ -114,11 +158,15 @@ def _add_build(sub) -> None:
                    "links: smallest pairs first (greedy), most edge weight per token "
                    "(density), density then single-file moves (refined), or consecutive "
                    f"files in order (repository); default {BUILD.partition}")
-    b.add_argument("--val-fraction", type=float, default=BUILD.val_fraction)
-    b.add_argument("--vocab-size", type=int, default=BUILD.vocab_size)
+    b.add_argument("--val-fraction", type=float, default=BUILD.val_fraction,
+                   help="share of the tokens held out as whole repositories (validation)")
+    b.add_argument("--vocab-size", type=int, default=BUILD.vocab_size,
+                   help="sentencepiece vocabulary trained on a sample (at least 512)")
     b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")
-    b.add_argument("--tokenizer-sample-docs", type=int, default=BUILD.tokenizer_sample_docs)
-    b.add_argument("--tokenizer-sample-chars", type=int, default=BUILD.tokenizer_sample_chars)
+    b.add_argument("--tokenizer-sample-docs", type=int, default=BUILD.tokenizer_sample_docs,
+                   help="documents in the tokenizer's training sample")
+    b.add_argument("--tokenizer-sample-chars", type=int, default=BUILD.tokenizer_sample_chars,
+                   help="characters in the tokenizer's training sample")
     b.add_argument("--shard-tokens", type=int, default=BUILD.shard_tokens,
                    help="tokens per shard (a shard is one group in one worker's memory)")
 
@@ -241,9 +289,15 @@ def _add_infill(sub) -> None:
 
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", help="folder of repositories (subfolders, .tar.gz/.zip archives, "
-                   ".jsonl/.parquet rows); default: the Python source installed here")
+                   ".jsonl/.parquet rows), one repository (a folder with .git or a package "
+                   "manifest, or an archive) or a row file; default: the Python source "
+                   "installed here")
+    p.add_argument("--input-layout", choices=("auto", "repos", "repo", "rows"), default="auto",
+                   help="repos: --input holds repositories; repo: it is one; rows: row files; "
+                   "auto: one repository when it has .git or a package manifest at its root")
     p.add_argument("--out", required=True, help="output folder (local or a Beam filesystem URL)")
-    p.add_argument("--max-file-bytes", type=int, default=LIMITS.max_file_bytes)
+    p.add_argument("--max-file-bytes", type=int, default=LIMITS.max_file_bytes,
+                   help="larger files are dropped as 'too_large'")
     p.add_argument("--max-files-per-repo", type=int, default=LIMITS.max_files_per_repo,
                    help="0 = no cap")
     p.add_argument("--max-repos", type=int, default=BUILD.max_repos,
@@ -278,23 +332,38 @@ def _dedup_args(p: argparse.ArgumentParser) -> None:
                    help="keep LSH candidate pairs without checking estimated Jaccard")
 
 
+def input_sources(path: str | None, layout: str, max_repos: int) -> list:
+    """The RepoSources of ``--input`` (or the embedded default), saying which layout was used
+    when it was guessed; an input with nothing to read is a UserError."""
+    from fimpack.pipelines.embedded import embedded_sources
+    from fimpack.pipelines.sources import discover_input, repository_marker
+
+    if not path:
+        return embedded_sources(max_repos)
+    sources, used = discover_input(path, layout)
+    if layout == "auto" and used == "repo":
+        marker = repository_marker(path) if os.path.isdir(path) else "an archive"
+        print(f"fimpack: {path} is one repository ({marker}); building it as one "
+              "(--input-layout repos treats its subfolders as repositories)", file=sys.stderr)
+    if not sources:
+        raise UserError(f"--input {path} holds nothing to read: no subfolders, .tar.gz/.zip "
+                        "archives or .jsonl/.parquet row files (for a single repository pass "
+                        "--input-layout repo)")
+    return sources
+
+
 def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
+    from fimpack.preflight import check_build_args
+
+    check_build_args(args, dedup_only)
     _setup_logging(args.verbose)
     from fimpack.pipelines import build
-    from fimpack.pipelines.embedded import embedded_sources
     from fimpack.pipelines.manifest import summary
-    from fimpack.pipelines.ingest import discover
 
     cfg = build_config(args, dedup_only)
-    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
+    sources = input_sources(args.input, args.input_layout, args.max_repos)
     manifest = build.run(cfg, sources, beam_args)
     print(summary(manifest))
-    if dedup_only:
-        return 0
-    if not manifest["counts"]["examples"]:
-        print("fimpack: no examples were produced: every input file was dropped "
-              "(see dropped_by_reason in manifest.json)", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -331,7 +400,33 @@ def cmd_infill(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one command; a UserError (also one raised in a Beam worker) is one line on stderr
+    and its exit status, a broken pipe (``| head``) ends quietly, Ctrl-C is one line and 130.
+    ``--debug`` anywhere in ARGV, or FIMPACK_DEBUG=1, lets the traceback through."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("FIMPACK_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:
+        # the reader went away (``fimpack inspect OUT | head``): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("\nfimpack: interrupted; nothing was written as complete", file=sys.stderr)
+        return 130
+    except Exception as err:
+        message = user_message(err)
+        if message is None or debug:
+            raise
+        print(f"fimpack: error: {message}", file=sys.stderr)
+        return getattr(err, "exit_code", 2)
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = _build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command in ("build", "dedup"):
@@ -367,3 +462,62 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+ISOLATED = {"build", "dedup", "ablate"}  # commands that start worker and engine processes
+CHILD_ENV = "FIMPACK_SUPERVISED"
+
+
+def console_main() -> int:
+    """The ``fimpack`` executable. A build runs in a child process in its own session, so a
+    terminal's Ctrl-C reaches only this supervisor, which stops the child's whole process
+    group (driver, Beam's SDK workers, a Prism engine) at once and says so in one line,
+    instead of every worker printing its own traceback while the driver waits on them."""
+    argv = sys.argv[1:]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in ISOLATED or os.environ.get(CHILD_ENV) or "-h" in argv \
+            or "--help" in argv:
+        return main(argv)
+    try:  # the cheap checks first, so a mistake never starts a process
+        parser = _build_parser()
+        args, _ = parser.parse_known_args([a for a in argv if a != "--debug"])
+        if command in ("build", "dedup"):
+            from fimpack.preflight import check_build_args
+            check_build_args(args, command == "dedup")
+    except UserError as err:
+        print(f"fimpack: error: {err.message}", file=sys.stderr)
+        return err.exit_code
+    child = subprocess.Popen([sys.executable, "-m", "fimpack", *argv],
+                             env={**os.environ, CHILD_ENV: "1"}, start_new_session=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` or a timeout: the same clean stop
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        _stop_group(child)
+        out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"), "OUT")
+        print(f"\nfimpack: interrupted; the {command} was stopped with its workers, and "
+              f"nothing in {out} was written as complete (no manifest.json)", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_group(child: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM to the child's process group, SIGKILL to what is left after GRACE seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:  # the driver is gone; its workers may not be
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return

@@ -21,6 +21,8 @@ from fimpack.records import SENTINEL, SENTINELS
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MAX_SENTENCE_CHARS = 4096  # training "sentences" are chunks of lines of at most this size
+BYTE_PIECES = 256  # byte fallback: one piece per byte value
+RESERVED_PIECES = 4 + len(SENTINELS)  # pad, unk, bos, eos and the sentinels
 
 
 def chunk_lines(text: str, limit: int = MAX_SENTENCE_CHARS) -> Iterable[str]:
@@ -78,9 +80,20 @@ def train_model_in_fresh_process(texts: Iterable[str], vocab_size: int,
     proc = subprocess.run([sys.executable, "-m", "fimpack.packing.tokenizer"], input=payload,
                           capture_output=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError("tokenizer training failed: "
-                           + proc.stderr.decode("utf-8", "replace")[-2000:])
+        err = proc.stderr.decode("utf-8", "replace")
+        if "Vocabulary size is smaller than required_chars" in err:
+            from fimpack.errors import UserError
+            raise UserError(f"--vocab-size {vocab_size} is too small for this corpus: "
+                            f"sentencepiece needs {_required_vocab(err)} or more for its "
+                            "characters, bytes and sentinels; pass a larger --vocab-size")
+        raise RuntimeError("tokenizer training failed: " + err[-2000:])
     return proc.stdout
+
+
+def _required_vocab(trainer_error: str) -> str:
+    """Sentencepiece's "Vocabulary size is smaller than required_chars. 300 vs 391." -> 391."""
+    m = re.search(r"required_chars\. *\d+ vs (\d+)", trainer_error)
+    return m.group(1) if m else "more"
 
 
 class Tokenizer:

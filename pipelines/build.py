@@ -27,6 +27,7 @@ from fimpack.counting import cluster_counter, drop_counter, kept_counter
 from fimpack.dedup.decontaminate import humaneval_path
 from fimpack.dedup.licenses import load_patterns, load_policy
 from fimpack.dedup.stages import Dedup, Filters, Licenses
+from fimpack.errors import BuildFailed
 from fimpack.packing.mixture import Mixture
 from fimpack.packing.stages import PackExamples, TrainTokenizer
 from fimpack.packing.tokenizer import Tokenizer
@@ -83,9 +84,9 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
 
 def clear_outputs(out: str) -> None:
     """Remove what an earlier build left, so no stale shard can sit beside new ones."""
-    for pattern in ("examples/*", "tokens/*", "manifest.json", "tokenizer.model",
-                    "drops.parquet", "drops/*", "dedup/*", "dedup/clusters/*", "files/*",
-                    ".build/*"):
+    for pattern in ("examples/*", "tokens/*", "manifest.json", FAILURE_REPORT,
+                    "tokenizer.model", "drops.parquet", "drops/*", "dedup/*", "dedup/clusters/*",
+                    "files/*", ".build/*"):
         matches = FileSystems.match([outputs.join(out, pattern)])[0].metadata_list
         if matches:
             FileSystems.delete([m.path for m in matches])
@@ -108,6 +109,33 @@ def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> di
     tok = Tokenizer(outputs.read_bytes(tok_path)) if FileSystems.exists(tok_path) else None
     manifest = make_manifest(cfg, report, tok, time.time() - started)
     manifest["timing"]["stages"] = stage_seconds(result)
-    manifest["audit"] = audit(audit_counters(result), manifest, cfg.allow_unaudited)
+    if not manifest["counts"]["input_files"]:
+        path = write_failure(cfg.out, manifest, "no input files")
+        raise BuildFailed(f"the {len(sources):,} sources hold no files to read (empty folders, "
+                          f"archives or row files); nothing was built ({path})")
+    try:
+        manifest["audit"] = audit(audit_counters(result), manifest, cfg.allow_unaudited)
+    except Exception as err:
+        write_failure(cfg.out, manifest, f"{type(err).__name__}: {err}")
+        raise
+    if not cfg.dedup_only and not manifest["counts"]["examples"]:
+        c = manifest["counts"]
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(
+            c["dropped_by_reason"].items(), key=lambda kv: -kv[1])[:5])
+        path = write_failure(cfg.out, manifest, "every input file was dropped")
+        raise BuildFailed(f"every one of the {c['input_files']:,} input files was dropped "
+                          f"({reasons or 'no files read'}), so nothing was packed; the drops "
+                          f"are in {path} and {outputs.join(cfg.out, 'drops')}/")
     outputs.write_json(outputs.join(cfg.out, "manifest.json"), manifest)
     return manifest
+
+
+FAILURE_REPORT = "failed-build.json"
+
+
+def write_failure(out: str, manifest: dict, reason: str) -> str:
+    """A failed build's counts, under a name no reader takes for a finished build's manifest
+    (which is never written for it); the path."""
+    path = outputs.join(out, FAILURE_REPORT)
+    outputs.write_json(path, {"failed": reason, **manifest})
+    return path

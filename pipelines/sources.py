@@ -80,6 +80,56 @@ def discover_remote(input_dir: str) -> list[RepoSource]:
     return sources
 
 
+# What marks a folder as one repository rather than a folder of them: version-control
+# metadata, or a package manifest at its root (the registries' own file names).
+PACKAGE_MANIFESTS = ("package.json", "pyproject.toml", "setup.py", "setup.cfg", "PKG-INFO",
+                     "Cargo.toml", "go.mod", "pom.xml", "build.gradle", "build.gradle.kts",
+                     "composer.json", "Gemfile", "CMakeLists.txt", "deno.json")
+LAYOUTS = ("auto", "repos", "repo", "rows")
+
+
+def repository_marker(folder: str) -> str | None:
+    """The VCS folder or package manifest that makes FOLDER one repository, if any."""
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return None
+    for name in sorted(VCS_DIRS) + list(PACKAGE_MANIFESTS):
+        if name in names:
+            return name
+    return next((n for n in sorted(names) if n.endswith(".gemspec")), None)
+
+
+def discover_input(path: str, layout: str = "auto") -> tuple[list[RepoSource], str]:
+    """The sources of ``--input PATH`` and the layout used. ``repos``: PATH holds
+    repositories (subfolders, archives, row files); ``repo``: PATH is one repository (a
+    folder or an archive); ``rows``: PATH is a row file or a folder of them; ``auto``: one
+    repository when PATH is an archive or a folder with a VCS folder or package manifest at
+    its root, a row file's rows when it is one, else ``repos``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown input layout {layout!r}: one of {', '.join(LAYOUTS)}")
+    if layout == "auto":
+        if is_remote(path):
+            layout = "repos"
+        elif os.path.isfile(path):
+            layout = "rows" if path.endswith(ROW_SUFFIXES) else "repo"
+        else:
+            layout = "repo" if repository_marker(path) else "repos"
+    if layout == "repos":
+        return discover(path), layout
+    name = repo_name_for(path.rstrip("/"))
+    if layout == "repo":
+        if os.path.isdir(path):
+            return [RepoSource(name, "dir", path)], layout
+        kind = "zip" if path.endswith(".zip") else "tar"
+        return [RepoSource(name, kind, path)], layout
+    if os.path.isdir(path):
+        rows = [RepoSource(e, "rows", os.path.join(path, e)) for e in sorted(os.listdir(path))
+                if e.endswith(ROW_SUFFIXES)]
+        return rows, layout
+    return [RepoSource(os.path.basename(path), "rows", path)], layout
+
+
 def discover(input_dir: str) -> list[RepoSource]:
     """Each immediate subdirectory of INPUT_DIR is a repository; so is each archive in it.
     ``.jsonl``/``.parquet`` files in it are row files (code rows or natural-language rows).

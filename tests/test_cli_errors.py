@@ -1,0 +1,254 @@
+"""The first hour: every user mistake is one line and a non-zero exit, a failed build writes no
+manifest, Ctrl-C stops a build with all its processes, --help shows every default, and an
+input that is one repository is built as one."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fimpack import cli
+from fimpack.errors import MARK, BuildFailed, UserError, user_message
+from fimpack.pipelines.sources import discover_input, repository_marker
+
+
+def fimpack(*args: str, env: dict | None = None, timeout: float = 300):
+    """``python -m fimpack ARGS`` as a user runs it: (exit status, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "fimpack", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in stderr, stderr
+    errors = [ln for ln in lines if ln.startswith("fimpack: error: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def test_missing_input_is_one_line(tmp_path):
+    rc, _, err = fimpack("build", "--input", str(tmp_path / "nope"), "--out",
+                         str(tmp_path / "out"))
+    assert rc == 2
+    assert "no such file or folder" in one_error_line(err)
+    assert not (tmp_path / "out").exists()  # refused before anything started
+
+
+def test_out_that_is_a_file(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "taken").write_text("not a folder")
+    rc, _, err = fimpack("build", "--input", str(tmp_path / "in"), "--out",
+                         str(tmp_path / "taken"))
+    assert rc == 2
+    assert "is an existing file; pass a folder" in one_error_line(err)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--vocab-size", "300"], "--vocab-size 300 is too small"),
+    (["--val-fraction", "1.5"], "--val-fraction 1.5 is out of range"),
+    (["--workers", "0"], "--workers 0 is out of range"),
+    (["--licenses", "nosuchfile.txt"], "--licenses nosuchfile.txt: neither"),
+])
+def test_bad_options_are_refused_before_the_pipeline(tmp_path, flags, words):
+    (tmp_path / "in" / "repo").mkdir(parents=True)
+    (tmp_path / "in" / "repo" / "a.py").write_text("x = 1\n")
+    args = argparse.Namespace(**vars(cli._build_parser().parse_args(
+        ["build", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "o"), *flags])))
+    from fimpack.preflight import check_build_args
+    with pytest.raises(UserError) as caught:
+        check_build_args(args, dedup_only=False)
+    assert words in caught.value.message
+
+
+def test_empty_folder_has_its_own_message(tmp_path):
+    (tmp_path / "in").mkdir()
+    assert cli.main(["build", "--input", str(tmp_path / "in"), "--out",
+                     str(tmp_path / "out")]) == 2
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    rc, _, err = fimpack("build", "--input", str(tmp_path / "nope"), "--out",
+                         str(tmp_path / "o"), env={"FIMPACK_DEBUG": "1",
+                                                   "FIMPACK_SUPERVISED": "1"})
+    assert rc != 0 and "Traceback" in err and "UserError" in err
+
+
+def test_a_wrapped_user_error_keeps_its_line():
+    # what a runner makes of a UserError raised in a worker: its text inside another's
+    wrapped = RuntimeError(f"Error in bundle 3:\nTraceback ...\n  ...\n{MARK}--vocab-size 400 "
+                           "is too small for this corpus: pass a larger --vocab-size\n ...")
+    assert user_message(wrapped) == ("--vocab-size 400 is too small for this corpus: pass a "
+                                     "larger --vocab-size")
+    assert user_message(RuntimeError("a real bug")) is None
+    assert user_message(BuildFailed("x")) == "x" and BuildFailed("x").exit_code == 1
+
+
+def test_vocab_too_small_for_the_corpus_says_how_large():
+    from fimpack.packing.tokenizer import train_model_in_fresh_process
+
+    texts = [Path(__file__).read_text(), "".join(chr(c) for c in range(0x4e00, 0x4e00 + 400))]
+    with pytest.raises(UserError) as caught:
+        train_model_in_fresh_process(texts, 520)
+    message = caught.value.message
+    assert "--vocab-size 520 is too small for this corpus" in message
+    needed = int(message.split("needs ")[1].split()[0])
+    assert needed > 520  # the 400 CJK characters alone need pieces of their own
+
+
+@pytest.mark.slow
+def test_all_dropped_writes_a_failure_report_not_a_manifest(tmp_path):
+    repo = tmp_path / "in" / "blobs"
+    repo.mkdir(parents=True)
+    (repo / "a.py").write_bytes(b"\x7fELF\x00\x01\x02\x03" * 50)
+    (repo / "b.js").write_bytes(b"\x00\x00\x00binary")
+    out = tmp_path / "out"
+    rc, _, err = fimpack("build", "--input", str(tmp_path / "in"), "--out", str(out),
+                         "--workers", "1", "--input-layout", "repos")
+    assert rc == 1
+    line = one_error_line(err)
+    assert "every one of the 2 input files was dropped (binary 2)" in line
+    assert not (out / "manifest.json").exists()
+    failed = json.loads((out / "failed-build.json").read_text())
+    assert failed["failed"] == "every input file was dropped"
+    assert failed["counts"]["dropped_by_reason"] == {"binary": 2}
+
+
+def test_broken_pipe_is_quiet(tmp_path):
+    # inspect writing into a pipe whose reader has gone: exit 0, nothing on stderr
+    code = ("import sys, fimpack.cli as c\n"
+            "c._dispatch = lambda argv: [print('x' * 100000, flush=True) for _ in range(50)]"
+            " and 0\n"
+            "sys.exit(c.main(['inspect', 'x']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()  # `| head -c 10`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "BrokenPipeError" not in err and "Traceback" not in err
+
+
+def test_help_shows_every_default():
+    parser = cli._build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("build", "dedup", "train", "eval", "ablate"):
+        sub = subs.choices[name]
+        text = sub.format_help()
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or action.default in (None, False,
+                                                               argparse.SUPPRESS):
+                continue
+            shown = formatter._get_help_string(action) or ""
+            assert "default" in shown.lower(), (name, action.dest)
+        for flag in ("--vocab-size", "--val-fraction", "--max-file-bytes",
+                     "--max-files-per-repo") if name == "build" else ():
+            dest = flag[2:].replace("-", "_")
+            default = str(sub.get_default(dest))
+            joined = " ".join(text.split())
+            at = joined.rindex(flag + " ")  # its line in the options, not the usage
+            assert f"default: {default}" in joined[at:at + 300], flag
+
+
+# -- one repository or many ------------------------------------------------------------------
+
+def test_a_folder_with_a_package_manifest_is_one_repository(tmp_path):
+    repo = tmp_path / "left-pad"
+    (repo / "src").mkdir(parents=True)
+    (repo / "dist").mkdir()
+    (repo / "package.json").write_text('{"name": "left-pad", "license": "WTFPL"}\n')
+    (repo / "src" / "index.ts").write_text("export const pad = (s: string) => s;\n")
+    (repo / "dist" / "index.js").write_text("exports.pad = (s) => s;\n")
+    assert repository_marker(str(repo)) == "package.json"
+    sources, layout = discover_input(str(repo))
+    assert layout == "repo"
+    assert [(s.name, s.kind, s.location) for s in sources] == [("left-pad", "dir", str(repo))]
+    # the override: its subfolders as repositories
+    sources, layout = discover_input(str(repo), "repos")
+    assert layout == "repos" and sorted(s.name for s in sources) == ["dist", "src"]
+
+
+def test_a_git_checkout_is_one_repository_and_a_folder_of_them_is_not(tmp_path):
+    (tmp_path / "many" / "a" / ".git").mkdir(parents=True)
+    (tmp_path / "many" / "b").mkdir()
+    assert discover_input(str(tmp_path / "many" / "a"))[1] == "repo"
+    sources, layout = discover_input(str(tmp_path / "many"))
+    assert layout == "repos" and [s.name for s in sources] == ["a", "b"]
+
+
+def test_row_files_and_archives_as_input(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"repo": "r", "path": "a.py", "content": "x = 1\n"}) + "\n")
+    sources, layout = discover_input(str(rows))
+    assert layout == "rows" and [(s.kind, s.location) for s in sources] == [("rows",
+                                                                              str(rows))]
+    (tmp_path / "only-rows").mkdir()
+    (tmp_path / "only-rows" / "part-0.parquet").write_bytes(b"")
+    (tmp_path / "only-rows" / "notes.txt").write_text("x")
+    sources, layout = discover_input(str(tmp_path / "only-rows"), "rows")
+    assert [s.name for s in sources] == ["part-0.parquet"]
+    archive = tmp_path / "pkg-1.0.tar.gz"
+    archive.write_bytes(b"")
+    sources, layout = discover_input(str(archive))
+    assert layout == "repo" and [(s.name, s.kind) for s in sources] == [("pkg-1.0", "tar")]
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+
+def _marked(mark: str) -> list[int]:
+    """Processes whose environment carries MARK: the build's whole tree, whatever its group."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if f"FIMPACK_TEST_MARK={mark}".encode() in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as s:
+                        if s.read().split(")")[-1].split()[0] != "Z":
+                            pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_build_and_every_process(tmp_path):
+    mark = uuid.uuid4().hex
+    out = tmp_path / "out"
+    # A group of its own, so the test can signal it as a terminal signals its foreground
+    # group; the fimpack supervisor then stops the driver's group (workers included).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fimpack", "build", "--out", str(out), "--max-repos", "8",
+         "--workers", "2", "--vocab-size", "1024"],
+        env={**os.environ, "FIMPACK_TEST_MARK": mark}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240  # a bound on a wait, not a speed assertion
+        while len(_marked(mark)) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)  # supervisor, driver and two SDK workers
+        assert proc.poll() is None, proc.communicate()
+        assert len(_marked(mark)) >= 4
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "no manifest.json" in stderr
+    assert "Traceback" not in stderr, stderr
+    for _ in range(20):  # SIGKILLed children are reaped by init a moment later
+        if not _marked(mark):
+            break
+        time.sleep(0.5)
+    assert _marked(mark) == []
+    assert not (out / "manifest.json").exists()
