@@ -222,8 +222,10 @@ def test_empty_input_reports_clearly(tmp_path, capsys):
     (tmp_path / "in" / "repo" / "blob.bin").write_bytes(b"\x00")
     rc = main(["build", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
     assert rc == 1
-    assert "no examples" in capsys.readouterr().err
-    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    err = capsys.readouterr().err
+    assert "every one of the 1 input files was dropped (unsupported_language 1)" in err
+    assert not (tmp_path / "out" / "manifest.json").exists()  # nothing looks complete
+    m = json.loads((tmp_path / "out" / "failed-build.json").read_text())
     assert m["counts"]["dropped_by_reason"] == {"unsupported_language": 1}
 
 
