@@ -100,6 +100,8 @@ class _Mix(beam.DoFn):
             yield ((split, stable_hash("shard", example.repo) % counts[f"shards_{split}"]),
                    packed(item))
             yield beam.pvalue.TaggedOutput("counts", example_counter(item))
+        else:  # counted as data too: packed = kept + sampled out (the build's audit)
+            yield beam.pvalue.TaggedOutput("counts", {"examples_sampled_out": 1})
         for f in example.files:
             yield beam.pvalue.TaggedOutput(
                 "parts", ((example.repo, f.path), PartFate(kept, example.source, f)))

@@ -43,13 +43,17 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     """Wire the build into P. Returns nothing: every output is a file under cfg.out."""
     out = cfg.out
     files, read_drops = p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits)
+    # Counts carried as data from the stages that make the records (the audit's flow checks:
+    # pipelines/manifest.py): every file read, as Ingest emits it.
+    flow = [files | "ReadCounts" >> beam.Map(lambda _: {"files_read": 1}),
+            read_drops | "ReadDropCounts" >> beam.Map(lambda _: {"files_read": 1})]
     files, license_drops, license_counts = files | "Licenses" >> Licenses(
         load_policy(cfg.licenses), load_patterns(cfg.exclude_repos), cfg.licenses != "off")
     clean, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
     record_files = [clusters | "WriteClusters" >> outputs.WriteRecords(
         out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row)]
     drops, counts = [read_drops, license_drops, dedup_drops], [
-        clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts]
+        clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts, *flow]
     if cfg.dedup_only:
         counts.append(clean | "KeptCounts" >> beam.Map(
             lambda f: kept_counter(f.source, f.language)))
@@ -73,7 +77,8 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         record_files.append(kept_files | "WriteFiles" >> outputs.WriteRecords(
             out, "files", outputs.FILES_SCHEMA, lambda row: row))
         drops += [filter_drops, pack_drops, mixture_drops]
-        counts += [pii_counts, example_counts, kept_counts]
+        counts += [pii_counts, example_counts, kept_counts,
+                   stats | "PackedCounts" >> beam.Map(lambda _: {"examples_packed": 1})]
     drops = tuple(drops) | "AllDrops" >> beam.Flatten()
     record_files.append(drops | "WriteDrops" >> outputs.WriteRecords(
         out, "drops", outputs.DROPS_SCHEMA, outputs.drop_row))
@@ -114,7 +119,8 @@ def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> di
         raise BuildFailed(f"the {len(sources):,} sources hold no files to read (empty folders, "
                           f"archives or row files); nothing was built ({path})")
     try:
-        manifest["audit"] = audit(audit_counters(result), manifest, cfg.allow_unaudited)
+        manifest["audit"] = audit(audit_counters(result), manifest, cfg.allow_unaudited,
+                                  flow=report["counts"])
     except Exception as err:
         write_failure(cfg.out, manifest, f"{type(err).__name__}: {err}")
         raise

@@ -1,15 +1,20 @@
 """The build's manifest and its audit: what was written, counted two ways.
 
-The counts come from combiners over the data (``.build/stats.json``); the audit checks them
-against (a) the files the workers wrote and (b) the counters Beam's metrics channel carried
-along the pipeline, independent of the data. A gap raises ``DataLost`` before the manifest is
-written, so an incomplete build never looks finished. A runner that reports no metrics gets
-the data-side checks only, and fails with ``Unaudited`` unless the user allows it.
+The counts come from combiners over the data (``.build/stats.json``). The audit checks them,
+by data alone, against (a) the files the workers wrote and (b) the counts the producing
+stages carried as data (files read at ingest, examples packed), so a record lost between two
+stages shows as a gap. A gap raises ``DataLost`` before the manifest is written, so an
+incomplete build never looks finished. Beam's metric counters (the ``fimpack.audit``
+namespace) are compared too, but only advise: a runner may commit metrics "where supported"
+and lose updates (Prism 2.77 does: docs/prism-metrics-undercount.md), so a mismatch is a
+warning and ``metrics_consistent: false`` in the manifest. A runner that reports no metrics
+fails with ``Unaudited`` unless the user allows it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import re
 import time
@@ -25,6 +30,8 @@ from fimpack.packing.tokenizer import Tokenizer
 from fimpack.counting import SumCounters
 from fimpack.pipelines import outputs
 from fimpack.records import AUDIT, counters_of
+
+log = logging.getLogger("fimpack.build")
 
 MANIFEST_VERSION = 3  # 3: drops and clusters as sharded folders; no empty shards
 
@@ -126,7 +133,8 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
 
 
 class DataLost(RuntimeError):
-    """The runner delivered fewer records to a stage than an earlier stage sent."""
+    """The data's own counts disagree: a stage received fewer (or more) records than the stage
+    before it sent, or a written file holds fewer records than were counted into it."""
 
 
 class Unaudited(RuntimeError):
@@ -147,56 +155,128 @@ def audit_counters(result) -> dict:
     return totals
 
 
-def data_ledger(manifest: dict) -> dict:
+# Counts carried as data (``.build/stats.json``), each summed by the one counters combiner
+# whose partial sums run fused into the stage that made the records: ``files_read`` where
+# Ingest emits them, ``examples_packed`` where PackExamples emits them (one per ExampleStats),
+# ``examples_sampled_out`` where the mixture drops them (kept ones are ``examples``).
+FLOW_KEYS = ("files_read", "examples_packed", "examples_sampled_out")
+
+
+def data_ledger(manifest: dict, flow: dict | None = None) -> dict:
     """Counts read off the files the workers wrote (the shards' and record files' entries),
-    a second path to the combiners' counts that needs no metrics."""
+    a second path to the combiners' counts that needs no metrics; and FLOW, the counts that
+    producing stages carried as data (``FLOW_KEYS``), when given."""
     records = manifest["records"]
-    return {"examples_in_shards": sum(e["examples"] for e in manifest["shards"]
-                                      if e["path"].endswith(".parquet")),
-            "drop_rows": sum(e["rows"] for e in records["drops"]),
-            "cluster_rows": sum(e["rows"] for e in records["dedup/clusters"]),
-            "file_rows": sum(e["rows"] for e in records.get("files", []))}
+    ledger = {"examples_in_shards": sum(e["examples"] for e in manifest["shards"]
+                                        if e["path"].endswith(".parquet")),
+              "drop_rows": sum(e["rows"] for e in records["drops"]),
+              "cluster_rows": sum(e["rows"] for e in records["dedup/clusters"]),
+              "file_rows": sum(e["rows"] for e in records.get("files", []))}
+    if flow is not None:
+        ledger.update({k: flow.get(k, 0) for k in FLOW_KEYS})
+    return ledger
 
 
-def audit(counters: dict, manifest: dict, allow_unaudited: bool = False) -> dict:
-    """Check the data's own counts against the files written and against the metrics
-    channel's counters; raise DataLost on a gap, before the manifest is written, so an
-    incomplete build never looks finished. The manifest's ``audit`` section."""
+def _data_gaps(c: dict, ledger: dict, members: int, dedup_only: bool, flow: bool) -> list[str]:
+    """The data's counts that disagree, each said in the direction it goes."""
+    checks = [  # (name, upstream: what was made or counted, downstream: what arrived, stages)
+        ("dropped_files", c["dropped_files"], ledger["drop_rows"], "drops counted",
+         "written to drops/"),
+        ("cluster_members", members, ledger["cluster_rows"], "cluster members counted",
+         "written to dedup/clusters/")]
+    if not dedup_only:
+        checks += [("examples", c["examples"], ledger["examples_in_shards"],
+                    "examples kept", "written to a shard"),
+                   ("kept_files", c["kept_files"], ledger["file_rows"], "files kept",
+                    "written to files/ (provenance)")]
+    if flow:
+        checks.append(("input_files", ledger["files_read"], c["input_files"],
+                       "files read at ingest", "kept or dropped"))
+        if not dedup_only:
+            checks.append(("examples_made", ledger["examples_packed"],
+                           c["examples"] + ledger["examples_sampled_out"],
+                           "examples packed", "kept or sampled out by the mixture"))
+    gaps = []
+    for name, up, down, made, arrived in checks:
+        if up > down:
+            gaps.append(f"{name}: {up - down:,} of {up:,} {made} but never {arrived} "
+                        f"({down:,})")
+        elif up < down:
+            gaps.append(f"{name}: {down - up:,} more {arrived} ({down:,}) than {made} "
+                        f"({up:,}): records duplicated, or their counts lost")
+    return gaps
+
+
+def _metric_mismatches(counters: dict, c: dict, ledger: dict, dedup_only: bool) -> dict:
+    """The metric counters that disagree with the data's counts (already checked to agree
+    with each other): {counter: {"metrics", "data", "note"}}. Advisory only: Beam commits
+    metrics "where supported", and a runner's metrics store can lose updates (Prism 2.77:
+    docs/prism-metrics-undercount.md)."""
+    pairs = [("input_files", c["input_files"])]
+    if not dedup_only:
+        pairs += [("examples_kept", c["examples"]),
+                  ("examples_written", ledger["examples_in_shards"])]
+        if "examples_packed" in ledger:
+            pairs += [("examples_made", ledger["examples_packed"]),
+                      ("examples_mixed", c["examples"] + ledger["examples_sampled_out"])]
+    out = {}
+    for name, data in pairs:
+        got = counters.get(name)
+        if got is None or got == data:
+            continue
+        if got < data:
+            note = (f"the metrics channel undercounted by {data - got:,}: the data holds all "
+                    f"{data:,}, so a lower count here cannot be lost data")
+        else:
+            note = (f"the metrics channel counted {got - data:,} more than the data holds "
+                    "(retried bundles counted twice?); the data's counts agree from stage "
+                    "to stage")
+        out[name] = {"metrics": got, "data": data, "note": note}
+    # Upstream and downstream counters of the same records, said the right way round.
+    made, mixed = counters.get("examples_made"), counters.get("examples_mixed")
+    if not dedup_only and made is not None and mixed is not None and made != mixed:
+        out["examples_made/examples_mixed"] = {"metrics": [made, mixed], "data": None, "note": (
+            f"upstream examples_made ({made:,}) is LOWER than downstream examples_mixed "
+            f"({mixed:,}): the metrics undercounted, which cannot be lost data"
+            if made < mixed else
+            f"upstream examples_made ({made:,}) is higher than downstream examples_mixed "
+            f"({mixed:,}), but the data's own counts show every example packed reached the "
+            "mixture")}
+    return out
+
+
+def audit(counters: dict, manifest: dict, allow_unaudited: bool = False,
+          flow: dict | None = None) -> dict:
+    """Check the build's data: the combiners' counts against the files written, and (FLOW:
+    the counts the producing stages carried as data, ``FLOW_KEYS``) each stage's records
+    against the next's. A gap in the data raises DataLost before the manifest is written, so
+    an incomplete build never looks finished. Beam's metric COUNTERS are compared too, but
+    only advise: a mismatch is a warning and ``metrics_consistent: false``, with the counters
+    concerned. The manifest's ``audit`` section."""
     c = manifest["counts"]
-    ledger = data_ledger(manifest)
-    written = ledger["examples_in_shards"]
+    dedup_only = manifest["config"]["dedup_only"]
+    ledger = data_ledger(manifest, flow)
     members = sum(d["members"] for d in manifest["dedup"].values())
-    data_checks = [("dropped_files", ledger["drop_rows"], c["dropped_files"],
-                    "drops counted but not written"),
-                   ("cluster_members", ledger["cluster_rows"], members,
-                    "cluster members counted but not written")]
-    checks = [("input_files", c["input_files"], "files read but neither kept nor dropped")]
-    if not manifest["config"]["dedup_only"]:
-        data_checks += [("examples", written, c["examples"],
-                          "examples counted but not written to a shard"),
-                         ("kept_files", ledger["file_rows"], c["kept_files"],
-                          "files kept but without a provenance row")]
-        checks += [("examples_kept", c["examples"], "examples kept but not counted"),
-                   ("examples_kept", written, "examples kept but not written to a shard"),
-                   ("examples_written", written, "examples written but not listed"),
-                   ("examples_made", counters.get("examples_mixed"),
-                    "examples packed but never reached the mixture")]
-    gaps = [f"{name}: {got:,} in files vs {want:,} counted ({what})"
-            for name, got, want, what in data_checks if got != want]
-    gaps += [f"{name}: {counters[name]:,} vs {got:,} ({what})" for name, got, what in checks
-             if name in counters and got is not None and counters[name] != got]
+    gaps = _data_gaps(c, ledger, members, dedup_only, flow is not None)
     if gaps:
         raise DataLost("the runner lost records; the build is incomplete and no manifest was "
-                       "written: " + "; ".join(gaps) + ". Ledger: "
-                       + json.dumps(dict(sorted(counters.items())))
-                       + "; data: " + json.dumps({k: c[k] for k in (
-                           "input_files", "kept_files", "dropped_files", "examples")}))
+                       "written: " + "; ".join(gaps) + ". Data: " + json.dumps(
+                           {**{k: c[k] for k in ("input_files", "kept_files", "dropped_files",
+                                                 "examples")}, **ledger})
+                       + "; metrics (advisory): " + json.dumps(dict(sorted(counters.items()))))
     if not counters and not allow_unaudited:
         raise Unaudited("the runner reported no metrics, so the build's counts were checked "
                         "against the files written only, not against an independent channel; "
                         "no manifest was written. Rerun with --allow-unaudited to accept that.")
-    return {"checked": bool(counters), "data_checked": True, **ledger,
-            **dict(sorted(counters.items()))}
+    mismatches = _metric_mismatches(counters, c, ledger, dedup_only) if counters else {}
+    for name, m in mismatches.items():
+        log.warning("audit: metric counter %s is %s, the data says %s: %s (the build's data "
+                    "is complete; metrics are advisory)", name, m["metrics"], m["data"],
+                    m["note"])
+    return {"checked": bool(counters), "data_checked": True,
+            "flow_checked": flow is not None, **ledger, **dict(sorted(counters.items())),
+            "metrics_consistent": (not mismatches) if counters else None,
+            "metrics_mismatches": mismatches}
 
 
 EXECUTION_MSECS = "metric:ptransform_execution_time:total_msecs:v1"
