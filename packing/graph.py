@@ -21,6 +21,10 @@ Steps, per repository:
    cycle), ``LOCAL`` (0.5) inside a function or for a dynamic ``import()``/``importlib`` import,
    ``TYPE_ONLY`` (0.25) for ``import type`` and ``if TYPE_CHECKING:``. ``share`` = 1/n when
    one import fans out to the n files of a Go package or a Java ``.*``.
+   **Same-package edges** (``samepackage.py``): a Go or Java file that uses a package-level
+   name another file of its package declares depends on it with no import; such an edge
+   weighs what the import would (Java: ``import p.A``, 1.0; Go: as an import of the names
+   used, ``1 + log2(1 + names)``).
 3. **Cycle breaking**: within each strongly connected component, edges are taken from the
    most to the least important (ties by (importer, imported)) and one is dropped when it would
    close a cycle among those already kept (Pearce-Kelly online topological order, so each
@@ -56,6 +60,7 @@ import networkx as nx
 from fimpack.packing.imports import Extraction, Import, extract_imports, has_parser
 from fimpack.packing.resolve_langs import note_rust_modules
 from fimpack.packing.resolve import Hit, RepoIndex
+from fimpack.packing.samepackage import same_package_edges
 from fimpack.packing.testlinks import is_test, link_tests
 from fimpack.records import SourceFile
 
@@ -125,6 +130,16 @@ def build_graph(files: list[SourceFile], index: RepoIndex | None = None,
                     continue  # a self-import (`from . import x` inside x's own __init__)
                 key = (f.path, hit.path)
                 weights[key] = weights.get(key, 0.0) + edge_importance(imp, hit, ex.body_line)
+    # Same-package dependencies (Go, Java; ``samepackage.py``): no import names them. They
+    # weigh what the import would: Java, ``import p.A`` (no names: 1.0); Go, a named import
+    # of the identifiers used (1 + log2(1 + names)), as Python's ``from m import a, b``.
+    language = {f.path: f.language for f in files}
+    for (u, v), names in same_package_edges(
+            [(f.path, f.language, extractions[f.path].package)
+             for f in files if f.path in extractions]).items():
+        hit = Hit(v, names if language[u] == "go" else ())
+        imp = Import(names[0], "package", hit.names)
+        weights[(u, v)] = weights.get((u, v), 0.0) + edge_importance(imp, hit)
     for (u, v), w in sorted(weights.items()):
         g.add_edge(u, v, importance=w)
     return g, unresolved, sorted(errors)

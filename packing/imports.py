@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from tree_sitter import Language, Parser, Query, QueryCursor
 
+from fimpack.packing.samepackage import PackageNames, package_names
+
 # fimpack language name -> (grammar module, function returning the language pointer).
 GRAMMARS = {
     "python": ("tree_sitter_python", "language"),
@@ -105,6 +107,8 @@ class Extraction:
     parse_error: bool      # tree-sitter had to recover from a syntax error somewhere
     body_line: int         # line of the first top-level definition (-1: none); imports after
                            # it are "late" module-level imports
+    package: PackageNames | None = None  # Go/Java: package, declared and used names
+                                         # (``samepackage.py``): edges without imports
 
 
 _PARSERS: dict[str, tuple[Parser, Query]] = {}
@@ -164,4 +168,5 @@ def extract_imports(content: str | bytes, language: str) -> Extraction:
             if child.type in defs:
                 body_line = child.start_point[0]
                 break
-    return Extraction(tuple(imports), root.has_error, body_line)
+    return Extraction(tuple(imports), root.has_error, body_line,
+                      package_names(root, language))
