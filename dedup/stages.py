@@ -18,6 +18,7 @@ copy that exact dedup keeps).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Iterator
 
 import apache_beam as beam
 
@@ -27,7 +28,8 @@ from fimpack.dedup.exact import ExactDedup
 from fimpack.dedup.near import FileSignatures, LSHClusters, NearDedupConfig, RepoSignatures
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
-from fimpack.dedup.licenses import allowed, file_license, opted_out, repo_license
+from fimpack.dedup.licenses import (SOURCE_HEADER, allowed, file_license_source, is_manifest,
+                                    opted_out, repo_license_info)
 from fimpack.dedup.nl import LanguageID, NLConfig, judge
 from fimpack.records import (CODE, LICENSE_TEXT, NATURAL_LANGUAGE, ClusterMember, Drop,
                              counter_key, processing_error)
@@ -176,10 +178,23 @@ class Filters(beam.PTransform):
                 tuple(counts or [empty("NoCounts")]) | "FilterCounts" >> beam.Flatten())
 
 
+def _repo_licenses(repo: str, files) -> Iterator:
+    """(repo, (expression, source)) of a repository's licence files and manifests, and a
+    ``license_disagreement`` counter (``MANIFEST vs FILES``) when the two say different
+    things (the manifest's answer is kept: it is what the registry declares)."""
+    info = repo_license_info(sorted(files))
+    if info.disagreement is not None:
+        yield beam.pvalue.TaggedOutput("counts", {
+            counter_key("license_disagreement", " vs ".join(info.disagreement)): 1})
+    yield repo, (info.expression, info.source)
+
+
 class _ApplyLicenses(beam.DoFn):
-    """Each code file gets its licence (its SPDX header, else its repository's); files of
-    opted-out repositories, and code files whose licence is outside the policy, become drops.
-    Natural-language documents pass the policy (they carry no SPDX licence)."""
+    """Each code file gets its licence and where it came from (``license_source``): its own
+    header (an SPDX identifier or a licence notice), else its repository's (manifest or
+    licence file); files of opted-out repositories, and code files whose licence is outside
+    the policy, become drops. Natural-language documents pass the policy (they carry no SPDX
+    licence)."""
 
     def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...], detect: bool):
         self.policy, self.opt_outs, self.detect = policy, opt_outs, detect
@@ -192,18 +207,24 @@ class _ApplyLicenses(beam.DoFn):
         if f.source != CODE or not self.detect:  # documents carry no SPDX licence
             yield f
             return
-        spdx = file_license(f.content) or repo_licenses.get(f.repo)
+        spdx, source = file_license_source(f.content), SOURCE_HEADER
+        if spdx is None:
+            spdx, source = repo_licenses.get(f.repo, (None, None))
         if not allowed(spdx, self.policy):
             yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "license",
                                                          spdx or "none detected"))
             return
-        yield beam.pvalue.TaggedOutput("counts", {counter_key("license", spdx or "none"): 1})
-        yield replace(f, license=spdx)
+        yield beam.pvalue.TaggedOutput("counts", {
+            counter_key("license", spdx or "none"): 1,
+            counter_key("license_source", source or "none"): 1})
+        yield replace(f, license=spdx, license_source=source or "")
 
 
 class Licenses(beam.PTransform):
     """SourceFiles -> (SourceFiles with their licence, Drops, licence counters): licence files
-    read per repository (``dedup/licenses.py``) and dropped as ``license_file``, then every
+    and package manifests read per repository (``dedup/licenses.py``; licence files and the
+    manifests that are no code, PKG-INFO / METADATA / gemspec, dropped as ``license_file``;
+    package.json, Cargo.toml, pom.xml... stay code files), then every
     other file through the policy and the opt-out list. Without DETECT (``--licenses off``)
     licence files are still dropped, opt-outs still apply, and no licence is read."""
 
@@ -215,13 +236,18 @@ class Licenses(beam.PTransform):
     def expand(self, files):
         texts = files | "LicenseFiles" >> beam.Filter(lambda f: f.language == LICENSE_TEXT)
         if self.detect:
-            repo_licenses = (texts
-                             | "ByRepo" >> beam.Map(lambda f: (f.repo, (f.path, f.content)))
-                             | "GroupLicenseFiles" >> beam.GroupByKey()
-                             | "Detect" >> beam.MapTuple(
-                                 lambda repo, fs: (repo, repo_license(list(fs))[0])))
+            detected = (files
+                        | "LicenseSources" >> beam.Filter(
+                            lambda f: f.language == LICENSE_TEXT
+                            or (f.source == CODE and is_manifest(f.path)))
+                        | "ByRepo" >> beam.Map(lambda f: (f.repo, (f.path, f.content)))
+                        | "GroupLicenseFiles" >> beam.GroupByKey()
+                        | "Detect" >> beam.FlatMapTuple(_repo_licenses).with_outputs(
+                            "counts", main="licenses"))
+            repo_licenses, disagreements = detected.licenses, detected.counts
         else:
             repo_licenses = files.pipeline | "NoDetection" >> beam.Create([])
+            disagreements = files.pipeline | "NoDisagreements" >> beam.Create([])
         license_drops = texts | "LicenseFileDrops" >> beam.Map(
             lambda f: Drop(f.repo, f.path, "license_file"))
         out = (files
@@ -230,4 +256,5 @@ class Licenses(beam.PTransform):
                                        beam.pvalue.AsDict(repo_licenses)).with_outputs(
                    "drops", "counts", main="files"))
         drops = (license_drops, out.drops) | "LicenseDrops" >> beam.Flatten()
-        return out.files, drops, out.counts
+        counts = (out.counts, disagreements) | "LicenseCounts" >> beam.Flatten()
+        return out.files, drops, counts

@@ -37,6 +37,7 @@ class SourceFile:
     origin: str = ""     # provenance: the folder, archive or row file it was read from (#row)
     input_sha256: str = ""  # provenance: SHA-256 of the bytes as read, before any redaction
     natural_language: str = ""  # a document's ISO 639-1 code (py3langid), "und" if unsure
+    license_source: str = ""  # where LICENSE came from: header, license_file or manifest
 
     @property
     def sha256(self) -> str:
@@ -99,6 +100,7 @@ class FileEntry:
     origin: str = ""
     sha256: str = ""   # the input file's bytes
     natural_language: str = ""  # a document's language (ISO 639-1), "" for code
+    license_source: str = ""  # header, license_file or manifest (dedup/licenses.py)
 
 
 @dataclass(frozen=True, slots=True)

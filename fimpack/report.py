@@ -135,6 +135,10 @@ def warnings(manifest: dict) -> list[str]:
     if unlicensed:
         out.append(f"{unlicensed:,} kept files have no detected licence (--licenses "
                    "permissive would drop them).")
+    for pair, n in sorted(c.get("license_disagreements", {}).items(), key=lambda kv: -kv[1]):
+        manifest_says, _, files_say = pair.partition(" vs ")
+        out.append(f"{n:,} repositories declare {manifest_says} in their package manifest "
+                   f"while their licence files read {files_say} (the manifest's is kept).")
     return out
 
 

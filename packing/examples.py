@@ -235,7 +235,7 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
         mode = choose_mode(rng, fim_rate)
         pieces = file_pieces(f.path, body, mode, rng, split, f.language)
         return (FileEntry(f.path, f.language, mode, f.redactions, k, parts, f.license,
-                          f.origin, f.input_sha256), pieces,
+                          f.origin, f.input_sha256, license_source=f.license_source), pieces,
                 tok.encode_pieces(pieces))
 
     budget = seq_len - len(tok.encode_text(f.path + "\n")) - OVERHEAD

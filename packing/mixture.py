@@ -111,7 +111,7 @@ def file_row(key: tuple[str, str], fate: PartFate) -> tuple:
     """One kept file's provenance row (``outputs.FILES_SCHEMA``)."""
     f = fate.entry
     return (key[0], key[1], fate.source, f.language, f.natural_language or None, f.license,
-            f.origin, f.sha256, f.parts)
+            f.origin, f.sha256, f.parts, f.license_source or None)
 
 
 class _FileFate(beam.CombineFn):

@@ -9,7 +9,7 @@ import tarfile
 import zipfile
 from typing import Iterator
 
-from fimpack.dedup.licenses import is_license_file
+from fimpack.dedup.licenses import is_license_source
 from fimpack.config import Limits
 from fimpack.pipelines.languages import detect_language
 from fimpack.pipelines.sources import (CONTENT_COLUMNS, PATH_COLUMNS, REPO_COLUMNS, RepoSource,
@@ -52,7 +52,7 @@ def _before_reading(src: RepoSource, rel: str, index: int, size: int,
                     limits: Limits) -> Drop | None:
     """The drop a member gets without being read: over the file cap, no language, too large.
     A licence file is always read (for the Licenses stage), whatever the cap."""
-    license_file = is_license_file(rel)
+    license_file = is_license_source(rel)
     if limits.max_files_per_repo and index >= limits.max_files_per_repo and not license_file:
         return Drop(src.name, rel, "over_repo_file_cap")
     if detect_language(rel) is None and not license_file:

@@ -97,6 +97,10 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
             "kept_by_language": counters_of(c, "language"),
             "files_by_license": counters_of(c, "license"),
+            # where each code file's licence came from (header, license_file, manifest), and
+            # repositories whose manifest and licence files disagree ("MANIFEST vs FILES")
+            "files_by_license_source": counters_of(c, "license_source"),
+            "license_disagreements": counters_of(c, "license_disagreement"),
             "documents_by_language": counters_of(c, "nl_language"),
             "fim_files": counters_of(c, "fim"),
             "examples": c.get("examples", 0),

@@ -139,7 +139,9 @@ FILES_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
                           ("source", pa.string()), ("language", pa.string()),
                           ("natural_language", pa.string()), ("license", pa.string()),
                           ("origin", pa.string()), ("sha256", pa.string()),
-                          ("parts", pa.int32())])
+                          ("parts", pa.int32()),
+                          # header, license_file or manifest (dedup/licenses.py)
+                          ("license_source", pa.string())])
 RECORD_SCHEMAS = {"drops": DROPS_SCHEMA, "clusters": CLUSTERS_SCHEMA, "files": FILES_SCHEMA}
 ROWS_PER_RECORD_SHARD = 1_000_000  # ~20-60 MB of Parquet per shard at real path lengths
 

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from fimpack.config import Limits
 from fimpack.pipelines.languages import detect_language
-from fimpack.dedup.licenses import is_license_file
+from fimpack.dedup.licenses import is_license_file, is_license_source, is_manifest
 from fimpack.dedup.nl import TEXT, doc_format
 from fimpack.records import CODE, LICENSE_TEXT, NATURAL_LANGUAGE, Drop, SourceFile
 
@@ -161,8 +161,8 @@ def classify(repo: str, path: str, data: bytes, limits: Limits,
     bytes' SHA-256 are its provenance. A licence file becomes a LICENSE_TEXT file for the
     Licenses stage."""
     language = TEXT if source == NATURAL_LANGUAGE else detect_language(path)
-    if language is None and source == CODE and is_license_file(path):
-        language = LICENSE_TEXT
+    if source == CODE and (is_license_file(path) or (language is None and is_manifest(path))):
+        language = LICENSE_TEXT  # LICENSE.md too: read for the licence, not trained on
     if language is None:
         return Drop(repo, path, "unsupported_language")
     if len(data) > limits.max_file_bytes:
@@ -187,10 +187,10 @@ def classify(repo: str, path: str, data: bytes, limits: Limits,
 
 def _capped(repo: str, paths: Iterable[str], limits: Limits) -> Iterator[tuple[str, bool]]:
     """Yield (path, within_cap) in sorted order so the cap keeps the same files every time; a
-    licence file is always within (the Licenses stage reads it, nobody trains on it)."""
+    licence file or package manifest is always within (the Licenses stage reads it)."""
     for i, path in enumerate(sorted(paths)):
         yield path, (not limits.max_files_per_repo or i < limits.max_files_per_repo
-                     or is_license_file(path))
+                     or is_license_source(path))
 
 
 def _read_bounded(f, limit: int) -> bytes:
@@ -236,7 +236,7 @@ def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool
         return Drop(repo, rel, "special_file")
     if not within_cap:
         return Drop(repo, rel, "over_repo_file_cap")
-    if source == CODE and detect_language(rel) is None and not is_license_file(rel):
+    if source == CODE and detect_language(rel) is None and not is_license_source(rel):
         return Drop(repo, rel, "unsupported_language")  # decided without reading the file
     full = os.path.join(root, *rel.split("/"))
     try:

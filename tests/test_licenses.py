@@ -181,5 +181,217 @@ def test_licenses_off_reads_no_licence_but_drops_licence_files():
                         label="kept")
             assert_that(drops | beam.Map(lambda d: (d.path, d.reason)),
                         equal_to([("LICENSE", "license_file")]), label="drops")
-            assert_that(counts, equal_to([{"license:GPL-2.0-only": 1}] if detect else []),
+            assert_that(counts, equal_to([{"license:GPL-2.0-only": 1,
+                                           "license_source:header": 1}] if detect else []),
                         label="counts")
+
+
+# ---- registries' licences: file names, dual licences, manifests, headers ------------------
+
+APACHE_HEADER = """/*
+ * Copyright 2020 The Example Authors
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *      http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ */
+"""
+GPL_HEADER = """# This program is free software; you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation; either version 2 of the License, or
+# (at your option) any later version.
+"""
+POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>org.example</groupId>
+  <artifactId>example-lib</artifactId>
+  <version>1.0</version>
+  <licenses>
+    <license>
+      <name>Apache License, Version 2.0</name>
+      <url>https://www.apache.org/licenses/LICENSE-2.0.txt</url>
+      <distribution>repo</distribution>
+    </license>
+  </licenses>
+</project>
+"""
+
+
+def markdown_mit() -> str:
+    """The MIT licence as GitHub repositories write LICENSE.md: heading, bold, links."""
+    body = spdx_text("MIT").replace("MIT License\n", "")
+    return ("# The MIT License (MIT)\n\n**Copyright (c) 2024 [Example](https://example.org)**"
+            "\n\n" + body.replace("THE SOFTWARE IS PROVIDED", "<p>THE SOFTWARE IS PROVIDED")
+            + "</p>\n")
+
+
+def test_licence_file_names_of_every_common_form():
+    for path in ("LICENSE", "LICENCE", "COPYING", "UNLICENSE", "NOTICE", "license",
+                 "License.md", "LICENSE.rst", "licence.txt", "LICENSE.markdown",
+                 "COPYING.LESSER", "LICENSE-MIT", "LICENSE-APACHE", "LICENSE.APACHE2",
+                 "META-INF/LICENSE.txt", "META-INF/NOTICE", "LICENSES/MIT.txt",
+                 "LICENSES/Apache-2.0.txt", "x-1.0.dist-info/licenses/LICENSE"):
+        assert is_license_file(path), path
+    for path in ("license.py", "LicenseManager.java", "licenses.go", "license.json",
+                 "docs/LICENSE", "src/LICENSE-MIT", "NOTICE.java", "README.md"):
+        assert not is_license_file(path), path
+    from fimpack.dedup.licenses import is_manifest
+    for path in ("PKG-INFO", "x.egg-info/PKG-INFO", "x-1.dist-info/METADATA", "pyproject.toml",
+                 "setup.cfg", "package.json", "Cargo.toml", "pom.xml", "composer.json",
+                 "example.gemspec", "META-INF/maven/org.example/example-lib/pom.xml"):
+        assert is_manifest(path), path
+    assert not is_manifest("sub/package.json") and not is_manifest("METADATA")
+
+
+def test_markup_extensions_are_licence_files_read_without_their_markup():
+    from fimpack.pipelines.sources import classify
+    from fimpack.records import LICENSE_TEXT
+
+    text = markdown_mit()
+    f = classify("r", "LICENSE.md", text.encode(), Limits())
+    assert f.language == LICENSE_TEXT  # read for the licence, never trained on as Markdown
+    assert repo_license([("LICENSE.md", text)])[0] == "MIT"
+    rst = ("=======\nLicence\n=======\n\n.. _apache: https://www.apache.org/licenses/\n\n"
+           + spdx_text("BSD-3-Clause"))
+    assert repo_license([("license.rst", rst)])[0] == "BSD-3-Clause"
+
+
+def test_dual_licences_are_or_and_registries_say_so():
+    from fimpack.dedup.licenses import equivalent, manifest_license, repo_license_info
+
+    pair = [("LICENSE-MIT", "Copyright (c) 2019 Example\n\n" + spdx_text("MIT")),
+            ("LICENSE-APACHE", spdx_text("Apache-2.0"))]
+    got = repo_license(pair)[0]
+    assert equivalent(got, "MIT OR Apache-2.0") and " OR " in got  # never AND
+    memchr = [("COPYING", "This project is dual-licensed under the Unlicense and MIT "
+                          "licenses.\n\nYou may use this code under the terms of either "
+                          "license.\n"),
+              ("LICENSE-MIT", spdx_text("MIT")), ("UNLICENSE", spdx_text("Unlicense"))]
+    assert equivalent(repo_license(memchr)[0], "Unlicense OR MIT")
+    # two licences that do not say they are alternatives both apply
+    both = [("LICENSE", spdx_text("MIT")), ("COPYING", spdx_text("Zlib"))]
+    assert repo_license(both)[0] == "Zlib AND MIT"  # in path order
+    cargo = ('[package]\nname = "x"\nversion = "1.0.0"\nlicense = "MIT/Apache-2.0"\n')
+    assert manifest_license("Cargo.toml", cargo) == ("MIT OR Apache-2.0", None)
+    pkg_info = ("Metadata-Version: 2.4\nName: x\nVersion: 1.0\n"
+                "License-Expression: Apache-2.0 OR BSD-2-Clause\nLicense-File: LICENSE\n\n"
+                "A long description naming the MIT License.\n")
+    info = repo_license_info([("PKG-INFO", pkg_info), ("LICENSE", spdx_text("Apache-2.0"))])
+    assert (info.expression, info.source) == ("Apache-2.0 OR BSD-2-Clause", "manifest")
+    # a policy that allows one side keeps an OR
+    assert allowed("GPL-2.0-only OR MIT", frozenset({"MIT"}))
+    assert not allowed("GPL-2.0-only AND MIT", frozenset({"MIT"}))
+
+
+def test_manifests_of_each_registry():
+    from fimpack.dedup.licenses import manifest_license
+
+    cases = {
+        "package.json": ('{"name": "x", "version": "1.0.0", "license": "(MIT OR CC0-1.0)"}',
+                         "MIT OR CC0-1.0"),
+        "composer.json": ('{"name": "a/b", "license": ["LGPL-2.1-only", "GPL-3.0-or-later"]}',
+                          "LGPL-2.1-only OR GPL-3.0-or-later"),
+        "pyproject.toml": ('[project]\nname = "x"\nlicense = {text = "BSD-3-Clause"}\n',
+                           "BSD-3-Clause"),
+        "setup.cfg": ("[metadata]\nname = x\nclassifiers =\n    Programming Language :: Python\n"
+                      "    License :: OSI Approved :: MIT License\n", "MIT"),
+        "pom.xml": (POM, "Apache-2.0"),
+        "x.gemspec": ("Gem::Specification.new do |s|\n  s.name = 'x'\n  s.licenses = "
+                      "['MIT', 'Ruby']\nend\n", "MIT OR Ruby"),
+        "METADATA": ("Metadata-Version: 2.1\nName: x\nClassifier: License :: OSI Approved :: "
+                     "Python Software Foundation License\n\nbody\n", "PSF-2.0"),
+    }
+    for name, (text, want) in cases.items():
+        assert manifest_license(name, text)[0] == want, name
+    # "SEE LICENSE IN" and Cargo's license-file point at a licence file
+    assert manifest_license("package.json", '{"license": "SEE LICENSE IN LICENSE.txt"}') == (
+        None, "LICENSE.txt")
+    assert repo_license([("Cargo.toml", '[package]\nname = "x"\nlicense-file = "LICENSE.txt"\n'),
+                         ("LICENSE.txt", spdx_text("ISC"))])[0] == "ISC"
+    # an ambiguous family is no answer: the licence file decides
+    assert manifest_license("setup.cfg", "[metadata]\nlicense = BSD\n")[0] is None
+
+
+def test_header_notices_count_per_file():
+    from fimpack.dedup.licenses import file_license_source
+
+    assert file_license_source(APACHE_HEADER + "package x;\n") == "Apache-2.0"
+    assert file_license_source(GPL_HEADER + "x = 1\n") == "GPL-2.0-or-later"
+    assert file_license_source("// Released under the MIT license.\nexport {}\n") == "MIT"
+    assert file_license_source("// SPDX-License-Identifier: MPL-2.0\n") == "MPL-2.0"
+    assert file_license_source("# Use of this source code is governed by a BSD-style license "
+                               "that can be found in the LICENSE file.\n") is None  # the repo's
+    assert file_license_source("def license():\n    return 'see the docs'\n") is None
+
+
+def _zip(path, members: dict[str, str]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+
+
+def test_a_build_reads_licences_as_registries_declare_them(tmp_path):
+    """Real-format repositories: a crate (LICENSE-MIT + LICENSE-APACHE, Cargo.toml OR), a
+    Markdown licence (LICENSE.md), a sources jar (META-INF/LICENSE.txt, no root licence), a
+    pom-only project whose files carry Apache headers, an npm package that declares its
+    licence only in package.json, and one whose manifest and licence file disagree."""
+    root = tmp_path / "in"
+    java = (STDLIB / "colorsys.py").read_text().replace("#", "//")  # any unlicensed text
+    crate = root / "crate"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text('[package]\nname = "crate"\nversion = "1.0.0"\n'
+                                      'license = "MIT OR Apache-2.0"\n')
+    (crate / "LICENSE-MIT").write_text(spdx_text("MIT"))
+    (crate / "LICENSE-APACHE").write_text(spdx_text("Apache-2.0"))
+    (crate / "src" / "lib.rs").write_text("pub fn add(a: u32, b: u32) -> u32 { a + b }\n" * 5)
+    md = copy_package("json", root / "md")
+    (md / "LICENSE.md").write_text(markdown_mit())
+    _zip(root / "lang-sources.zip", {
+        "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\n",
+        "META-INF/LICENSE.txt": spdx_text("Apache-2.0"),
+        "META-INF/NOTICE.txt": "Example Lang\nCopyright 2001-2024 Example\n\nThis product "
+                               "includes software developed at Example (https://example.org/).\n",
+        "org/example/Strings.java": "package org.example;\n" + "class Strings {}\n" * 4})
+    pomonly = root / "pomonly"
+    (pomonly / "src").mkdir(parents=True)
+    (pomonly / "pom.xml").write_text(POM.replace("<licenses>", "<!-- -->\n  <licenses>"))
+    (pomonly / "src" / "Main.java").write_text(APACHE_HEADER + "class Main {}\n" * 3)
+    npm = root / "npm"
+    npm.mkdir()
+    (npm / "package.json").write_text('{"name": "npm", "version": "1.0.0", "license": "ISC"}')
+    (npm / "index.js").write_text("module.exports = function add(a, b) { return a + b; };\n" * 3)
+    mixed = copy_package("email", root / "mixed")
+    (mixed / "package.json").write_text('{"name": "mixed", "license": "MIT"}')
+    (mixed / "LICENSE").write_text(spdx_text("BSD-3-Clause"))
+    (mixed / "gpl.py").write_text(GPL_HEADER + "X = 1\n")
+    cfg = build.BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
+                            seq_len=2048, val_fraction=0.0, code_fraction=None,
+                            limits=Limits(max_file_bytes=200_000), licenses="any")
+    manifest = build.run(cfg, discover(str(root)), [])
+    c = manifest["counts"]
+    assert c["input_files"] == c["kept_files"] + c["dropped_files"]
+    rows = build.outputs.read_records(cfg.out, "files").to_pylist()
+    got = {(r["repo"], r["path"]): (r["license"], r["license_source"]) for r in rows}
+    assert got[("crate", "src/lib.rs")] == ("MIT OR Apache-2.0", "manifest")
+    assert got[("md", "decoder.py")] == ("MIT", "license_file")
+    assert ("md", "LICENSE.md") not in got  # the licence text is not trained on
+    assert got[("lang-sources", "org/example/Strings.java")] == ("Apache-2.0", "license_file")
+    assert got[("pomonly", "src/Main.java")] == ("Apache-2.0", "header")
+    assert got[("npm", "index.js")] == ("ISC", "manifest")
+    assert got[("mixed", "parser.py")] == ("MIT", "manifest")
+    assert got[("mixed", "gpl.py")] == ("GPL-2.0-or-later", "header")
+    assert c["license_disagreements"] == {"MIT vs BSD-3-Clause": 1}
+    assert sum(c["files_by_license_source"].values()) == sum(c["files_by_license"].values())
+    drops = {(d["repo"], d["path"]): d["reason"]
+             for d in build.outputs.read_records(cfg.out, "drops").to_pylist()}
+    assert drops[("md", "LICENSE.md")] == "license_file"
+    assert drops[("lang-sources", "META-INF/LICENSE.txt")] == "license_file"
