@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	# torch comes from the [train] extra pinned to the CPU wheel; pipeline deps never need it.
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,test]'
+	# PYTHONWARNINGS: setuptools' notes about editable installs are not news to a user.
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -c constraints.txt -e '.[train,test]'
 	touch $(STAMP)
 
 engines: $(PRISM)
@@ -43,7 +44,7 @@ demo: setup
 	$(BIN)/fimpack build --out $(DEMO)/corpus --max-repos 12 --max-files-per-repo 120 \
 		--vocab-size 4096 --tokenizer-sample-chars 4000000 --seq-len 512 --workers 2 \
 		--val-fraction 0.2
-	$(BIN)/fimpack inspect $(DEMO)/corpus --limit 1 | head -40
+	$(BIN)/fimpack inspect $(DEMO)/corpus --source code --min-files 2 --fim --limit 1 | head -60
 	$(BIN)/fimpack report $(DEMO)/corpus
 	rm -rf $(DEMO)/run $(DEMO)/hf  # a fresh run: an earlier one may hold another corpus's tokenizer
 	$(BIN)/fimpack train --data $(DEMO)/corpus --flavor tiny --steps 150 --out $(DEMO)/run \

@@ -183,6 +183,11 @@ def _add_inspect(sub) -> None:
     i.add_argument("--example", help="example id (e.g. 'repo:00000')")
     i.add_argument("--json", action="store_true", help="one JSON object per line, per example")
     i.add_argument("--limit", type=int, default=3, help="examples to render (0 = all)")
+    i.add_argument("--source", choices=("code", "nl"), help="only examples of this source")
+    i.add_argument("--min-files", type=int, default=0, help="only examples with at least this "
+                   "many files (multi-file packing)")
+    i.add_argument("--fim", action="store_true", help="only examples with a FIM-formatted "
+                   "file")
     i.add_argument("--html", metavar="FILE", help="write the example (--example, else the "
                    "first) as an HTML page: FIM parts coloured, file boundaries, provenance")
 
@@ -237,7 +242,7 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a run: held-out loss by kind of text, infilling "
-                       "exact match, HumanEval infilling pass@1 (one JSON object)")
+                       "exact match, HumanEval infilling pass@1 (a table; JSON in a file)")
     e.add_argument("run", help="run folder (ckpt.pt, tokenizer.model) or a transformers "
                    "Gemma folder (safetensors + tokenizer.model)")
     e.add_argument("--data", required=True, help="a build's output folder, same tokenizer")
@@ -254,6 +259,10 @@ def _add_eval(sub) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--details", metavar="JSONL", help="write every infilling task here")
+    e.add_argument("--json-out", metavar="FILE", help="where the whole result goes as JSON "
+                   "(default RUN/eval.json)")
+    e.add_argument("--json", action="store_true", help="print the JSON on stdout instead of "
+                   "the table (for scripts)")
 
 
 def _add_ablate(sub) -> None:
@@ -367,14 +376,43 @@ def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
     return 0
 
 
+class StepBar:
+    """The trainer's progress lines as one tqdm bar (steps, rate, ETA; the latest loss, lr
+    and throughput beside it). Every line also stays in RUN/log.jsonl."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.steps, unit="step", desc="train", dynamic_ncols=True,
+                        file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+    def __call__(self, line: str) -> None:
+        # the trainer's line: "step N/TOTAL loss L lr R T tok/s [mfu M]"
+        head, _, rest = line.partition(" ")
+        done = rest.split(" ", 1)[0].split("/")[0] if head == "step" else ""
+        if done.isdigit():
+            self.bar.update(int(done) - self.bar.n)
+            self.bar.set_postfix_str(rest.split(" ", 1)[1] if " " in rest else "",
+                                     refresh=False)
+        else:
+            self.bar.write(line)
+
+
 def cmd_train(args) -> int:
     from fimpack.train.trainer import train
 
     _setup_logging(False)
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
                if f.name not in ("data_dir", "flavor", "steps", "out_dir", "log_every")}
-    result = train(args.data, args.flavor, args.steps, args.out, **options,
-                   progress=lambda line: print(line, flush=True))
+    with StepBar(args.steps) as bar:
+        result = train(args.data, args.flavor, args.steps, args.out, **options, progress=bar)
     if result["rank"] == 0:  # under torchrun every process returns; one summary is enough
         print(json.dumps(result))
     return 0
@@ -389,7 +427,8 @@ def cmd_eval(args) -> int:
                          humaneval_tasks_per_kind=args.humaneval_tasks,
                          metric_files=args.metric_files,
                          max_new_tokens=args.max_new_tokens, timeout=args.timeout,
-                         seed=args.seed, device=args.device, details=args.details)
+                         seed=args.seed, device=args.device, details=args.details,
+                         json_out=args.json_out, as_json=args.json)
 
 
 def cmd_infill(args) -> int:
@@ -435,7 +474,8 @@ def _dispatch(argv: list[str]) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "inspect":
         from fimpack import inspect
-        return inspect.main(args.out, args.example, args.json, args.limit, args.html)
+        return inspect.main(args.out, args.example, args.json, args.limit, args.html,
+                            args.source, args.min_files, args.fim)
     if args.command == "train":
         return cmd_train(args)
     if args.command == "eval":

@@ -120,12 +120,26 @@ def write_html(row: dict, path: str) -> str:
     return path
 
 
+def wanted(row: dict, source: str | None = None, min_files: int = 0,
+           fim: bool = False) -> bool:
+    """Does ROW pass ``inspect``'s filters: its source (code, nl), at least MIN_FILES
+    distinct files, and (FIM) at least one file in a FIM mode?"""
+    if source and row["source"] != source:
+        return False
+    if len({f["path"] for f in row["files"]}) < min_files:
+        return False
+    return not fim or any(f["fim"] != "none" for f in row["files"])
+
+
 def main(out: str, example: str | None, json_lines: bool, limit: int,
-         html_path: str | None = None) -> int:
+         html_path: str | None = None, source: str | None = None, min_files: int = 0,
+         fim: bool = False) -> int:
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     shown = 0
     for row in iter_examples(out):
         if example is not None and row["id"] != example:
+            continue
+        if not wanted(row, source, min_files, fim):
             continue
         if html_path:
             print(write_html(row, html_path))
@@ -137,5 +151,8 @@ def main(out: str, example: str | None, json_lines: bool, limit: int,
             break
     if example is not None and not shown:
         print(f"no example {example!r} in {out}", file=sys.stderr)
+        return 1
+    if not shown and (source or min_files or fim):
+        print(f"no example in {out} matches the filters", file=sys.stderr)
         return 1
     return 0

@@ -1,11 +1,13 @@
 """``fimpack report OUT``: one self-contained HTML file (inline SVG, no scripts, no network)
 that shows what a build packed. Warnings first (an empty split, a missed mixture target, high
-drop rates, split files, low utilisation, files without a licence), then the numbers, charts
-with titles and units (sequence utilisation, documents per sequence, tokens by source, files
-by language and licence, documents by natural language, drops by reason, FIM modes), the
-dependency graph of a sample repository as a matrix in CodeGemma's order (at most
-MATRIX_FILES files, the rest counted),
-and one example as packed (``inspect.render_html``)."""
+drop rates, split files, low utilisation, files without a licence), then the numbers, the
+train/validation breakdown, a table per repository (files, parts, tokens, licence, split,
+drops), charts with titles, axis ticks and units (sequence utilisation, documents per
+sequence, tokens by source, files by language — each file once — and licence, documents by
+natural language, drops by reason, FIM modes), the dependency graphs of up to MATRIX_REPOS
+repositories as matrices in CodeGemma's order (one open at a time by its <details> header,
+at most MATRIX_FILES files each, the rest counted), and one example as packed
+(``inspect.render_html``)."""
 from __future__ import annotations
 
 import glob
@@ -20,6 +22,8 @@ from fimpack.inspect import as_json
 
 W, H = 520, 220  # plot size in pixels
 MATRIX_FILES = 40  # files drawn in the dependency matrix; more would not be readable
+MATRIX_REPOS = 8   # repositories whose matrix can be chosen (each costs a parse)
+REPO_ROWS = 200    # rows of the per-repository table; the rest are counted
 DROP_WARN = 0.25   # warn when this share of the input is dropped, or of one reason > 10%
 
 
@@ -29,16 +33,44 @@ def _bars(title: str, items: list[tuple[str, float]], fmt=lambda v: f"{v:,}") ->
     if not items:
         return f"<h3>{html.escape(title)}</h3><p>(nothing)</p>"
     top = max(v for _, v in items) or 1
-    row = 18
-    parts = [f'<svg width="{W}" height="{row * len(items) + 10}" role="img">']
+    row, span = 18, W - 260
+    axis = 5 + row * len(items)
+    parts = [f'<svg width="{W}" height="{axis + 24}" role="img">']
     for i, (label, v) in enumerate(items):
         y = 5 + i * row
-        w = int((W - 260) * v / top)
-        parts.append(f'<text x="0" y="{y + 12}" font-size="12">{html.escape(label[:30])}</text>'
+        w = int(span * v / top)
+        parts.append(f'<text x="0" y="{y + 12}" font-size="12"><title>{html.escape(label)}'
+                     f'</title>{html.escape(label[:30])}</text>'
                      f'<rect x="190" y="{y + 2}" width="{w}" height="13" fill="#4a7fb5"/>'
                      f'<text x="{195 + w}" y="{y + 12}" font-size="11">{fmt(v)}</text>')
+    parts.append(f'<line x1="190" y1="{axis}" x2="{190 + span}" y2="{axis}" stroke="#888"/>')
+    for t in _ticks(top):  # the value axis: where the bars' lengths are read
+        x = 190 + span * t / top
+        parts.append(f'<line x1="{x:.1f}" y1="{axis}" x2="{x:.1f}" y2="{axis + 4}" '
+                     f'stroke="#888"/><text x="{x:.1f}" y="{axis + 16}" font-size="10" '
+                     f'text-anchor="middle">{_num(t)}</text>')
     parts.append("</svg>")
     return f"<h3>{html.escape(title)}</h3>" + "".join(parts)
+
+
+def _ticks(top: float, n: int = 4) -> list[float]:
+    """Round tick values from 0 to at most TOP (1, 2 or 5 times a power of ten apart)."""
+    import math
+    if top <= 0:
+        return [0]
+    raw = top / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [i * step for i in range(int(top // step) + 1)]
+
+
+def _num(v: float) -> str:
+    """A number as people read it: thousands separators, no float noise."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int) or float(v).is_integer():
+        return f"{int(v):,}"
+    return f"{v:,.3g}" if abs(v) < 1 else f"{v:,.2f}"
 
 
 def _histogram(title: str, values: list[float], bins: int, lo: float, hi: float,
@@ -49,17 +81,29 @@ def _histogram(title: str, values: list[float], bins: int, lo: float, hi: float,
     for v in values:
         counts[min(bins - 1, max(0, int((v - lo) / (hi - lo) * bins)))] += 1
     top = max(counts)
-    bw = (W - 40) / bins
+    left, base, plot_h = 50, H - 40, H - 60  # plot area: x from LEFT, bars up from BASE
+    bw = (W - left - 10) / bins
     parts = [f'<svg width="{W}" height="{H}" role="img">']
     for i, c in enumerate(counts):
-        h = (H - 40) * c / top
-        parts.append(f'<rect x="{30 + i * bw:.1f}" y="{H - 25 - h:.1f}" width="{bw - 1:.1f}" '
-                     f'height="{h:.1f}" fill="#5b9a68"><title>{c}</title></rect>')
-    parts.append(f'<text x="30" y="{H - 8}" font-size="11">{lo:g}</text>'
-                 f'<text x="{W - 40}" y="{H - 8}" font-size="11">{hi:g}</text>'
-                 f'<text x="{W / 2 - 60}" y="{H - 8}" font-size="11">{html.escape(xlabel)}</text>'
-                 f'<text x="0" y="12" font-size="11">{html.escape(ylabel)} (max {top:,} in '
-                 'a bar)</text></svg>')
+        h = plot_h * c / top
+        parts.append(f'<rect x="{left + i * bw:.1f}" y="{base - h:.1f}" width="{bw - 1:.1f}" '
+                     f'height="{h:.1f}" fill="#5b9a68"><title>{c:,}</title></rect>')
+    parts.append(f'<line x1="{left}" y1="{base}" x2="{W - 10}" y2="{base}" stroke="#888"/>'
+                 f'<line x1="{left}" y1="{base}" x2="{left}" y2="{base - plot_h}" '
+                 'stroke="#888"/>')
+    for t in _ticks(top):  # y: counts
+        y = base - plot_h * t / top
+        parts.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" '
+                     f'stroke="#888"/><text x="{left - 6}" y="{y + 4:.1f}" font-size="10" '
+                     f'text-anchor="end">{_num(t)}</text>')
+    for i in range(5):  # x: the binned value, at five evenly spaced ticks
+        v, x = lo + (hi - lo) * i / 4, left + (W - left - 10) * i / 4
+        parts.append(f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" '
+                     f'stroke="#888"/><text x="{x:.1f}" y="{base + 15}" font-size="10" '
+                     f'text-anchor="middle">{_num(round(v, 2))}</text>')
+    parts.append(f'<text x="{left + (W - left) / 2}" y="{H - 5}" font-size="11" '
+                 f'text-anchor="middle">{html.escape(xlabel)}</text>'
+                 f'<text x="0" y="12" font-size="11">{html.escape(ylabel)}</text></svg>')
     return f"<h3>{html.escape(title)}</h3>" + "".join(parts)
 
 
@@ -77,14 +121,16 @@ def _graph_matrix(repo: str, files: dict[str, str]) -> str:
     linked = {p for e in result.edges for p in e}
     shown = [p for p in result.order if p in linked][:MATRIX_FILES]
     idx = {p: i for i, p in enumerate(shown)}
-    cell, label = 12, 230
+    cell = 12
+    # the labels' column fits the longest path (6 px a character at 10 px type)
+    label = 30 + 6 * max((len(f"{len(shown)}. {p}") for p in shown), default=10)
     size = label + cell * len(shown) + 10
     removed = set(map(tuple, result.removed_edges))
     parts = [f'<svg width="{size}" height="{size - label + 40}" role="img">']
     for p, i in idx.items():
         y = 30 + i * cell
         parts.append(f'<text x="{label - 6}" y="{y + 10}" font-size="10" text-anchor="end">'
-                     f'{i + 1}. {html.escape(p[-36:])}</text>'
+                     f'{i + 1}. {html.escape(p)}</text>'
                      f'<text x="{label + i * cell + 2}" y="24" font-size="8">{i + 1}</text>'
                      f'<rect x="{label + i * cell}" y="{y}" width="{cell}" height="{cell}" '
                      f'fill="#f4f4f4"/>')
@@ -104,8 +150,24 @@ def _graph_matrix(repo: str, files: dict[str, str]) -> str:
                f"with edges" + (f"; {hidden} more files with edges and "
                                 f"{len(result.order) - len(linked)} without are not drawn."
                                 if hidden else "."))
-    return (f"<h3>Dependency graph of a sample repository (matrix, CodeGemma order)</h3>"
-            f"<p>{html.escape(caption)}</p>" + "".join(parts))
+    return f"<p>{html.escape(caption)}</p>" + "".join(parts)
+
+
+def _graph_matrices(repo_files: dict[str, dict[str, str]]) -> str:
+    """Up to MATRIX_REPOS repositories' matrices, the one with the most files first and open;
+    each opens from its header (a selector that needs no script)."""
+    chosen = sorted(repo_files, key=lambda r: (-min(len(repo_files[r]), 60), r))[:MATRIX_REPOS]
+    if not chosen:
+        return ""
+    parts = ["<h3>Dependency graph of a repository (matrix, CodeGemma order; choose one)</h3>"]
+    for i, repo in enumerate(chosen):
+        parts.append(f"<details{' open' if i == 0 else ''}><summary>{html.escape(repo)} "
+                     f"({len(repo_files[repo]):,} files)</summary>"
+                     f"{_graph_matrix(repo, repo_files[repo])}</details>")
+    if len(repo_files) > len(chosen):
+        parts.append(f"<p>{len(repo_files) - len(chosen):,} more repositories are not drawn; "
+                     "<code>fimpack graph</code> draws any repository.</p>")
+    return "".join(parts)
 
 
 def warnings(manifest: dict) -> list[str]:
@@ -142,10 +204,28 @@ def warnings(manifest: dict) -> list[str]:
     return out
 
 
+def _records(out: str, name: str) -> list[dict]:
+    """The rows of OUT/NAME/*.parquet (files, drops), or none when the build has none."""
+    paths = sorted(glob.glob(os.path.join(out, name, "*.parquet")))
+    return [r for path in paths for r in pq.read_table(path).to_pylist()]
+
+
+class _Repo:
+    """One repository's row of the per-repository table."""
+    __slots__ = ("examples", "tokens", "splits", "files", "parts", "licenses", "drops")
+
+    def __init__(self):
+        self.examples = self.tokens = 0
+        self.splits, self.files, self.licenses, self.drops = set(), set(), Counter(), Counter()
+        self.parts = 0
+
+
 def _collect(out: str, seq_len: int):
-    """(sequence fills, documents per sequence, files by language, up to 50 repositories'
-    files, the first example row) read from the examples Parquet."""
-    fills, docs_per_seq, languages, first = [], [], Counter(), None
+    """(sequence fills, documents per sequence, per-split and per-repository numbers, up to
+    50 repositories' files, the first example row) read from the examples Parquet."""
+    fills, docs_per_seq, first = [], [], None
+    repos: dict[str, _Repo] = {}
+    splits: dict[str, dict] = {}
     repo_files: dict[str, dict[str, str]] = {}
     for path in sorted(glob.glob(os.path.join(out, "examples", "*.parquet"))):
         per_seq, per_seq_docs = Counter(), Counter()
@@ -153,15 +233,70 @@ def _collect(out: str, seq_len: int):
             first = first or row
             per_seq[row["sequence"]] += row["num_tokens"]
             per_seq_docs[row["sequence"]] += 1
-            for f in row["files"]:
-                languages[f["language"]] += 1
-            if row["source"] == "code" and len(repo_files) < 50:
+            r = repos.setdefault(row["repo"], _Repo())
+            r.examples += 1
+            r.tokens += row["num_tokens"]
+            r.splits.add(row["split"])
+            r.files.update(f["path"] for f in row["files"])
+            r.parts += len(row["files"])
+            sp = splits.setdefault(row["split"], {"repos": set(), "examples": 0, "files": set(),
+                                                  "tokens": 0})
+            sp["repos"].add(row["repo"])
+            sp["examples"] += 1
+            sp["tokens"] += row["num_tokens"]
+            sp["files"].update((row["repo"], f["path"]) for f in row["files"])
+            if row["source"] == "code" and (row["repo"] in repo_files or len(repo_files) < 50):
                 files = repo_files.setdefault(row["repo"], {})
                 for f in as_json(row)["files"]:
                     files[f["path"]] = files.get(f["path"], "") + f["content"]
         fills += [t / seq_len for t in per_seq.values()]
         docs_per_seq += list(per_seq_docs.values())
-    return fills, docs_per_seq, languages, repo_files, first
+    return fills, docs_per_seq, splits, repos, repo_files, first
+
+
+def _table(head: list[str], rows: list[list], cls: str = "") -> str:
+    cells = lambda r, tag: "".join(  # noqa: E731
+        f"<{tag}{' class=n' if isinstance(v, (int, float)) else ''}>"
+        f"{_num(v) if isinstance(v, (int, float)) else html.escape(str(v))}</{tag}>" for v in r)
+    return (f"<table class='{cls}'><tr>{cells(head, 'th')}</tr>"
+            + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</table>")
+
+
+def _split_table(splits: dict[str, dict]) -> str:
+    total = sum(sp["tokens"] for sp in splits.values()) or 1
+    rows = [[name, len(sp["repos"]), len(sp["files"]), sp["examples"], sp["tokens"],
+             f"{sp['tokens'] / total:.1%}"] for name, sp in sorted(splits.items())]
+    return ("<h3>Train and validation (held out as whole repositories)</h3>"
+            + _table(["split", "repositories", "files", "examples", "tokens",
+                      "share of tokens"], rows))
+
+
+def _repo_table(repos: dict[str, _Repo], files: list[dict], drops: list[dict]) -> str:
+    for f in files:
+        repos.setdefault(f["repo"], _Repo()).licenses[f.get("license") or "none"] += 1
+    for d in drops:
+        repos.setdefault(d["repo"], _Repo()).drops[d["reason"]] += 1
+    order = sorted(repos, key=lambda name: (-repos[name].tokens, name))
+    rows = []
+    for name in order[:REPO_ROWS]:
+        r = repos[name]
+        licence = ", ".join(f"{k} ({v:,})" if len(r.licenses) > 1 else k
+                            for k, v in r.licenses.most_common(2)) or "—"
+        dropped = sum(r.drops.values())
+        why = ", ".join(f"{k} {v:,}" for k, v in r.drops.most_common(2))
+        rows.append([name, "/".join(sorted(r.splits)) or "—", len(r.files), r.parts,
+                     r.tokens, licence, dropped, why or "—"])
+    more = (f"<p>{len(order) - REPO_ROWS:,} more repositories, with fewer tokens, are not "
+            "listed.</p>") if len(order) > REPO_ROWS else ""
+    return ("<h3>Repositories (by tokens; kept files counted once, parts are the pieces "
+            "files were packed in)</h3>"
+            + _table(["repository", "split", "files", "parts", "tokens", "licence (files)",
+                      "dropped files", "top drop reasons"], rows, "repos") + more)
+
+
+def _languages(files: list[dict]) -> Counter:
+    """Kept files by language, each file once (a file split into parts is one file)."""
+    return Counter(f["language"] for f in files)
 
 
 def build_report(out: str) -> str:
@@ -169,29 +304,39 @@ def build_report(out: str) -> str:
         manifest = json.load(f)
     c = manifest["counts"]
     seq_len = manifest["config"]["seq_len"]
-    fills, docs_per_seq, languages, repo_files, first = _collect(out, seq_len)
-    sample = max(repo_files, key=lambda r: (min(len(repo_files[r]), 60), r), default=None)
+    fills, docs_per_seq, splits, repos, repo_files, first = _collect(out, seq_len)
+    files, drops = _records(out, "files"), _records(out, "drops")
+    utilisation = c.get("utilisation")
     summary = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
                ("dropped files", c["dropped_files"]), ("examples", c["examples"]),
-               ("sequences", c.get("sequences")), ("utilisation", c.get("utilisation")),
+               ("sequences", c.get("sequences")),
+               ("utilisation", None if utilisation is None else f"{utilisation:.2%}"),
                ("files split across sequences", c.get("files_split")),
-               ("code fraction (target)", f"{c['code_fraction']} ({c.get('code_fraction_target')})"),
+               ("code fraction (target)",
+                f"{c['code_fraction']:.3f} ({c.get('code_fraction_target')})"
+                if c.get("code_fraction") is not None else "—"),
                ("tokens", c["tokens"])]
-    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-                    for k, v in summary)
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td class=n>"
+                    f"{html.escape(_num(v) if isinstance(v, (int, float)) else str(v))}"
+                    "</td></tr>" for k, v in summary)
     notes = warnings(manifest)
     warn = ("<div class='warn'><h2>Warnings</h2><ul>"
             + "".join(f"<li>{html.escape(w)}</li>" for w in notes) + "</ul></div>") if notes \
         else "<p class='ok'>No warnings.</p>"
+    split_parts = sum(1 for f in files if (f.get("parts") or 1) > 1)
     body = [
         f"<h1>fimpack build report</h1><p>{html.escape(os.path.abspath(out))}</p>", warn,
         f"<table>{table}</table>",
-        _histogram(f"Sequence utilisation (tokens / seq_len {seq_len:,}), sequences per bin",
-                   fills, 20, 0.0, 1.0, "fill of the sequence (0 to 1)"),
+        _split_table(splits),
+        _repo_table(repos, files, drops),
+        _histogram(f"Sequence utilisation (tokens / seq_len {seq_len:,})", fills, 20, 0.0,
+                   1.0, "fill of the sequence (0 to 1)", "sequences"),
         _histogram("Documents (examples) per packed sequence", docs_per_seq, 20, 0,
-                   max(docs_per_seq, default=1) + 1, "examples in the sequence"),
+                   max(docs_per_seq, default=1) + 1, "examples in the sequence",
+                   "sequences"),
         _bars("Tokens by source (tokens)", sorted(c["tokens_by_source"].items())),
-        _bars("Files by language (files, as packed)", languages.most_common()),
+        _bars(f"Kept files by language (files, each once; {split_parts:,} of them split "
+              "into parts)", _languages(files).most_common()),
         _bars("Files by licence (SPDX; files past the licence policy)", sorted(
             c.get("files_by_license", {}).items(), key=lambda kv: -kv[1])),
         _bars("Natural-language documents by language (ISO 639-1, py3langid; documents "
@@ -200,14 +345,16 @@ def build_report(out: str) -> str:
         _bars("Dropped files by reason (files)", sorted(c["dropped_by_reason"].items(),
                                                          key=lambda kv: -kv[1])),
         _bars("FIM mode of code files (files)", sorted(c.get("fim_files", {}).items())),
+        _graph_matrices(repo_files),
     ]
-    if sample:
-        body.append(_graph_matrix(sample, repo_files[sample]))
     if first is not None:
         from fimpack.inspect import render_html
         body.append("<h3>The first example, as packed</h3>" + render_html(first))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-             "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+             "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+             "table.repos{font-size:13px}summary{cursor:pointer;margin:4px 0}"
+             "details{overflow-x:auto}"
              "h3{margin-top:1.5em}.warn{background:#fff4e5;border:1px solid #f0a030;"
              "padding:4px 12px}.ok{color:#2a7}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>fimpack report</title>"

@@ -255,7 +255,7 @@ def test_report_is_self_contained(built):
     assert page.startswith("<!doctype html>") and "<script" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)  # nothing fetched
     assert page.count("<svg") >= 7
-    assert "Dependency graph of a sample repository" in page
+    assert "Dependency graph of a repository" in page
     languages = page[page.index("Natural-language documents by language"):]
     assert ">en<" in languages[:languages.index("</svg>")]  # the chart has the English bar
     assert f"{manifest['counts']['examples']}" in page
@@ -263,6 +263,43 @@ def test_report_is_self_contained(built):
     assert page.index("Warnings") < page.index("<table>")
     assert page.count(" imports ") <= report.MATRIX_FILES ** 2
     assert "The first example, as packed" in page and "<pre" in page
+
+
+def test_report_tables_answer_questions(built):
+    # train/validation and per-repository tables, files counted once, chosen matrices,
+    # axes with ticks, numbers with separators
+    import pyarrow.parquet as pq
+    from fimpack import report
+    out, manifest = built
+    page = report.build_report(str(out))
+    c = manifest["counts"]
+    split = page[page.index("Train and validation"):page.index("Repositories (by tokens")]
+    for name in ("train", "validation"):
+        n = c["examples_by_split"].get(name, 0)
+        if n:
+            assert f"<td>{name}</td>" in split and f">{n:,}<" in split
+    repos = page[page.index("Repositories (by tokens"):]
+    repos = repos[:repos.index("</table>")]
+    kept = pq.read_table(sorted((out / "files").glob("*.parquet"))).to_pylist()
+    for repo in {r["repo"] for r in kept}:
+        assert f"<td>{repo}</td>" in repos, repo
+    # files by language counts each kept file once, however many parts it was packed in
+    chart = page[page.index("Kept files by language"):]
+    chart = chart[:chart.index("</svg>")]
+    py = sum(1 for r in kept if r["language"] == "python")
+    assert f">{py:,}</text>" in chart
+    assert page.count("<details") >= 2 and page.count("<details open>") == 1
+    assert re.search(r">\d{1,3}(,\d{3})+<", page)  # thousands separators
+    assert page.count('text-anchor="middle"') >= 5  # tick labels under the axes
+
+
+def test_report_ticks_and_numbers():
+    from fimpack.report import _num, _ticks
+    assert _ticks(10) == [0, 5, 10]
+    assert _ticks(1234) == [0, 500, 1000]
+    assert _ticks(1.0) == [0, 0.5, 1.0]
+    assert _ticks(7) == [0, 2, 4, 6]
+    assert _num(1234567) == "1,234,567" and _num(0.5) == "0.5" and _num(2.0) == "2"
 
 
 def test_report_warnings_say_what_is_wrong_first():

@@ -171,7 +171,8 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
              metric_files: int = 100,
              max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, timeout: float = 5.0,
              seed: int = 0, device: str = "cpu", details: str | None = None,
-             progress: Callable[[str], None] | None = None) -> dict:
+             progress: Callable[[str], None] | None = None,
+             bar: Callable | None = None) -> dict:
     """Loss by group and infilling scores of ``run_dir``'s checkpoint on ``data_dir`` (the
     build it trained on, or another with the same tokenizer). ``infill_tasks`` /
     ``humaneval_tasks_per_kind``: tasks per kind (single-line, multi-line), 0 to skip;
@@ -205,7 +206,8 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
         tasks = heldout_tasks(files, infill_tasks, seed)
         result["infill"] = {"split": split, "held_out": split == "validation",
                             "files": len(files),
-                            **score(run, tasks, max_new_tokens, timeout, records)}
+                            **score(run, tasks, max_new_tokens, timeout, records,
+                                    bar and (lambda it: bar(it, "held-out infilling")))}
         if split != "validation":
             result["infill"]["warning"] = ("no code files in the validation split: tasks from "
                                            "train files, which the model has probably seen")
@@ -218,7 +220,8 @@ def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
             "tasks, each test run in a sandbox")
         tasks = humaneval_tasks(humaneval_tasks_per_kind, seed)
         result["humaneval"] = {"path": HUMANEVAL_PATH, "timeout_s": timeout,
-                               **score(run, tasks, max_new_tokens, timeout, records)}
+                               **score(run, tasks, max_new_tokens, timeout, records,
+                                       bar and (lambda it: bar(it, "HumanEval infilling")))}
     result["settings"] = {"max_loss_tokens": max_loss_tokens, "max_new_tokens": max_new_tokens,
                           "seed": seed, "decoding": "greedy"}
     result["seconds"] = round(time.perf_counter() - t0, 2)
@@ -260,11 +263,59 @@ def without_per_file(result):
     return result
 
 
-def main(run_dir: str, data_dir: str, **options) -> int:
-    """``fimpack eval``: print one JSON object (per-file values left out); progress goes to
-    stderr."""
-    result = evaluate(run_dir, data_dir,
-                      progress=lambda line: print(f"fimpack eval: {line}", file=sys.stderr,
-                                                  flush=True), **options)
-    print(json.dumps(without_per_file(result)))
+def main(run_dir: str, data_dir: str, json_out: str | None = None, as_json: bool = False,
+         **options) -> int:
+    """``fimpack eval``: a short table on stdout and the whole result as JSON in JSON_OUT
+    (default RUN/eval.json; per-file values left out); with AS_JSON the JSON on stdout
+    instead. Progress (phases, and a bar with an ETA over the infilling tasks) on stderr."""
+    from tqdm import tqdm
+
+    result = without_per_file(evaluate(
+        run_dir, data_dir, progress=lambda line: print(f"fimpack eval: {line}",
+                                                      file=sys.stderr, flush=True),
+        bar=lambda it, desc: tqdm(it, desc=desc, unit="task", file=sys.stderr,
+                                  dynamic_ncols=True, leave=False), **options))
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    json_out = json_out or os.path.join(run_dir, "eval.json")
+    with open(json_out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(table(result))
+    print(f"(all numbers: {json_out})")
     return 0
+
+
+def table(result: dict) -> str:
+    """The numbers a reader compares runs by, one per line."""
+    m = result["model"]
+    rows = [("model", f"{m['flavor']}, {m['params']:,} params, step {m['step']}")]
+    loss = result.get("loss", {})
+    split = "validation" if loss.get("held_out") else "train, not held out"
+    for key, value in _flat(loss):
+        if isinstance(value, float) and key.split(".")[-1] == "loss":
+            rows.append((f"loss {key.rsplit('.', 1)[0] if '.' in key else 'all'} ({split})",
+                         f"{value:.3f} nats/token"))
+    for name, label in (("infill", "held-out infilling"), ("humaneval", "HumanEval")):
+        for kind in (SINGLE, MULTI):
+            k = (result.get(name) or {}).get(kind)
+            if not k or not k.get("tasks"):
+                continue
+            cells = [f"exact {k['exact_match']:.0%}", f"rstrip {k['exact_match_rstrip']:.0%}"]
+            if k.get("pass@1") is not None:
+                cells.insert(0, f"pass@1 {k['pass@1']:.0%}")
+            rows.append((f"{label} {kind}", ", ".join(cells) + f" ({k['tasks']} tasks)"))
+    for key, value in _flat(result.get("heldout") or {}):
+        if isinstance(value, float) and ("loss" in key or "gain" in key):
+            rows.append((f"heldout {key}", f"{value:.3f}"))
+    rows.append(("seconds", f"{result.get('seconds', 0):,.1f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _flat(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v

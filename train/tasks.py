@@ -107,11 +107,12 @@ def rstrip_lines(text: str) -> str:
 
 
 def score(run: Run, tasks: list[InfillTask], max_new_tokens: int, timeout: float,
-          details: list | None = None) -> dict:
+          details: list | None = None, bar=None) -> dict:
     """{kind: {"tasks", "exact_match", "exact_match_rstrip", "stopped", "mean_new_tokens",
-    and "pass@1" for HumanEval}} for the tasks of one benchmark."""
+    and "pass@1" for HumanEval}} for the tasks of one benchmark. BAR(iterable): a progress
+    bar over the tasks (the command line's; None for none)."""
     by_kind: dict[str, list[dict]] = {SINGLE: [], MULTI: []}
-    for task in tasks:
+    for task in (bar(tasks) if bar else tasks):
         out = complete(run, task.prefix, task.suffix, task.path, max_new_tokens)
         record = {"exact": out.text == task.middle,
                   "exact_rstrip": rstrip_lines(out.text) == rstrip_lines(task.middle),
