@@ -19,6 +19,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 
 from fimpack.inspect import as_json
+from fimpack.packing.split import validation_warning
 
 W, H = 520, 220  # plot size in pixels
 MATRIX_FILES = 40  # files drawn in the dependency matrix; more would not be readable
@@ -176,6 +177,8 @@ def warnings(manifest: dict) -> list[str]:
     by_split = c.get("examples_by_split", {})
     if manifest["config"].get("val_fraction", 0) > 0 and not by_split.get("validation"):
         out.append("The validation split is empty: evaluation falls back to training data.")
+    elif missed := validation_warning(c, manifest["config"].get("val_fraction", 0)):
+        out.append(missed)
     target, got = c.get("code_fraction_target"), c.get("code_fraction")
     if target is not None and got is not None and abs(got - target) > 0.05:
         out.append(f"Code fraction {got:.3f} misses the {target} target"

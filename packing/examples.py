@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
 import numpy as np
@@ -51,11 +52,14 @@ def split_rank(repo: str) -> int:
     return stable_hash("split", repo) % 1_000_000
 
 
-def repo_split(repo: str, val_fraction: float, held_out: str | None = None) -> str:
-    """Train/validation by repository: no repository lands in both. HELD_OUT is one more
-    repository for validation (the build picks one when the hash would hold out none)."""
-    return "validation" if split_rank(repo) < val_fraction * 1_000_000 or repo == held_out \
-        else "train"
+def repo_split(repo: str, val_fraction: float,
+               held_out: AbstractSet[str] | None = None) -> str:
+    """Train/validation by repository: no repository lands in both. HELD_OUT: the build's
+    held-out repositories (``split.choose_validation``: by size, to meet VAL_FRACTION of the
+    tokens); without it (packing one repository on its own) the split hash alone decides."""
+    if held_out is not None:
+        return "validation" if repo in held_out else "train"
+    return "validation" if split_rank(repo) < val_fraction * 1_000_000 else "train"
 
 
 _PIECE_BYTES: dict[int, np.ndarray] = {}  # per SentencePieceProcessor: bytes of each id
@@ -265,7 +269,8 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
 
 
 def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokenizer, *,
-                  seq_len: int, val_fraction: float, edges, held_out: str | None = None,
+                  seq_len: int, val_fraction: float, edges,
+                  held_out: AbstractSet[str] | None = None,
                   method: str = "greedy") -> list[tuple[Example, np.ndarray]]:
     """A repository's formatted files, UNITS [(path, segments)] in dependency order, as
     examples: files that fit a sequence are grouped along EDGES ({(u, v): weight}, or pairs
@@ -294,7 +299,8 @@ def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokeni
 
 
 def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int, val_fraction: float,
-                      held_out: str | None = None) -> list[tuple[Example, np.ndarray]]:
+                      held_out: AbstractSet[str] | None = None,
+                      ) -> list[tuple[Example, np.ndarray]]:
     """A natural-language document: one plain example, or parts of one if it is too long."""
     builder = _Builder(doc.repo, NATURAL_LANGUAGE, repo_split(doc.repo, val_fraction, held_out),
                        tok, seq_len, id_prefix=f"{doc.repo}:{doc.path}")

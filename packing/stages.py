@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
 import apache_beam as beam
@@ -21,10 +22,11 @@ from apache_beam.metrics import Metrics
 from fimpack.config import ORDERS, RANDOM  # noqa: F401
 from fimpack.packing import mixture
 from fimpack.packing.examples import (assemble_repo, document_examples, file_segments,
-                                      repo_split, split_rank, stable_hash)
+                                      stable_hash)
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import extract_imports, has_parser
 from fimpack.packing.partition import edge_weights
+from fimpack.packing.split import TOLERANCE, choose_validation
 from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
 from fimpack.packing.fim import UNIFORM
 from fimpack.records import (AUDIT, CODE, Drop, ExampleStats, SourceFile, Tokenized, packed,
@@ -86,7 +88,7 @@ def _counted(examples, seed: int):
 def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: int,
                     fim_rate: float, seq_len: int, val_fraction: float,
                     fim_split: str = UNIFORM, order: str | list[str] = "codegemma",
-                    held_out: str | None = None, partition: str = "greedy") -> tuple[list[Tokenized], list[Drop]]:
+                    held_out: AbstractSet[str] | None = None, partition: str = "greedy") -> tuple[list[Tokenized], list[Drop]]:
     """A repository's files as the build packs them: (examples, drops).
 
     Each file is parsed once, for its imports and its syntax-aware FIM split together
@@ -146,7 +148,8 @@ class _PackRepo(_WithTokenizer):
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def process(self, item, model: bytes, held_out: str | None):
+    def process(self, item, model: bytes, choice):
+        held_out = _held_out(choice)
         repo, files = item
         files = [pickle.loads(f) for f in files]
         FILES_PACKED.inc(len(files))
@@ -164,7 +167,8 @@ class _PackDocument(_WithTokenizer):
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def process(self, doc, model: bytes, held_out: str | None):
+    def process(self, doc, model: bytes, choice):
+        held_out = _held_out(choice)
         DOCS_PACKED.inc()
         try:
             yield from _counted(document_examples(doc, self.tokenizer(model),
@@ -177,49 +181,54 @@ class _PackDocument(_WithTokenizer):
                                            processing_error(doc.repo, doc.path, "pack", err))
 
 
-class HoldOut(beam.CombineFn):
-    """The repository to hold out for validation when the split hash holds out none: with
-    ``val_fraction`` > 0 and two or more repositories, the validation split is never empty
-    (an empty split breaks evaluation and the readers of the shards). The pick is the
-    repository of least split rank, a code repository if there is one. Inputs are
-    (repo, source) per kept file; the accumulator stays a few tuples."""
+class ChooseValidation(beam.CombineFn):
+    """The repositories held out for validation (``split.choose_validation``, a
+    ``SplitChoice``): whole repositories meeting ``val_fraction`` of each source's characters
+    within ``split.TOLERANCE`` (characters, because the split must be known before the files
+    are tokenised; see ``split.py``). Inputs are (repo, source, characters) per kept file; the
+    accumulator is {repo: [code, natural language]} (about 100 bytes a repository)."""
 
     def __init__(self, val_fraction: float):
         self.val_fraction = val_fraction
 
     def create_accumulator(self):
-        return (False, None, None, ())  # any held out, least code, least nl, distinct (<= 2)
+        return {}
 
     def add_input(self, acc, item):
-        repo, source = item
-        held, code, nl, seen = acc
-        if held:
-            return acc
-        if repo_split(repo, self.val_fraction) == "validation":
-            return (True, None, None, ())
-        rank = (split_rank(repo), repo)
-        if source == CODE:
-            code = rank if code is None else min(code, rank)
-        else:
-            nl = rank if nl is None else min(nl, rank)
-        if repo not in seen and len(seen) < 2:
-            seen = tuple(sorted(seen + (repo,)))
-        return (held, code, nl, seen)
+        repo, source, chars = item
+        sizes = acc.setdefault(repo, [0, 0])
+        sizes[source != CODE] += chars
+        return acc
 
     def merge_accumulators(self, accs):
-        held, code, nl, seen = self.create_accumulator()
-        for a_held, a_code, a_nl, a_seen in accs:
-            held = held or a_held
-            code = min([x for x in (code, a_code) if x is not None], default=None)
-            nl = min([x for x in (nl, a_nl) if x is not None], default=None)
-            seen = tuple(sorted(set(seen) | set(a_seen)))[:2]
-        return (True, None, None, ()) if held else (held, code, nl, seen)
+        out: dict = {}
+        for acc in accs:
+            for repo, (code, nl) in acc.items():
+                sizes = out.setdefault(repo, [0, 0])
+                sizes[0] += code
+                sizes[1] += nl
+        return out
 
     def extract_output(self, acc):
-        held, code, nl, seen = acc
-        if held or self.val_fraction <= 0 or len(seen) < 2:
-            return None
-        return (code or nl)[1]
+        choice = choose_validation({r: tuple(s) for r, s in acc.items()}, self.val_fraction)
+        if self.val_fraction > 0 and not choice.met:
+            log.warning("validation split: no choice of whole repositories meets "
+                        "--val-fraction %s within %.0f%% (%d repositories); held out %d, "
+                        "%s of the code / natural-language characters", self.val_fraction,
+                        TOLERANCE * 100, len(acc), len(choice.held_out),
+                        " / ".join(f"{f:.3f}" for f in choice.fractions))
+        return choice
+
+
+_HELD_OUT: list = [None, frozenset()]  # the last SplitChoice seen and its set
+
+
+def _held_out(choice) -> frozenset:
+    """The held-out repositories of CHOICE (the side input) as a set, built once."""
+    if _HELD_OUT[0] is not choice:
+        _HELD_OUT[:] = [choice, frozenset(choice.held_out) if choice is not None
+                        else frozenset()]
+    return _HELD_OUT[1]
 
 
 class PackExamples(beam.PTransform):
@@ -235,8 +244,8 @@ class PackExamples(beam.PTransform):
         cfg, model = self.cfg, self.model
         held_out = beam.pvalue.AsSingleton(
             files
-            | "RepoSources" >> beam.Map(lambda f: (f.repo, f.source))
-            | "HoldOut" >> beam.CombineGlobally(HoldOut(cfg.val_fraction)))
+            | "RepoSizes" >> beam.Map(lambda f: (f.repo, f.source, len(f.content)))
+            | "ChooseValidation" >> beam.CombineGlobally(ChooseValidation(cfg.val_fraction)))
         code = (files
                 | "Code" >> beam.Filter(lambda f: f.source == CODE)
                 | "KeyByRepo" >> beam.Map(lambda f: (f.repo, packed(f)))

@@ -23,7 +23,6 @@ from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.packing.graph import order_repository
 from fimpack.packing.mixture import shard_count
-from fimpack.packing.stages import HoldOut
 from fimpack.pipelines import build, outputs
 from fimpack.records import SPLITS, SourceFile
 from fimpack.pipelines.ingest import Limits, discover
@@ -453,6 +452,10 @@ def test_no_shard_is_empty_and_names_have_no_gaps(built):
         assert names, split  # val_fraction 0.3 holds repositories out
         assert all(e["examples"] > 0 and e["bytes"] > 0 for e in entries)
     assert len([e for e in manifest["shards"] if e["split"] == "train"]) > 4  # several shards
+    tokens = manifest["counts"]["tokens_by_split"]  # the achieved share is recorded
+    assert manifest["counts"]["validation_fraction"] == round(
+        tokens["validation"] / (tokens["train"] + tokens["validation"]), 6)
+    assert manifest["counts"]["validation_fraction_target"] == 0.3
     for name in ("drops", "dedup/clusters"):
         files = manifest["records"][name]
         assert files and all(e["rows"] > 0 for e in files)
@@ -460,29 +463,6 @@ def test_no_shard_is_empty_and_names_have_no_gaps(built):
             [e["path"] for e in files]
 
 
-def hold_out(val_fraction, items):
-    fn = HoldOut(val_fraction)
-    half = len(items) // 2
-    accs = [fn.create_accumulator(), fn.create_accumulator()]
-    for i, item in enumerate(items):  # two workers' partial results, merged
-        accs[i >= half] = fn.add_input(accs[i >= half], item)
-    return fn.extract_output(fn.merge_accumulators(accs))
-
-
-def test_a_repository_is_held_out_when_the_hash_holds_out_none():
-    from fimpack.packing.examples import repo_split, split_rank
-
-    repos = [f"r{i}" for i in range(6)]
-    assert all(repo_split(r, 0.01) == "train" for r in repos)  # the hash alone holds out none
-    items = [(r, "code") for r in repos] + [("docs", "nl")]
-    picked = hold_out(0.01, items)
-    assert picked == min(repos, key=split_rank)  # the code repository of least rank
-    assert repo_split(picked, 0.01, picked) == "validation"
-    assert hold_out(0.01, list(reversed(items))) == picked  # order of arrival does not matter
-    assert hold_out(0.0, items) is None  # no validation asked for
-    assert hold_out(0.01, [("r1", "code"), ("r1", "code")]) is None  # one repository: keep it
-    held = next(f"x{i}" for i in range(1000) if repo_split(f"x{i}", 0.05) == "validation")
-    assert hold_out(0.05, items + [(held, "code")]) is None  # the hash held one out already
 
 
 def test_a_runner_without_metrics_fails_loudly_unless_allowed(built):
