@@ -26,6 +26,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 import fimpack
 from fimpack.packing.shards import token_dtype
+from fimpack.packing.split import TOLERANCE as VAL_TOLERANCE, achieved, validation_warning
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.counting import SumCounters
 from fimpack.pipelines import outputs
@@ -108,6 +109,11 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             "examples_by_source": {s: c.get(f"examples_{s}", 0) for s in ("code", "nl")},
             "tokens": total_tokens, "tokens_by_source": tokens,
             "tokens_by_split": {s: c.get(f"tokens_{s}", 0) for s in ("train", "validation")},
+            # the held-out share of the tokens (packing/split.py chooses whole repositories)
+            "validation_fraction": achieved({s: c.get(f"tokens_{s}", 0)
+                                             for s in ("train", "validation")}),
+            "validation_fraction_target": cfg.val_fraction,
+            "validation_tolerance": VAL_TOLERANCE,
             "code_fraction": round(tokens["code"] / total_tokens, 6) if total_tokens else None,
             "code_fraction_target": cfg.code_fraction,
             "files_split": c.get("files_split", 0), "file_parts": c.get("file_parts", 0),
@@ -326,6 +332,7 @@ def summary(manifest: dict) -> str:
     rows += [("examples", c["examples"]), ("sequences", c["sequences"]),
              ("utilisation", c["utilisation"]), ("files split", c["files_split"]),
              ("code fraction", c["code_fraction"]),
+             ("validation fraction", c.get("validation_fraction")),
              ("tokens (code)", c["tokens_by_source"]["code"]),
              ("tokens (natural language)", c["tokens_by_source"]["nl"]),
              ("seconds", manifest["timing"]["seconds"])]
@@ -338,4 +345,7 @@ def summary(manifest: dict) -> str:
     if target is not None and got is not None and abs(got - target) > 0.01:
         lines.append(f"note: code fraction {got:.3f} misses the target {target} by more than 1% "
                      "(too little of one source to sample from)")
+    missed = validation_warning(c, manifest["config"].get("val_fraction", 0))
+    if missed:
+        lines.append("warning: " + missed)
     return "\n".join(lines)
