@@ -370,7 +370,10 @@ def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
     from fimpack.pipelines.manifest import summary
 
     cfg = build_config(args, dedup_only)
-    sources = input_sources(args.input, args.input_layout, args.max_repos)
+    from fimpack.pipelines.runners import sources_for_runner  # remote runners: paths checked
+    sources = sources_for_runner(
+        beam_args, args.input, args.out, getattr(args, "benchmark", None),
+        lambda: input_sources(args.input, args.input_layout, args.max_repos))
     manifest = build.run(cfg, sources, beam_args)
     print(summary(manifest))
     return 0
@@ -402,7 +405,7 @@ class StepBar:
             self.bar.set_postfix_str(rest.split(" ", 1)[1] if " " in rest else "",
                                      refresh=False)
         else:
-            self.bar.write(line)
+            self.bar.write(line, file=sys.stderr)
 
 
 def cmd_train(args) -> int:

@@ -252,3 +252,38 @@ def test_ctrl_c_stops_the_build_and_every_process(tmp_path):
         time.sleep(0.5)
     assert _marked(mark) == []
     assert not (out / "manifest.json").exists()
+
+
+# -- progress and tables ---------------------------------------------------------------------
+
+def test_train_progress_lines_drive_one_bar(capsys):
+    with cli.StepBar(150) as bar:
+        bar("step 1/150 loss 8.7943 lr 1.43e-04 135 tok/s")
+        bar("step 40/150 loss 6.1000 lr 2.00e-03 1,500 tok/s")
+        assert bar.bar.n == 40 and "loss 6.1000" in bar.bar.postfix
+        bar("resumed from step 0")  # any other line is written above the bar
+    err = capsys.readouterr().err
+    assert "resumed from step 0" in err and "40/150" in err
+
+
+def test_eval_table_is_short_and_has_the_numbers():
+    from fimpack.train.evaluate import table
+    result = {"model": {"flavor": "tiny", "params": 14259072, "step": 150, "seq_len": 512},
+              "loss": {"held_out": True, "all": {"loss": 5.4321, "tokens": 12000},
+                       "code": {"loss": 5.1, "tokens": 9000}},
+              "infill": {"single_line": {"tasks": 10, "exact_match": 0.1,
+                                         "exact_match_rstrip": 0.2},
+                         "multi_line": {"tasks": 10, "exact_match": 0.0,
+                                        "exact_match_rstrip": 0.0}},
+              "humaneval": {"single_line": {"tasks": 10, "exact_match": 0.0,
+                                            "exact_match_rstrip": 0.1, "pass@1": 0.3}},
+              "heldout": {"infilling_loss": {"loss": 3.25},
+                          "repository_context": {"gain": 0.0123}},
+              "seconds": 61.27}
+    text = table(result)
+    lines = text.splitlines()
+    assert len(lines) <= 12 and max(map(len, lines)) < 100
+    assert "14,259,072 params" in lines[0]
+    assert "loss all (validation)" in text and "5.432 nats/token" in text
+    assert "HumanEval single_line" in text and "pass@1 30%" in text
+    assert "heldout repository_context.gain" in text and "0.012" in text

@@ -160,3 +160,13 @@ def test_readme_snippets_run(run_dir, exported, tmp_path, monkeypatch, capsys):
     assert out[1].split()[0] == str(first.num_rows)  # Megatron: one sequence per example
     assert "'tokens': (512,)" in out[2] and "'labels': (512,)" in out[2]
     assert out[3].startswith("'") and len(out) == 4  # the middle the model wrote
+
+
+def test_exported_files_share_one_mode(exported):
+    # safetensors writes through a private temporary file (0600); the folder is shared whole
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {name: os.stat(os.path.join(exported, name)).st_mode & 0o777
+             for name in os.listdir(exported)}
+    assert "model.safetensors" in modes
+    assert set(modes.values()) == {0o666 & ~umask}, modes

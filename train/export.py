@@ -144,9 +144,22 @@ def export(run_dir: str, out_dir: str) -> dict:
     hf_tok.save_pretrained(out_dir)
     with open(os.path.join(out_dir, "tokenizer.model"), "wb") as f:
         f.write(run.tokenizer.proto)
+    same_mode(out_dir)
     return {"out_dir": out_dir, "architecture": "GemmaForCausalLM",
             "params": run.model.num_params(), "vocab_size": run.model.config.vocab_size,
             "files": sorted(os.listdir(out_dir))}
+
+
+def same_mode(folder: str) -> None:
+    """Every file of FOLDER readable as a file written with open() is (0666 less the umask):
+    safetensors writes its weights through a private temporary file (0600), which a shared
+    model folder or a container image would then hide from other users."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            os.chmod(path, 0o666 & ~umask)
 
 
 def is_transformers_folder(path: str) -> bool:
