@@ -18,7 +18,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 
-from fimpack.inspect import as_json
+from fimpack.inspect import as_json, wanted
 from fimpack.packing.split import validation_warning
 
 W, H = 520, 220  # plot size in pixels
@@ -233,7 +233,10 @@ def _collect(out: str, seq_len: int):
     for path in sorted(glob.glob(os.path.join(out, "examples", "*.parquet"))):
         per_seq, per_seq_docs = Counter(), Counter()
         for row in pq.read_table(path).to_pylist():
-            first = first or row
+            # the example shown: the first multi-file code example with FIM, else the first
+            if first is None or (not wanted(first, "code", 2, True)
+                                 and wanted(row, "code", 2, True)):
+                first = row
             per_seq[row["sequence"]] += row["num_tokens"]
             per_seq_docs[row["sequence"]] += 1
             r = repos.setdefault(row["repo"], _Repo())
@@ -326,7 +329,6 @@ def build_report(out: str) -> str:
     warn = ("<div class='warn'><h2>Warnings</h2><ul>"
             + "".join(f"<li>{html.escape(w)}</li>" for w in notes) + "</ul></div>") if notes \
         else "<p class='ok'>No warnings.</p>"
-    split_parts = sum(1 for f in files if (f.get("parts") or 1) > 1)
     body = [
         f"<h1>fimpack build report</h1><p>{html.escape(os.path.abspath(out))}</p>", warn,
         f"<table>{table}</table>",
@@ -338,8 +340,8 @@ def build_report(out: str) -> str:
                    max(docs_per_seq, default=1) + 1, "examples in the sequence",
                    "sequences"),
         _bars("Tokens by source (tokens)", sorted(c["tokens_by_source"].items())),
-        _bars(f"Kept files by language (files, each once; {split_parts:,} of them split "
-              "into parts)", _languages(files).most_common()),
+        _bars(f"Kept files by language (files, each once; {c.get('files_split') or 0:,} of "
+              "them split into parts)", _languages(files).most_common()),
         _bars("Files by licence (SPDX; files past the licence policy)", sorted(
             c.get("files_by_license", {}).items(), key=lambda kv: -kv[1])),
         _bars("Natural-language documents by language (ISO 639-1, py3langid; documents "
@@ -347,12 +349,14 @@ def build_report(out: str) -> str:
                                           key=lambda kv: -kv[1])),
         _bars("Dropped files by reason (files)", sorted(c["dropped_by_reason"].items(),
                                                          key=lambda kv: -kv[1])),
-        _bars("FIM mode of code files (files)", sorted(c.get("fim_files", {}).items())),
+        _bars("FIM mode of code files (file parts: a file split across examples counts once "
+              "per part)", sorted(c.get("fim_files", {}).items())),
         _graph_matrices(repo_files),
     ]
     if first is not None:
         from fimpack.inspect import render_html
-        body.append("<h3>The first example, as packed</h3>" + render_html(first))
+        body.append("<h3>An example as packed (the first with several code files and FIM, "
+                    "if any)</h3>" + render_html(first))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
              "td.n{text-align:right;font-variant-numeric:tabular-nums}"
