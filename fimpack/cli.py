@@ -193,8 +193,12 @@ def _add_inspect(sub) -> None:
 
 
 def _add_provenance(sub) -> None:
+    from fimpack.records import PROVENANCE_FIELDS as FIELDS
     v = sub.add_parser("provenance", help="where a token of a shard came from: example, file, "
-                       "line, column, licence, origin (one JSON object)")
+                       "line, column, licence, origin (one JSON object)",
+                       epilog="fields:\n" + "\n".join(f"  {k:<12} {v}" for k, v in
+                                                     FIELDS.items()),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("out")
     v.add_argument("--token", required=True, metavar="SHARD:INDEX",
                    help="e.g. train-00000-of-00001:1234 (index into the shard's .bin)")

@@ -25,7 +25,7 @@ from fimpack.inspect import pieces_of
 from fimpack.packing.fim import original_start, reconstruct
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
-from fimpack.records import PATH, SENTINEL
+from fimpack.records import PATH, PROVENANCE_FIELDS as FIELDS, SENTINEL  # noqa: F401
 
 
 def locate(out: str, shard: str, index: int, tok: Tokenizer | None = None) -> dict:

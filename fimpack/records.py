@@ -168,3 +168,31 @@ def packed(value) -> bytes:
     wait: an object costs it an unpickle and a pickle, bytes a copy. Workers pickle either
     way (the coder's fallback for our dataclasses is pickle)."""
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# Every field of ``fimpack provenance``'s answer: where it comes from and what its numbers
+# count from. Counts from 0 are positions into arrays (a shard's tokens, a sequence, a file's
+# parts, its characters); line and column count from 1, as editors and compilers show them.
+PROVENANCE_FIELDS = {
+    "shard": "the token shard's name (OUT/tokens/SHARD.bin and OUT/examples/SHARD.parquet)",
+    "token": "index of the token in the shard's .bin, from 0 (what --token takes)",
+    "id": "the token's id in the tokenizer's vocabulary",
+    "sequence": "the packed sequence holding the token, from 0: row SEQUENCE of the shard's "
+                "Parquet and of its .idx",
+    "example": "the example's id, REPO:NNNNN (NNNNN from 0 per repository)",
+    "repo": "the repository the example came from",
+    "position": "the token's position in its sequence, from 0 (0 is the BOS token)",
+    "piece": "the sentencepiece piece of the token",
+    "kind": "bos, eos, path (the file's path line), sentinel, prefix, middle, suffix "
+            "(FIM parts), content (a file without FIM) or text (a document)",
+    "path": "the file's path in its repository",
+    "part": "which part of a file longer than a sequence, from 0 (inspect shows part+1/parts)",
+    "parts": "how many parts the file was split into (1: whole)",
+    "license": "the file's SPDX licence expression (or none)",
+    "origin": "where the file was read: folder, archive, or row file#row (row from 0)",
+    "sha256": "SHA-256 of the file's input bytes, before any decoding or redaction",
+    "fim": "the file's FIM mode: psm, spm or none",
+    "char_offset": "offset in the file as read (decoded text), in characters, from 0",
+    "line": "the line of that character in the file, from 1",
+    "column": "its column in that line, in characters, from 1",
+}

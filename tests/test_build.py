@@ -512,6 +512,7 @@ def test_repository_preset_packs_whole_repositories_in_dependency_order(corpus_d
 def test_provenance_maps_tokens_back_to_file_lines(built, corpus_dir, capsys):
     from fimpack.cli import main as cli
     from fimpack.provenance import locate
+    from fimpack.records import PROVENANCE_FIELDS
 
     out, manifest = built
     tok = Tokenizer.load(str(out / "tokenizer.model"))
@@ -525,6 +526,7 @@ def test_provenance_maps_tokens_back_to_file_lines(built, corpus_dir, capsys):
         for index in range(0, n, max(1, n // 150)):
             a = locate(str(out), shard, index, tok)
             seen.add(a["kind"])
+            assert set(a) <= set(PROVENANCE_FIELDS), set(a) - set(PROVENANCE_FIELDS)
             if "line" not in a or a["piece"].startswith("<0x"):
                 continue
             original = originals.get((a["repo"], a["path"]))
