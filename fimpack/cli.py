@@ -54,7 +54,9 @@ def _setup_logging(verbose: bool) -> None:
     about optional GCP clients, say) only with --verbose. Call before importing Beam."""
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, force=True,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("fimpack").setLevel(logging.INFO)
+    # per-repository lines ("read REPO: N files") only with --verbose: a thousand
+    # repositories would bury the summary
+    logging.getLogger("fimpack").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -53,7 +53,7 @@ class _ReadSource(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.DROPS, processing_error(src.name, "", "read",
                                                                             err))
                 return
-            log.info("read %s: %d files listed", src.name, len(entries))
+            log.debug("read %s: %d files listed", src.name, len(entries))
             for entry in entries:
                 yield beam.pvalue.TaggedOutput(self.ENTRIES, entry)
             return
@@ -73,7 +73,7 @@ class _ReadSource(beam.DoFn):
         # Counted on the metrics channel too, apart from the data: the driver checks that
         # every file read is accounted for as kept or dropped (see pipelines/manifest.py).
         INPUT_FILES.inc(kept + dropped)
-        log.info("read %s: %d files kept, %d dropped", src.name, kept, dropped)
+        log.debug("read %s: %d files kept, %d dropped", src.name, kept, dropped)
 
 
 class _ReadEntry(beam.DoFn):

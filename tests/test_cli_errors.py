@@ -287,3 +287,17 @@ def test_eval_table_is_short_and_has_the_numbers():
     assert "loss all (validation)" in text and "5.432 nats/token" in text
     assert "HumanEval single_line" in text and "pass@1 30%" in text
     assert "heldout repository_context.gain" in text and "0.012" in text
+
+
+def test_inspect_filters_pick_a_multi_file_fim_example():
+    from fimpack.inspect import wanted
+    doc = {"source": "nl", "files": [{"path": "README.md", "fim": "none"}]}
+    plain = {"source": "code", "files": [{"path": "a.py", "fim": "none"},
+                                         {"path": "b.py", "fim": "none"}]}
+    parts = {"source": "code", "files": [{"path": "a.py", "fim": "psm"},
+                                         {"path": "a.py", "fim": "none"}]}  # one file, 2 parts
+    multi = {"source": "code", "files": [{"path": "a.py", "fim": "none"},
+                                         {"path": "b.py", "fim": "spm"}]}
+    pick = [r for r in (doc, plain, parts, multi) if wanted(r, "code", 2, True)]
+    assert pick == [multi]
+    assert [r for r in (doc, plain) if wanted(r, "nl")] == [doc]
