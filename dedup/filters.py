@@ -1,6 +1,6 @@
 """Per-file filters as one small family (datatrove's filters, in Beam).
 
-A filter says only what it checks: ``reason(file) -> str | None``. ``FileFilter`` turns that
+A filter says only what it checks: ``reason(file) -> str | (str, detail) | None``. ``FileFilter`` turns that
 into kept files (main output) and counted drops (``drops``): a reason drops the file with it,
 an exception drops it as ``processing_error`` naming the filter, so one bad file never stops
 a build and nothing is lost silently.
@@ -15,7 +15,7 @@ from fimpack.records import Drop, SourceFile, processing_error
 class FileFilter(beam.DoFn):
     stage = "filter"  # the name a processing error is charged to
 
-    def reason(self, f: SourceFile) -> str | None:
+    def reason(self, f: SourceFile) -> str | tuple[str, str] | None:
         raise NotImplementedError
 
     def process(self, f: SourceFile):
@@ -28,7 +28,8 @@ class FileFilter(beam.DoFn):
         if reason is None:
             yield f
         else:
-            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, reason))
+            reason, detail = (reason, "") if isinstance(reason, str) else reason
+            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, reason, detail))
 
 
 class Filter(beam.PTransform):

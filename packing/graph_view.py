@@ -29,6 +29,7 @@ def to_json(result: RepoOrder) -> dict:
         "order": list(result.order),
         "test_links": [list(link) for link in result.test_links],
         "unresolved": result.unresolved,
+        "parse_errors": list(result.parse_errors),
     }
 
 
@@ -90,6 +91,8 @@ def main(repo_dir: str, strategy: str, as_json: bool, png: str | None) -> int:
               f"removed to break cycles {len(result.removed_edges)}  "
               f"test links {len(result.test_links)}  unresolved imports {result.unresolved}  "
               f"parse errors {len(result.parse_errors)}")
+        for path in result.parse_errors:  # which files tree-sitter had to recover in
+            print(f"parse error: {path}")
         print("\n".join(result.order))
     if png:
         try:

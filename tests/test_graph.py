@@ -619,7 +619,8 @@ def test_graph_json_and_dot(tmp_path, monkeypatch):
     (tmp_path / "README.md").write_text("# readme\n")
     (tmp_path / "LICENSE").write_text("MIT License\n")  # read for licences, not a graph node
     out = graph_json(str(tmp_path))
-    assert set(out) == {"nodes", "edges", "order", "test_links", "unresolved"}
+    assert set(out) == {"nodes", "edges", "order", "test_links", "unresolved",
+                        "parse_errors"}
     assert out["nodes"] == sorted(["README.md", "pkg/__init__.py", "pkg/core.py", "pkg/util.py",
                                    "tests/test_core.py"])
     assert ["pkg/core.py", "pkg/util.py"] in out["edges"]
