@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from fimpack.config import BuildConfig  # noqa: F401  (re-exported)
 from fimpack.counting import cluster_counter, drop_counter, kept_counter
-from fimpack.dedup.decontaminate import humaneval_path
+from fimpack.dedup.decontaminate import HUMANEVAL
 from fimpack.dedup.licenses import load_patterns, load_policy
 from fimpack.dedup.stages import Dedup, Filters, Licenses
 from fimpack.errors import BuildFailed
@@ -58,7 +58,7 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         counts.append(clean | "KeptCounts" >> beam.Map(
             lambda f: kept_counter(f.source, f.language)))
     else:
-        benchmarks = [humaneval_path()] if cfg.benchmarks is None else cfg.benchmarks
+        benchmarks = [HUMANEVAL] if cfg.benchmarks is None else cfg.benchmarks
         clean, filter_drops, pii_counts = clean | "Filters" >> Filters(cfg.quality, benchmarks,
                                                                        cfg.pii, cfg.nl)
         user = outputs.read_bytes(cfg.tokenizer) if cfg.tokenizer else None
@@ -101,7 +101,9 @@ def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> di
     """Run the build pipeline, audit it and write the manifest; the manifest."""
     options = PipelineOptions(beam_args)
     runner = runners.runner_for(options, cfg.workers)
-    clear_outputs(cfg.out)
+    dry_run = runners.is_dry_run(options)
+    if not dry_run:  # a dry run touches no output: a bucket would need an account
+        clear_outputs(cfg.out)
     started = time.time()
     log.info("building %d sources into %s on %s", len(sources), cfg.out,
              runners.engine_name(options))
@@ -109,6 +111,8 @@ def run(cfg: BuildConfig, sources: list[RepoSource], beam_args: list[str]) -> di
     pipeline(p, sources, cfg)
     result = p.run()
     result.wait_until_finish()
+    if dry_run:  # translated and staged, nothing ran: what would run, instead of a manifest
+        return runners.dry_run_report(result, options, cfg.input, cfg.out, len(sources))
     report = json.loads(outputs.read_bytes(outputs.join(cfg.out, ".build", "stats.json")))
     tok_path = outputs.join(cfg.out, "tokenizer.model")
     tok = Tokenizer(outputs.read_bytes(tok_path)) if FileSystems.exists(tok_path) else None

@@ -323,6 +323,8 @@ def stage_seconds(result) -> dict:
 
 def summary(manifest: dict) -> str:
     """The terminal summary of a build (``fimpack build`` prints it)."""
+    if manifest.get("dry_run"):  # ``--dry_run``: what would run (runners.dry_run_report)
+        return json.dumps(manifest, indent=2)
     c = manifest["counts"]
     rows = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
             ("dropped files", c["dropped_files"])]
