@@ -52,9 +52,19 @@ def check_out(path: str) -> None:
 
 def check_vocab(vocab_size: int, tokenizer: str | None) -> None:
     if tokenizer:
-        if not is_remote(tokenizer) and not os.path.isfile(tokenizer):
+        if is_remote(tokenizer):
+            return
+        if not os.path.isfile(tokenizer):
             raise UserError(f"--tokenizer {tokenizer}: no such file; pass a sentencepiece "
                             ".model file, or leave it out to train one on the corpus")
+        from fimpack.packing.tokenizer import Tokenizer
+        try:
+            Tokenizer.load(tokenizer)
+        except ValueError as err:  # not a model, or one without the sentinels
+            raise UserError(f"--tokenizer {tokenizer}: {err}") from err
+        except RuntimeError as err:
+            raise UserError(f"--tokenizer {tokenizer} is not a sentencepiece model ({err})") \
+                from err
         return
     need = BYTE_PIECES + RESERVED_PIECES
     if vocab_size < MIN_VOCAB_SIZE:

@@ -101,9 +101,14 @@ class Tokenizer:
         self.proto = model_proto
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
         self.control_ids = {s: self.sp.piece_to_id(s) for s in SENTINELS}
-        for s, i in self.control_ids.items():
-            if i == self.sp.unk_id() or not (self.sp.is_control(i) or self._user_defined(i)):
-                raise ValueError(f"tokenizer model lacks control symbol {s}")
+        missing = [s for s, i in self.control_ids.items()
+                   if i == self.sp.unk_id() or not (self.sp.is_control(i)
+                                                   or self._user_defined(i))]
+        if missing:
+            raise ValueError(f"tokenizer model lacks the sentinel symbols {', '.join(missing)} "
+                             "(control symbols, or user-defined ones as CodeGemma's "
+                             "tokenizer has them); train one with fimpack build (no "
+                             "--tokenizer) or add them as control_symbols")
         # Other models (CodeGemma's) may hold the sentinels as user-defined pieces, which
         # sentencepiece finds inside raw text: such literals are cut before they are encoded.
         in_text = [s for s, i in self.control_ids.items() if not self.sp.is_control(i)]

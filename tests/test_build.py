@@ -580,3 +580,18 @@ def screenshot(page: str, png) -> str:
         except ProcessLookupError:
             pass
     return str(png)
+
+
+@pytest.mark.slow
+def test_a_given_tokenizer_gives_the_same_shards_as_the_trained_one(built, corpus_dir,
+                                                                     tmp_path):
+    # --tokenizer with the model the first build trained: byte-identical shards and examples
+    out, manifest = built
+    again = tmp_path / "again"
+    manifest2 = run_build(corpus_dir, again, tokenizer=str(out / "tokenizer.model"))
+    assert manifest2["tokenizer"]["sha256"] == manifest["tokenizer"]["sha256"]
+    for sub in ("tokens", "examples"):
+        names = sorted(p.name for p in (out / sub).iterdir())
+        assert names == sorted(p.name for p in (again / sub).iterdir())
+        for name in names:
+            assert (out / sub / name).read_bytes() == (again / sub / name).read_bytes(), name

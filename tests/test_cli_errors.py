@@ -301,3 +301,26 @@ def test_inspect_filters_pick_a_multi_file_fim_example():
     pick = [r for r in (doc, plain, parts, multi) if wanted(r, "code", 2, True)]
     assert pick == [multi]
     assert [r for r in (doc, plain) if wanted(r, "nl")] == [doc]
+
+
+def test_a_tokenizer_without_the_sentinels_is_refused_by_name(tmp_path):
+    import io
+
+    import sentencepiece as spm
+    from fimpack.preflight import check_vocab
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(["def f(x):\n    return x\n" * 20] * 20), model_writer=model,
+        vocab_size=100, hard_vocab_limit=False, control_symbols=["<|fim_prefix|>"],
+        minloglevel=2)
+    (tmp_path / "plain.model").write_bytes(model.getvalue())
+    (tmp_path / "junk.model").write_bytes(b"not a model")
+    with pytest.raises(UserError) as caught:
+        check_vocab(32000, str(tmp_path / "plain.model"))
+    message = caught.value.message
+    assert "<|fim_suffix|>, <|fim_middle|>, <|file_separator|>" in message
+    assert "<|fim_prefix|>," not in message  # the one it has is not named
+    with pytest.raises(UserError, match="is not a sentencepiece model"):
+        check_vocab(32000, str(tmp_path / "junk.model"))
+    with pytest.raises(UserError, match="no such file"):
+        check_vocab(32000, str(tmp_path / "none.model"))
