@@ -101,12 +101,15 @@ def build(out: Path, seq_len: int, args, tokenizer: Path | None) -> dict:
            "--seq-len", str(seq_len), "--workers", str(args.workers)]
     if tokenizer is not None:
         cmd += ["--tokenizer", str(tokenizer)]
+    if args.input:
+        cmd += ["--input", str(args.input)]
     manifest = out / "manifest.json"
     if args.reuse and manifest.exists():
         m = json.loads(manifest.read_text())
         c = m["config"]
         if (c["seq_len"] == seq_len and c["max_repos"] == args.max_repos
-                and c["limits"]["max_files_per_repo"] == args.max_files):
+                and c["limits"]["max_files_per_repo"] == args.max_files
+                and (c.get("input") or None) == (str(args.input) if args.input else None)):
             print(f"  reusing {out} ({m['timing']['seconds']} s when built)")
             return {"command": " ".join(cmd), "seconds": m["timing"]["seconds"], "reused": True}
     print("  $ " + " ".join(cmd), flush=True)
@@ -345,7 +348,7 @@ def partition_at_scale(tok: Tokenizer, n: int, L: int) -> dict:
         weights = edge_weights(graph.importance, graph.test_links, method)
         fitting = {p: k for p, k in sizes.items() if k < L}
         t = time.perf_counter()
-        groups = partition(graph.order, fitting, weights, L - 1, method)
+        groups = partition(graph.order, fitting, weights, L - 1, method, graph.importance)
         out[method] = {"seconds": round(time.perf_counter() - t, 3), "groups": len(groups),
                        "kept_weight": round(kept_weight(groups, weights), 1)}
     return out
@@ -362,7 +365,7 @@ def partition_seconds(repos: dict, files: dict, L: int) -> dict:
                      if (repo, f.path) in files and files[(repo, f.path)]["parts"] == 1}
             weights = edge_weights(o["importance"], o["test_links"], method)
             t = time.perf_counter()
-            partition(o["codegemma"], sizes, weights, L - 1, method)
+            partition(o["codegemma"], sizes, weights, L - 1, method, o["importance"])
             dt = time.perf_counter() - t
             total += dt
             worst = max(worst, (dt, f"{repo} ({len(fs)} files)"))
@@ -682,9 +685,87 @@ def throughput(rows, pieces, texts, tok: Tokenizer, repeats: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 
+def partition_methods(rows, repos, plain, files, edges, fits, loc, tok, cfg, L) -> dict:
+    """Each --partition method through the build's code path (pack_repository + BFD)."""
+    step("partition methods (pack_repository + best_fit_decreasing)")
+    links = [(repo, t, i) for repo, (_, o) in repos.items() for t, i in o["test_links"]
+             if t != i and (repo, t) in files and (repo, i) in files]
+    link_fits = {e for e in links if files[(e[0], e[1])]["parts"] == 1
+                 and files[(e[0], e[2])]["parts"] == 1
+                 and files[(e[0], e[1])]["ntok"] + files[(e[0], e[2])]["ntok"] + 3 <= L}
+    cg_orders = {r: o["codegemma"] for r, (_, o) in repos.items()}
+    importance = {(r, u, v): w for r, (_, o) in repos.items()
+                  for (u, v), w in o["importance"].items()}
+    methods = {"bound_fit": loc["bounds"]["per_dependency"], "test_links": len(links),
+               "test_links_fit": len(link_fits),
+               "seconds": partition_seconds(repos, files, L)}
+    for method in PARTITIONS:
+        t = time.perf_counter()
+        sim = simulate(rows, plain, cg_orders, tok, cfg, L, partition=method)
+        d = locality(edges, sim["place"], fits)
+        d.update(utilisation=sim["utilisation"], sequences=sim["sequences"],
+                 files_split=sim["files_split"],
+                 same_example_all=same_example(edges, sim["place"]),
+                 weighted_fit=weighted_locality(fits, sim["place"], importance),
+                 test_links=locality(links, sim["place"], link_fits),
+                 simulate_s=round(time.perf_counter() - t, 1))
+        methods[method] = d
+    return methods
+
+
+def partitions_only(res, loc, rows, repos, plain, files, edges, fits, tok, cfg, L, args,
+                    t1) -> dict:
+    """--locality-only: the partition methods, the bounds and the local-search ceiling."""
+    methods = partition_methods(rows, repos, plain, files, edges, fits, loc, tok, cfg, L)
+    if args.ceiling_tries:
+        step(f"local-search ceiling ({args.ceiling_restarts} x {args.ceiling_tries} tries)")
+        methods["ceiling"] = ceiling(repos, files, L, args.ceiling_tries,
+                                     args.ceiling_restarts, args.seed)
+    res["partitions"] = methods
+    res["locality"] = loc
+    res["analysis_seconds_locality"] = round(time.perf_counter() - t1, 1)
+    return res
+
+
+def ceiling(repos, files, L: int, tries: int, restarts: int, seed: int) -> dict:
+    """``partition_ceiling.py``'s measure on this build: the share of fit edges inside one
+    group for each method (groups alone, before sequence packing), and the best a randomised
+    local search (single-file moves and swaps, unit weights) reaches from refined's and
+    greedy's groups: an estimate from below of what a one-copy packing can reach."""
+    import partition_ceiling as pc
+
+    cap, rng = L - 1, random.Random(seed)
+    inside = dict.fromkeys(PARTITIONS, 0)
+    best = total = 0
+    for repo, (_, o) in sorted(repos.items()):
+        sizes = {p: files[(repo, p)]["ntok"] + 1 for p in o["codegemma"]
+                 if (repo, p) in files and files[(repo, p)]["parts"] == 1}
+        fit = [(u, v) for u, v in o["edges"] if u in sizes and v in sizes
+               and sizes[u] + sizes[v] + 1 <= L]
+        if not fit:
+            continue
+        total += len(fit)
+        found = []
+        for m in PARTITIONS:
+            groups = partition(o["codegemma"], sizes, edge_weights(o["importance"],
+                                                                   o["test_links"], m), cap, m,
+                               o["importance"])
+            inside[m] += pc.inside(groups, fit)
+            found.append(pc.inside(groups, fit))
+        for start_method in ("refined", "greedy"):
+            start = partition(o["codegemma"], sizes, dict.fromkeys(o["importance"], 1.0), cap,
+                              start_method)
+            found += [pc.inside(pc.local_search([list(x) for x in start], sizes, fit, cap,
+                                                tries, rng), fit) for _ in range(restarts)]
+        best += max(found)
+    return {"fit_edges": total, "tries": tries, "restarts": restarts,
+            "in_one_group": {m: inside[m] / total if total else None for m in PARTITIONS},
+            "local_search": best / total if total else None}
+
+
 def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: dict,
                 do_throughput: bool) -> dict:
-    out = data / f"pack-build-{L}"
+    out = data / f"{args.name}-{L}"
     print(f"\n== seq_len {L}", flush=True)
     b = build(out, L, args, tokenizer)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -746,7 +827,7 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
         key = (repo, tuple(sorted((f.path, hash(f.content)) for f in fs)))
         if key not in orders_cache:
             cg = order_repository(fs, "codegemma")
-            ds = order_repository(fs, "deepseek")
+            ds = cg if args.locality_only else order_repository(fs, "deepseek")
             paths = sorted(f.path for f in fs)
             rnd = paths[:]
             random.Random(f"{args.seed}:{repo}").shuffle(rnd)
@@ -756,7 +837,8 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
             orders_cache[key] = {"edges": sorted(set(cg.edges)), "dag": dict(dag),
                                  "importance": cg.importance, "test_links": cg.test_links,
                                  "codegemma": cg.order, "deepseek": ds.order, "random": rnd,
-                                 "dfs-postorder": dfs_order(fs, cg)}
+                                 "dfs-postorder": [] if args.locality_only
+                                 else dfs_order(fs, cg)}
         repos[repo] = (fs, orders_cache[key])
     order_match = sum(build_order[r] == o["codegemma"] for r, (_, o) in repos.items())
     edges = [(repo, u, v) for repo, (_, o) in repos.items() for u, v in o["edges"]
@@ -775,7 +857,8 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
     build_sizes = sorted(r["num_tokens"] for r in rows)
     plain = {repo: fs for repo, (fs, _) in repos.items()}
     code_path = L in {int(x) for x in args.code_path_sims.split(",") if x}
-    for strategy in ("codegemma", "deepseek", "random", "dfs-postorder"):
+    for strategy in () if args.locality_only else ("codegemma", "deepseek", "random",
+                                                   "dfs-postorder"):
         orders = {r: o[strategy] for r, (_, o) in repos.items()}
         rp = replay(rows, files, L, orders=orders)
         if strategy == "codegemma":
@@ -794,6 +877,9 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
         d = locality(edges, rp["place"], fits)
         d.update(utilisation=rp["utilisation"], sequences=rp["sequences"], via=via)
         loc[f"simulated {strategy}"] = d
+    if args.locality_only:
+        return partitions_only(res, loc, rows, repos, plain, files, edges, fits, tok, cfg, L,
+                               args, t1)
     step("what-ifs")
     min_fill = args.min_fill * L // 8192
     deps = {r: o["dag"] for r, (_, o) in repos.items()}
@@ -809,29 +895,7 @@ def run_seq_len(L: int, args, data: Path, tokenizer: Path | None, orders_cache: 
                               "files_split": rp["files_split"], "tokens": rp["tokens"],
                               "locality": locality(edges, rp["place"], fits)}
     res["whatif"] = whatif
-    step("partition methods (pack_repository + best_fit_decreasing)")
-    links = [(repo, t, i) for repo, (_, o) in repos.items() for t, i in o["test_links"]
-             if t != i and (repo, t) in files and (repo, i) in files]
-    link_fits = {e for e in links if files[(e[0], e[1])]["parts"] == 1
-                 and files[(e[0], e[2])]["parts"] == 1
-                 and files[(e[0], e[1])]["ntok"] + files[(e[0], e[2])]["ntok"] + 3 <= L}
-    cg_orders = {r: o["codegemma"] for r, (_, o) in repos.items()}
-    importance = {(r, u, v): w for r, (_, o) in repos.items()
-                  for (u, v), w in o["importance"].items()}
-    methods = {"bound_fit": loc["bounds"]["per_dependency"], "test_links": len(links),
-               "test_links_fit": len(link_fits),
-               "seconds": partition_seconds(repos, files, L)}
-    for method in PARTITIONS:
-        t = time.perf_counter()
-        sim = simulate(rows, plain, cg_orders, tok, cfg, L, partition=method)
-        d = locality(edges, sim["place"], fits)
-        d.update(utilisation=sim["utilisation"], sequences=sim["sequences"],
-                 files_split=sim["files_split"],
-                 same_example_all=same_example(edges, sim["place"]),
-                 weighted_fit=weighted_locality(fits, sim["place"], importance),
-                 test_links=locality(links, sim["place"], link_fits),
-                 simulate_s=round(time.perf_counter() - t, 1))
-        methods[method] = d
+    methods = partition_methods(rows, repos, plain, files, edges, fits, loc, tok, cfg, L)
     step("partition at scale (one 5,000-file repository)")
     methods["at_scale"] = partition_at_scale(tok, 5000, L)
     res["partitions"] = methods
@@ -883,6 +947,8 @@ def report(results: dict) -> None:
               f"{'utilisation':>11}  via")
         for name in ("build (codegemma)", "simulated codegemma", "simulated deepseek",
                      "simulated random", "simulated dfs-postorder"):
+            if name not in loc:
+                continue
             d = loc[name]
             print(f"  {name:26} {pct(d['all']['same_sequence_earlier']):>9} "
                   f"{pct(d['fit']['same_sequence_earlier']):>9} "
@@ -893,50 +959,68 @@ def report(results: dict) -> None:
         print(f"  fit edges: {b['fit_split']}; upper bounds (one copy of each file, "
               f"ignoring competition): per dependency {pct(b['per_dependency'])}, "
               f"per importer {pct(b['per_importer'])}")
-        w = r["whatif"]
-        print(f"\n  what-ifs (token-level replay, codegemma order, BFD; min fill {w['min_fill']}"
-              f" tokens, lookahead {w['window']} files)")
-        print(f"  {'model':22} {'sequences':>9} {'utilisation':>11} {'files split':>11} "
-              f"{'x LB':>6} {'seq, fit':>9} {'doc, fit':>9}")
-        for mode in ("fill-split", "fill-any", "lookahead", "lookahead+fill-split",
-                     "dep-clusters"):
-            d = w[mode]
-            print(f"  {mode:22} {d['sequences']:>9} {pct(d['utilisation']):>11} "
-                  f"{d['files_split']:>11} {d['files_split'] / lb if lb else 0:6.3f} "
-                  f"{pct(d['locality']['fit']['same_sequence_earlier']):>9} "
-                  f"{pct(d['locality']['fit']['same_example_earlier']):>9}")
+        w = r.get("whatif")
+        if w:
+            report_whatifs(w, lb)
         if "partitions" in r:
-            pm = r["partitions"]
-            bound = pm["bound_fit"]
-            print(f"\n  partition methods (pack_repository + BFD; fit-edge bound {pct(bound)}; "
-                  f"{pm['test_links']} test links, {pm['test_links_fit']} fit)")
-            print(f"  {'method':10} {'seq, fit':>9} {'of bound':>8} {'weighted':>8} {'doc, fit':>9} "
-                  f"{'one doc, all':>12} {'tests, fit':>10} {'utilisation':>11} "
-                  f"{'split':>6} {'x LB':>6} {'max s/repo':>10}")
-            for m in PARTITIONS:
-                d = pm[m]
-                seq = d["fit"]["same_sequence_earlier"]
-                print(f"  {m:10} {pct(seq):>9} {seq / bound if bound else 0:8.3f} "
-                      f"{pct(d['weighted_fit']):>8} "
-                      f"{pct(d['fit']['same_example_earlier']):>9} "
-                      f"{pct(d['same_example_all']):>12} "
-                      f"{pct(d['test_links']['fit']['same_sequence_earlier']):>10} "
-                      f"{pct(d['utilisation']):>11} {d['files_split']:>6} "
-                      f"{d['files_split'] / lb if lb else 0:6.3f} "
-                      f"{pm['seconds'][m]['max_s']:>10}")
-            sc = pm["at_scale"]
-            print(f"  one {sc['files']}-file repository ({sc['edges']} edges): order "
-                  f"{sc['order_s']} s; partition " + ", ".join(
-                      f"{m} {sc[m]['seconds']} s" for m in PARTITIONS))
+            report_partitions(r["partitions"], lb)
         if "throughput" in r:
-            t = r["throughput"]
-            print(f"\n  tokenisation: {t['mb']:.1f} MB in {t['texts']:,} texts, "
-                  f"{t['examples']} examples")
-            print(f"  {'method':52} {'wall s':>7} {'cpu s':>7} {'MB/s wall':>9} "
-                  f"{'MB/s/core':>9}")
-            for m, v in t["methods"].items():
-                print(f"  {m:52} {v['wall_s']:7.2f} {v['cpu_s']:7.2f} {v['mb_s_wall']:9.2f} "
-                      f"{v['mb_s_per_core']:9.2f}")
+            report_throughput(r["throughput"])
+
+
+def report_whatifs(w, lb) -> None:
+    print(f"\n  what-ifs (token-level replay, codegemma order, BFD; min fill {w['min_fill']}"
+          f" tokens, lookahead {w['window']} files)")
+    print(f"  {'model':22} {'sequences':>9} {'utilisation':>11} {'files split':>11} "
+          f"{'x LB':>6} {'seq, fit':>9} {'doc, fit':>9}")
+    for mode in ("fill-split", "fill-any", "lookahead", "lookahead+fill-split",
+                 "dep-clusters"):
+        d = w[mode]
+        print(f"  {mode:22} {d['sequences']:>9} {pct(d['utilisation']):>11} "
+              f"{d['files_split']:>11} {d['files_split'] / lb if lb else 0:6.3f} "
+              f"{pct(d['locality']['fit']['same_sequence_earlier']):>9} "
+              f"{pct(d['locality']['fit']['same_example_earlier']):>9}")
+
+
+def report_partitions(pm, lb) -> None:
+    bound = pm["bound_fit"]
+    print(f"\n  partition methods (pack_repository + BFD; fit-edge bound {pct(bound)}; "
+          f"{pm['test_links']} test links, {pm['test_links_fit']} fit)")
+    print(f"  {'method':10} {'seq, fit':>9} {'of bound':>8} {'weighted':>8} {'doc, fit':>9} "
+          f"{'one doc, all':>12} {'tests, fit':>10} {'utilisation':>11} "
+          f"{'split':>6} {'x LB':>6} {'max s/repo':>10}")
+    for m in PARTITIONS:
+        d = pm[m]
+        seq = d["fit"]["same_sequence_earlier"]
+        print(f"  {m:10} {pct(seq):>9} {seq / bound if bound else 0:8.3f} "
+              f"{pct(d['weighted_fit']):>8} "
+              f"{pct(d['fit']['same_example_earlier']):>9} "
+              f"{pct(d['same_example_all']):>12} "
+              f"{pct(d['test_links']['fit']['same_sequence_earlier']):>10} "
+              f"{pct(d['utilisation']):>11} {d['files_split']:>6} "
+              f"{d['files_split'] / lb if lb else 0:6.3f} "
+              f"{pm['seconds'][m]['max_s']:>10}")
+    ce = pm.get("ceiling")
+    if ce:
+        print(f"  fit edges in one group (groups alone; {ce['fit_edges']} fit edges): "
+              + ", ".join(f"{m} {pct(v)}" for m, v in ce["in_one_group"].items())
+              + f"; local search {pct(ce['local_search'])} ({ce['restarts']} x "
+              f"{ce['tries']} tries from refined and from greedy, unit weights)")
+    sc = pm.get("at_scale")
+    if sc:
+        print(f"  one {sc['files']}-file repository ({sc['edges']} edges): order "
+              f"{sc['order_s']} s; partition " + ", ".join(
+                  f"{m} {sc[m]['seconds']} s" for m in PARTITIONS))
+
+
+def report_throughput(t) -> None:
+    print(f"\n  tokenisation: {t['mb']:.1f} MB in {t['texts']:,} texts, "
+          f"{t['examples']} examples")
+    print(f"  {'method':52} {'wall s':>7} {'cpu s':>7} {'MB/s wall':>9} "
+          f"{'MB/s/core':>9}")
+    for m, v in t["methods"].items():
+        print(f"  {m:52} {v['wall_s']:7.2f} {v['cpu_s']:7.2f} {v['mb_s_wall']:9.2f} "
+              f"{v['mb_s_per_core']:9.2f}")
 
 
 def main(argv=None) -> int:
@@ -957,14 +1041,32 @@ def main(argv=None) -> int:
                     help="what-ifs: smallest room (body tokens at L=8192, scaled) worth filling")
     ap.add_argument("--reuse", action="store_true", help="reuse builds already in --data")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--input", help="build this folder of repositories (fimpack build "
+                    "--input) instead of the embedded corpus")
+    ap.add_argument("--name", default="pack-build",
+                    help="builds go to <data>/<name>-<seq_len>, results to "
+                         "<data>/results-<name>.json")
+    ap.add_argument("--locality-only", action="store_true",
+                    help="only the partition methods, the bounds and --ceiling-tries: no order "
+                         "comparisons, what-ifs, throughput or 5,000-file timing")
+    ap.add_argument("--ceiling-tries", type=int, default=0,
+                    help="with --locality-only: local-search tries per repository and start "
+                         "(partition_ceiling.py's ceiling); 0 skips it")
+    ap.add_argument("--ceiling-restarts", type=int, default=3)
     args = ap.parse_args(argv)
+    if args.locality_only:
+        args.skip_throughput = True
+    if args.input:
+        args.input = Path(args.input).resolve()
     data = Path(args.data)
     if not data.is_absolute():
         data = ROOT / data
     data.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = {"argv": sys.argv, "corpus": "embedded default (stdlib + installed "
-               f"distributions), --max-repos {args.max_repos} --max-files-per-repo "
+    results = {"argv": sys.argv, "corpus": (f"--input {args.input}" if args.input else
+                                            "embedded default (stdlib + installed "
+                                            "distributions)") +
+               f", --max-repos {args.max_repos} --max-files-per-repo "
                f"{args.max_files} --vocab-size {args.vocab_size} --code-fraction -1",
                "cpus": os.cpu_count(), "seq_lens": {}}
     orders_cache: dict = {}
@@ -972,10 +1074,11 @@ def main(argv=None) -> int:
     for k, L in enumerate(int(x) for x in args.seq_lens.split(",")):
         results["seq_lens"][L] = run_seq_len(L, args, data, tokenizer, orders_cache,
                                             k == 0 and not args.skip_throughput)
-        tokenizer = data / f"pack-build-{L}" / "tokenizer.model"
+        tokenizer = data / f"{args.name}-{L}" / "tokenizer.model"
     results["seconds"] = round(time.perf_counter() - started, 1)
     report(results)
-    path = data / "results-pack.json"
+    path = data / ("results-pack.json" if args.name == "pack-build"
+                   else f"results-{args.name}.json")
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwrote {path} ({results['seconds']} s)")
     return 0

@@ -112,7 +112,8 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     for method in PARTITIONS:
         kept = sum(inside(partition(g.order, s, edge_weights(g.importance, g.test_links, method),
-                                    cap, method), fit) for g, s, fit in repos.values())
+                                    cap, method, g.importance), fit)
+                   for g, s, fit in repos.values())
         print(f"{method:12} {kept / total:.4f} of fit edges in one group")
     best = 0
     for g, s, fit in repos.values():

@@ -271,7 +271,7 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
 def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokenizer, *,
                   seq_len: int, val_fraction: float, edges,
                   held_out: AbstractSet[str] | None = None,
-                  method: str = "greedy") -> list[tuple[Example, np.ndarray]]:
+                  method: str = "greedy", imports=None) -> list[tuple[Example, np.ndarray]]:
     """A repository's formatted files, UNITS [(path, segments)] in dependency order, as
     examples: files that fit a sequence are grouped along EDGES ({(u, v): weight}, or pairs
     of weight 1) by the partition METHOD, each group one example with its files in the given
@@ -283,7 +283,7 @@ def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokeni
     builder = _Builder(repo, CODE, repo_split(repo, val_fraction, held_out), tok, seq_len)
     weights = edges if isinstance(edges, dict) else dict.fromkeys(edges, 1.0)
     clusters = {g[0]: g for g in partition([p for p, _ in units], sizes, weights,
-                                           seq_len - 1, method)}
+                                           seq_len - 1, method, imports)}
     for path, segs in units:
         if len(segs) > 1:  # parts of a long file: one example each, consecutive
             for seg in segs:

@@ -120,16 +120,18 @@ def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed:
         graph = order_repository(files, strategy=strategy if strategy != RANDOM
                                  else "codegemma", extractions=extractions)
         paths, edges = graph.order, edge_weights(graph.importance, graph.test_links, partition)
+        imports = list(graph.importance)
         if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
             paths = sorted(paths, key=lambda p: stable_hash("order", str(seed), repo, p))
         if not isinstance(order, str):
             paths = [p for p in order if p in segments]
     except Exception as err:  # a graph failure costs the order, not the files
         log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
-        paths, edges = [f.path for f in files], {}
+        paths, edges, imports = [f.path for f in files], {}, None
     assemble = lambda paths, edges={}: [Tokenized(*x) for x in assemble_repo(  # noqa: E731,B006
         repo, [(p, segments[p]) for p in paths], tok, seq_len=seq_len,
-        val_fraction=val_fraction, edges=edges, held_out=held_out, method=partition)]
+        val_fraction=val_fraction, edges=edges, held_out=held_out, method=partition,
+        imports=imports)]
     try:
         return assemble(paths, edges), drops
     except Exception:  # find the file that breaks packing; keep the rest, one by one

@@ -97,3 +97,45 @@ def test_a_repository_packs_with_every_method(tokenizer):
     pos = {p: i for i, p in enumerate(graph.order)}
     for groups in by_method.values():  # inside an example, the dependency order holds
         assert all([pos[p] for p in g] == sorted(pos[p] for p in g) for g in groups)
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs(), st.lists(st.tuples(st.integers(0, 24), st.integers(0, 24)), max_size=10))
+def test_best_never_holds_fewer_edges_in_order_than_greedy_or_refined(graph, links):
+    """``best``: greedy's or refined's groups per repository, whichever holds more import
+    edges with the dependency earlier in the group (test links weigh but do not count)."""
+    from fimpack.packing.partition import in_order
+
+    paths, sizes, importance, capacity = graph
+    test_links = [(paths[a % len(paths)], paths[b % len(paths)]) for a, b in links]
+    pos = {p: i for i, p in enumerate(paths)}
+    kept = {m: in_order(partition(paths, sizes, edge_weights(importance, test_links, m),
+                                  capacity, m, importance), importance, pos)
+            for m in ("greedy", "refined", "best")}
+    assert kept["best"] >= max(kept["greedy"], kept["refined"])
+    best = partition(paths, sizes, edge_weights(importance, test_links, "best"), capacity,
+                     "best", importance)
+    greedy = partition(paths, sizes, importance, capacity, "greedy")
+    refined = partition(paths, sizes, edge_weights(importance, test_links, "refined"),
+                        capacity, "refined")
+    assert best in (greedy, refined)
+
+
+def test_best_takes_greedy_where_it_keeps_more_edges():
+    # a hub imported by one large file heavily and by two small ones lightly: refined puts
+    # the heavy pair together (more weight, one edge); greedy, smallest pairs first, the hub
+    # with both small importers (two edges); best takes greedy's groups
+    from fimpack.packing.partition import in_order
+
+    sizes = {"hub.py": 20, "a.py": 20, "b.py": 20, "big.py": 30}
+    importance = {("big.py", "hub.py"): 3.0, ("a.py", "hub.py"): 1.0, ("b.py", "hub.py"): 0.25}
+    paths = ["hub.py", "a.py", "b.py", "big.py"]
+    pos = {p: i for i, p in enumerate(paths)}
+    got = {m: partition(paths, sizes, importance, 60, m, importance)
+           for m in ("greedy", "refined", "best")}
+    assert got["refined"] == [["hub.py", "big.py"], ["a.py"], ["b.py"]]
+    assert got["greedy"] == [["hub.py", "a.py", "b.py"], ["big.py"]]
+    assert in_order(got["greedy"], importance, pos) == 2
+    assert in_order(got["refined"], importance, pos) == 1
+    assert got["best"] == got["greedy"]
+    assert kept_weight(got["refined"], importance) > kept_weight(got["best"], importance)
