@@ -20,7 +20,7 @@ PRESET_FIELDS = ("code_fraction", "fim_rate", "seq_len", "partition")  # what a 
 RANDOM = "random"
 ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
 # how files group into examples (packing.partition); "repository": consecutive files in order
-PARTITIONS = ("greedy", "density", "refined", "repository")
+PARTITIONS = ("greedy", "density", "refined", "best", "repository")
 
 
 @dataclass(frozen=True)
