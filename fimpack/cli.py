@@ -31,8 +31,8 @@ import subprocess
 import sys
 from dataclasses import fields
 
-from fimpack.config import (FIM_SPLITS, ORDERS, PARTITIONS, PRESETS, BuildConfig, Limits,
-                            NearDedupConfig, QualityConfig, build_config)
+from fimpack.config import (FIM_SPLITS, GENERATED_KINDS, ORDERS, PARTITIONS, PRESETS,
+                            BuildConfig, Limits, NearDedupConfig, QualityConfig, build_config)
 from fimpack.errors import UserError, user_message
 from fimpack.train.config import PACKINGS, TrainConfig
 
@@ -47,6 +47,14 @@ def _language_codes(value: str) -> tuple[str, ...]:
     if bad or not codes:
         raise argparse.ArgumentTypeError(f"not ISO 639 language codes: {value!r}")
     return codes
+
+
+def _generated_kinds(value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    bad = [k for k in kinds if k not in GENERATED_KINDS]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"not among {','.join(GENERATED_KINDS)}: {value!r}")
+    return kinds
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -338,6 +346,10 @@ def _dedup_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-file-exact-dedup", action="store_true")
     g.add_argument("--file-near-dedup", action="store_true", help="off by default: it leaves "
                    "holes in repositories that multi-file packing would use")
+    g.add_argument("--keep-policy", choices=("smallest", "permissive", "stars"),
+                   default="smallest", help="the copy a near-duplicate cluster keeps: the "
+                   "smallest key; one whose licence is permissive; or (repository rows with "
+                   "metadata) most stars, then forks, permissive licence, earliest creation")
     g.add_argument("--near-threshold", type=float, default=NEAR.threshold)
     g.add_argument("--num-perm", type=int, default=NEAR.num_perm)
     g.add_argument("--ngram", type=int, default=NEAR.ngram)
@@ -345,6 +357,10 @@ def _dedup_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rows", type=int, default=NEAR.rows)
     g.add_argument("--no-verify", action="store_true",
                    help="keep LSH candidate pairs without checking estimated Jaccard")
+    g.add_argument("--keep-generated", nargs="?", const=",".join(GENERATED_KINDS),
+                   type=_generated_kinds, metavar="KINDS",
+                   help="keep these of compiled,vendored,minified,generated (comma-separated; "
+                   "alone: all four), which are dropped before dedup by default")
 
 
 def input_sources(path: str | None, layout: str, max_repos: int) -> list:

@@ -21,6 +21,8 @@ RANDOM = "random"
 ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
 # how files group into examples (packing.partition); "repository": consecutive files in order
 PARTITIONS = ("greedy", "density", "refined", "best", "repository")
+# files dropped before dedup, each kind its own reason (dedup/generated.py); --keep-generated
+GENERATED_KINDS = ("compiled", "vendored", "minified", "generated")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class DedupConfig:
     file_exact: bool = True
     file_near: bool = False
     near: NearDedupConfig = field(default_factory=NearDedupConfig)
+    keep_policy: str = "smallest"  # the keeper of a near-duplicate cluster (dedup/near.py)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class BuildConfig:
     nl: NLConfig | None = field(default_factory=NLConfig)  # None: documents not judged
     benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
     pii: bool = True                     # redact emails, IPs, keys
+    drop_generated: tuple[str, ...] = GENERATED_KINDS  # compiled/vendored/minified/generated
     licenses: str = "any"                # "any", "permissive", a file of SPDX ids, or "off"
     exclude_repos: str | None = None     # a file of repository names or globs: opted out
     dedup_only: bool = False             # `fimpack dedup`: stop after dedup
@@ -134,18 +138,24 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
                            verify=not args.no_verify)
     dedup = DedupConfig(repo_near=not args.no_repo_near_dedup,
                         file_exact=not args.no_file_exact_dedup,
-                        file_near=args.file_near_dedup, near=near)
+                        file_near=args.file_near_dedup, near=near,
+                        keep_policy=getattr(args, "keep_policy", "smallest"))
     common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
                   workers=args.workers, dedup=dedup, dedup_only=dedup_only,
                   licenses=args.licenses, exclude_repos=args.exclude_repos,
                   allow_unaudited=args.allow_unaudited,
+                  drop_generated=tuple(k for k in GENERATED_KINDS
+                                       if k not in (args.keep_generated or ())),
                   limits=Limits(max_file_bytes=args.max_file_bytes,
                                 max_files_per_repo=args.max_files_per_repo))
     if dedup_only:
         return BuildConfig(**common)
     quality = None if args.no_quality_filter else QualityConfig(
         max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
-        min_alphanumeric_fraction=args.min_alphanumeric_fraction)
+        min_alphanumeric_fraction=args.min_alphanumeric_fraction,
+        # generator markers are the generated stage's rule; kept files stay kept
+        generated_marker_lines=QualityConfig.generated_marker_lines
+        if "generated" not in (args.keep_generated or ()) else 0)
     # a flag given wins over the preset, the preset over BuildConfig's default
     chosen = {k: getattr(args, k) if getattr(args, k) is not None
               else PRESETS.get(args.preset, {}).get(k, getattr(BuildConfig, k))

@@ -1,6 +1,7 @@
 """``fimpack build``: repositories in, examples, tokenizer and packed token shards out.
 
-    sources -> Ingest -> Dedup -> Filters (quality, decontamination, PII)
+    sources -> Ingest -> Licenses -> Generated (compiled, vendored, minified, generated)
+            -> Dedup -> Filters (quality, decontamination, PII)
             -> TrainTokenizer (a sample, one worker; a side input from then on)
             -> PackExamples (per repository: order -> FIM -> tokenised examples)
             -> Mixture (code / natural language by tokens; keyed by shard)
@@ -25,6 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from fimpack.config import BuildConfig  # noqa: F401  (re-exported)
 from fimpack.counting import cluster_counter, drop_counter, kept_counter
 from fimpack.dedup.decontaminate import HUMANEVAL
+from fimpack.dedup.generated import GeneratedFiles
 from fimpack.dedup.licenses import load_patterns, load_policy
 from fimpack.dedup.stages import Dedup, Filters, Licenses
 from fimpack.errors import BuildFailed
@@ -49,10 +51,14 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
             read_drops | "ReadDropCounts" >> beam.Map(lambda _: {"files_read": 1})]
     files, license_drops, license_counts = files | "Licenses" >> Licenses(
         load_policy(cfg.licenses), load_patterns(cfg.exclude_repos), cfg.licenses != "off")
+    generated_drops = []
+    if cfg.drop_generated:  # before dedup: a compiled copy must never be the one kept
+        files, dropped = files | "Generated" >> GeneratedFiles(cfg.drop_generated)
+        generated_drops.append(dropped)
     clean, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
     record_files = [clusters | "WriteClusters" >> outputs.WriteRecords(
         out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row)]
-    drops, counts = [read_drops, license_drops, dedup_drops], [
+    drops, counts = [read_drops, license_drops, *generated_drops, dedup_drops], [
         clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts, *flow]
     if cfg.dedup_only:
         counts.append(clean | "KeptCounts" >> beam.Map(
