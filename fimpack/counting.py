@@ -43,8 +43,11 @@ def example_counter(item) -> dict:
     return c
 
 
-def kept_counter(source: str, language: str) -> dict:
-    return {"kept_files": 1, f"kept_{source}": 1, counter_key("language", language): 1}
+def kept_counter(source: str, language: str, encoding: str = "") -> dict:
+    c = {"kept_files": 1, f"kept_{source}": 1, counter_key("language", language): 1}
+    if encoding:  # transcoded to UTF-8 from ENCODING (pipelines/encodings.py)
+        c[counter_key("transcoded", encoding)] = 1
+    return c
 
 
 def drop_counter(drop) -> dict:

@@ -30,7 +30,8 @@ class SourceFile:
     repo: str          # repository name (folder or archive name, or distribution name)
     path: str          # POSIX path relative to the repository root
     language: str      # from the extension; a document's format: markdown, restructuredtext, text
-    content: str       # the file decoded as UTF-8, byte-exact (no newline or BOM changes)
+    content: str       # the file decoded as UTF-8, byte-exact (no newline or BOM changes);
+                       # or transcoded from ENCODING (pipelines/encodings.py)
     source: str = CODE  # CODE or NATURAL_LANGUAGE
     redactions: int = 0  # PII spans replaced by placeholders (content is then not the input)
     license: str | None = None  # SPDX expression: the file's own header, else its repository's
@@ -38,6 +39,7 @@ class SourceFile:
     input_sha256: str = ""  # provenance: SHA-256 of the bytes as read, before any redaction
     natural_language: str = ""  # a document's ISO 639-1 code (py3langid), "und" if unsure
     license_source: str = ""  # where LICENSE came from: header, license_file or manifest
+    encoding: str = ""  # "": UTF-8 as read; else the encoding the bytes were transcoded from
 
     @property
     def sha256(self) -> str:
@@ -101,6 +103,7 @@ class FileEntry:
     sha256: str = ""   # the input file's bytes
     natural_language: str = ""  # a document's language (ISO 639-1), "" for code
     license_source: str = ""  # header, license_file or manifest (dedup/licenses.py)
+    encoding: str = ""  # the encoding the input was transcoded from; "": UTF-8 as read
 
 
 @dataclass(frozen=True, slots=True)

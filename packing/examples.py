@@ -239,7 +239,8 @@ def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, 
         mode = choose_mode(rng, fim_rate)
         pieces = file_pieces(f.path, body, mode, rng, split, f.language)
         return (FileEntry(f.path, f.language, mode, f.redactions, k, parts, f.license,
-                          f.origin, f.input_sha256, license_source=f.license_source), pieces,
+                          f.origin, f.input_sha256, license_source=f.license_source,
+                          encoding=f.encoding), pieces,
                 tok.encode_pieces(pieces))
 
     budget = seq_len - len(tok.encode_text(f.path + "\n")) - OVERHEAD
@@ -310,7 +311,7 @@ def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int, val_frac
         pieces = [Piece(TEXT, body, 0)]
         builder.add(FileEntry(doc.path, doc.language, "none", doc.redactions, k, len(parts),
                               doc.license, doc.origin, doc.input_sha256,
-                              doc.natural_language),
+                              doc.natural_language, encoding=doc.encoding),
                     pieces, tok.encode_pieces(pieces))
         builder.close()  # parts of a document are separate examples, never joined
     return builder.done

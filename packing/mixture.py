@@ -111,7 +111,7 @@ def file_row(key: tuple[str, str], fate: PartFate) -> tuple:
     """One kept file's provenance row (``outputs.FILES_SCHEMA``)."""
     f = fate.entry
     return (key[0], key[1], fate.source, f.language, f.natural_language or None, f.license,
-            f.origin, f.sha256, f.parts, f.license_source or None)
+            f.origin, f.sha256, f.parts, f.license_source or None, f.encoding or None)
 
 
 class _FileFate(beam.CombineFn):
@@ -176,6 +176,6 @@ class Mixture(beam.PTransform):
                  | "AsDrops" >> beam.Map(lambda kv: Drop(*kv[0], "mixture_sampling")))
         kept_files = fates | "Kept" >> beam.Filter(lambda kv: kv[1].kept)
         kept = kept_files | "KeptCounts" >> beam.Map(
-            lambda kv: kept_counter(kv[1].source, kv[1].entry.language))
+            lambda kv: kept_counter(kv[1].source, kv[1].entry.language, kv[1].entry.encoding))
         rows = kept_files | "FileRows" >> beam.MapTuple(file_row)
         return keyed, example_counts, kept, drops, rows

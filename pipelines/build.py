@@ -62,7 +62,7 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts, *flow]
     if cfg.dedup_only:
         counts.append(clean | "KeptCounts" >> beam.Map(
-            lambda f: kept_counter(f.source, f.language)))
+            lambda f: kept_counter(f.source, f.language, f.encoding)))
     else:
         benchmarks = [HUMANEVAL] if cfg.benchmarks is None else cfg.benchmarks
         clean, filter_drops, pii_counts = clean | "Filters" >> Filters(cfg.quality, benchmarks,

@@ -97,6 +97,7 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             "dropped_by_reason": dict(sorted(dropped.items())),
             "kept_by_source": {"code": c.get("kept_code", 0), "nl": c.get("kept_nl", 0)},
             "kept_by_language": counters_of(c, "language"),
+            "transcoded_files": counters_of(c, "transcoded"),  # kept, by source encoding
             "files_by_license": counters_of(c, "license"),
             # where each code file's licence came from (header, license_file, manifest), and
             # repositories whose manifest and licence files disagree ("MANIFEST vs FILES")

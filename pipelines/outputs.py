@@ -141,7 +141,10 @@ FILES_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
                           ("origin", pa.string()), ("sha256", pa.string()),
                           ("parts", pa.int32()),
                           # header, license_file or manifest (dedup/licenses.py)
-                          ("license_source", pa.string())])
+                          ("license_source", pa.string()),
+                          # the encoding the input was transcoded from (pipelines/encodings.py);
+                          # null: UTF-8 as read
+                          ("encoding", pa.string())])
 RECORD_SCHEMAS = {"drops": DROPS_SCHEMA, "clusters": CLUSTERS_SCHEMA, "files": FILES_SCHEMA}
 ROWS_PER_RECORD_SHARD = 1_000_000  # ~20-60 MB of Parquet per shard at real path lengths
 

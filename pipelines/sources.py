@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from fimpack.config import Limits
+from fimpack.pipelines.encodings import decode, has_utf16_or_32_bom
 from fimpack.pipelines.languages import detect_language
 from fimpack.dedup.licenses import is_license_file, is_license_source, is_manifest
 from fimpack.dedup.nl import TEXT, doc_format
@@ -169,20 +170,18 @@ def classify(repo: str, path: str, data: bytes, limits: Limits,
         return Drop(repo, path, "too_large", f"{len(data)} bytes")
     if not data.strip():
         return Drop(repo, path, "empty")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return Drop(repo, path, "unsupported_encoding", "UTF-16/32 byte-order mark")
-    if b"\x00" in data:
+    if b"\x00" in data and not has_utf16_or_32_bom(data):
         return Drop(repo, path, "binary")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return Drop(repo, path, "invalid_utf8", str(err)[:120])
+    decoded = decode(data)  # UTF-8 as read, else charset-normalizer when it is confident
+    if not decoded.confident:
+        return Drop(repo, path, "invalid_utf8", f"not UTF-8; {decoded.encoding}"[:120])
+    text = decoded.text
     if source == NATURAL_LANGUAGE:
         if len(text) < limits.nl_min_chars:
             return Drop(repo, path, "too_short")
         language = doc_format(path, text)
     return SourceFile(repo, path, language, text, source, origin=origin,
-                      input_sha256=hashlib.sha256(data).hexdigest())
+                      input_sha256=hashlib.sha256(data).hexdigest(), encoding=decoded.encoding)
 
 
 def _capped(repo: str, paths: Iterable[str], limits: Limits) -> Iterator[tuple[str, bool]]:

@@ -24,7 +24,7 @@ LIMITS = Limits(max_file_bytes=200_000)
     ("a.py", b"  \n\t\n", "empty"),
     ("a.py", b"x = '\x00'\n", "binary"),
     ("a.py", b"caf\xe9\n", "invalid_utf8"),
-    ("a.py", "x = 1\n".encode("utf-16"), "unsupported_encoding"),
+    ("a.py", "x = 1\n".encode("utf-16"), "python"),  # transcoded (tests/test_encodings.py)
     ("a.py", b"x" * 200_001, "too_large"),
     ("image.png", b"\x89PNG", "unsupported_language"),
 ])
