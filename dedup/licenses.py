@@ -617,6 +617,7 @@ def _pom_artifact(text: str) -> str | None:
 # ---- a repository's licence -----------------------------------------------------------------
 
 SOURCE_HEADER, SOURCE_FILE, SOURCE_MANIFEST = "header", "license_file", "manifest"
+ROW_LICENSE = ":row-metadata:license"  # a repository row's declared licence, as a path
 
 
 @dataclass(frozen=True)
@@ -723,6 +724,8 @@ def repo_license_info(files: list[tuple[str, str]]) -> RepoLicense:
     what the shallowest manifest declares wins (what a registry shows), else the licence
     files' answer (``license_files_expression``). A manifest that points at a licence file
     (Cargo's ``license-file``, package.json's ``SEE LICENSE IN``) is answered by that file.
+    A repository row's ``license`` metadata (path ROW_LICENSE) counts as a manifest, after
+    the repository's own.
     A pom without ``<licenses>`` takes its parent's when the parent pom ships too."""
     texts = [(p, t) for p, t in files if is_license_file(p)]
     manifests = sorted((p.count("/"), p, t) for p, t in files if is_manifest(p))
@@ -743,6 +746,9 @@ def repo_license_info(files: list[tuple[str, str]]) -> RepoLicense:
         if expr:
             from_manifest, manifest_path = expr, path
             break
+    row = sorted(t for p, t in files if p == ROW_LICENSE)
+    if from_manifest is None and row and normalise(row[0]):
+        from_manifest, manifest_path = normalise(row[0]), ROW_LICENSE
     if from_manifest:
         return RepoLicense(from_manifest, SOURCE_MANIFEST, manifest_path, from_manifest,
                            from_files)

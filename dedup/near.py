@@ -124,3 +124,113 @@ class RepoSignatures(beam.PTransform):
                 | "UnionBins" >> beam.CombinePerKey(_MinBins(cfg.num_perm))
                 | "Densify" >> beam.MapTuple(lambda repo, bins: (repo,
                                                                  minhash.densify(bins, cfg.seed))))
+
+
+# ---- the keeper of a near-duplicate cluster (``--keep-policy``) -----------------------------
+
+KEEP_POLICIES = ("smallest", "permissive", "stars")
+
+
+def keeper_info(f) -> tuple:
+    """What the keeper policies read of one file: (permissive, stars, forks, created_at).
+    ``permissive``: a code file's licence is allowed by the permissive policy (documents
+    carry none and count as allowed); the rest from a repository row's metadata (None when
+    the input has none)."""
+    from fimpack.dedup.licenses import PERMISSIVE, allowed
+    from fimpack.records import CODE
+
+    meta = dict(f.meta)
+    return (f.source != CODE or allowed(f.license, PERMISSIVE), meta.get("stars"),
+            meta.get("forks"), meta.get("created_at"))
+
+
+def merge_info(a: tuple, b: tuple) -> tuple:
+    """Two files' (or a repository's and a file's) keeper_info as one repository's: permissive
+    when every file is, the most stars and forks seen, the earliest creation."""
+    def pick(x, y, f):
+        return y if x is None else x if y is None else f(x, y)
+
+    return (a[0] and b[0], pick(a[1], b[1], max), pick(a[2], b[2], max),
+            pick(a[3], b[3], min))
+
+
+def keeper_rank(policy: str, key: str, info: tuple) -> tuple:
+    """Sort key of a cluster member under POLICY (the smallest wins). ``smallest``: the key.
+    ``permissive``: a member whose licence the permissive policy allows, then the key.
+    ``stars`` (The Stack v3's rule): members with row metadata first, by most stars, then
+    most forks, then a permissive licence, then the earliest creation, then the key; a
+    cluster without metadata falls back to the smallest key."""
+    permissive, stars, forks, created = info
+    if policy == "permissive":
+        return (not permissive, key)
+    if policy == "stars":
+        if stars is None:
+            return (1, key)
+        return (0, -stars, -(forks or 0), not permissive, created or "\uffff", key)
+    return (key,)
+
+
+def choose_cluster_keeper(policy: str, members: list[tuple[str, tuple]]) -> tuple[str, str]:
+    """(keeper key, why) of a cluster's [(key, info)]: why is POLICY when it chose another
+    member than the smallest key, else ``smallest``."""
+    members = sorted(members)
+    keeper = min(members, key=lambda m: keeper_rank(policy, m[0], m[1]))[0]
+    return keeper, (policy if keeper != members[0][0] else "smallest")
+
+
+class _MergeInfo(beam.CombineFn):
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, info):
+        return info if acc is None else merge_info(acc, info)
+
+    def merge_accumulators(self, accs):
+        out = None
+        for a in accs:
+            out = a if out is None else (out if a is None else merge_info(out, a))
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class KeepPolicy(beam.PTransform):
+    """(key, cluster, kept) from LSHClusters and (key, SourceFile) of every member ->
+    (key, keeper, kept, why) with the keeper POLICY chooses; the cluster's id becomes its
+    keeper's key (what a drop's detail names). ``smallest`` changes nothing."""
+
+    def __init__(self, policy: str):
+        super().__init__()
+        if policy not in KEEP_POLICIES:
+            raise ValueError(f"unknown keep policy {policy!r}: one of {KEEP_POLICIES}")
+        self.policy = policy
+
+    def expand(self, pcolls):
+        members, keyed = pcolls
+        policy = self.policy
+        if policy == "smallest":
+            return members | "Smallest" >> beam.MapTuple(
+                lambda key, cluster, kept: (key, cluster, kept, "smallest"))
+        info = (keyed
+                | "KeeperInfo" >> beam.MapTuple(lambda k, f: (k, keeper_info(f)))
+                | "RepoInfo" >> beam.CombinePerKey(_MergeInfo()))
+
+        def by_cluster(item):
+            key, grouped = item
+            for cluster, _ in grouped["member"]:
+                yield cluster, (key, next(iter(grouped["info"]), (True, None, None, None)))
+
+        def choose(item):
+            _, group = item
+            group = list(group)
+            keeper, why = choose_cluster_keeper(policy, group)
+            for key, _ in group:
+                yield key, keeper, key == keeper, why
+
+        return ({"member": members | "ByKey" >> beam.MapTuple(lambda k, c, kept: (k, (c, kept))),
+                 "info": info}
+                | "JoinInfo" >> beam.CoGroupByKey()
+                | "ByCluster" >> beam.FlatMap(by_cluster)
+                | "GroupCluster" >> beam.GroupByKey()
+                | "Choose" >> beam.FlatMap(choose))

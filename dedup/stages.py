@@ -25,11 +25,12 @@ import apache_beam as beam
 from fimpack.config import DedupConfig  # noqa: F401  (re-exported)
 from fimpack.dedup.decontaminate import Decontaminate
 from fimpack.dedup.exact import ExactDedup
-from fimpack.dedup.near import FileSignatures, LSHClusters, NearDedupConfig, RepoSignatures
+from fimpack.dedup.near import (FileSignatures, KeepPolicy, LSHClusters, NearDedupConfig,
+                                RepoSignatures)
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityConfig, QualityFilter
-from fimpack.dedup.licenses import (SOURCE_HEADER, allowed, file_license_source, is_manifest,
-                                    opted_out, repo_license_info)
+from fimpack.dedup.licenses import (ROW_LICENSE, SOURCE_HEADER, allowed, file_license_source,
+                                    is_manifest, opted_out, repo_license_info)
 from fimpack.dedup.nl import LanguageID, NLConfig, judge
 from fimpack.records import (CODE, LICENSE_TEXT, NATURAL_LANGUAGE, ClusterMember, Drop,
                              counter_key, processing_error)
@@ -50,18 +51,19 @@ def apply_verdicts(item, level: str):
             yield f
 
 
-def member_row(level: str, key: str, cluster: str, kept: bool) -> ClusterMember:
+def member_row(level: str, key: str, cluster: str, kept: bool,
+               why: str = "smallest") -> ClusterMember:
     repo, _, path = key.partition(SEP)
     return ClusterMember(level, "near", repo, path if level == "file" else None,
-                         f"{level}-near:{cluster.replace(SEP, '/')}", kept)
+                         f"{level}-near:{cluster.replace(SEP, '/')}", kept, why)
 
 
 class _NearLevel(beam.PTransform):
     """Near-dedup at one level: signatures, clusters, then the verdicts joined back."""
 
-    def __init__(self, level: str, config: NearDedupConfig):
+    def __init__(self, level: str, config: NearDedupConfig, keep_policy: str = "smallest"):
         super().__init__()
-        self.level, self.config = level, config
+        self.level, self.config, self.keep_policy = level, config, keep_policy
 
     def expand(self, files):
         level = self.level
@@ -76,11 +78,12 @@ class _NearLevel(beam.PTransform):
             sigs = (keyed
                     | "FileText" >> beam.MapTuple(lambda k, f: (k, f.content))
                     | "FileSignatures" >> FileSignatures(self.config))
-        members = sigs | "Clusters" >> LSHClusters(self.config)
+        members = ((sigs | "Clusters" >> LSHClusters(self.config), keyed)
+                   | "Keeper" >> KeepPolicy(self.keep_policy))
         rows = members | "Rows" >> beam.MapTuple(
-            lambda key, cluster, kept: member_row(level, key, cluster, kept))
+            lambda key, cluster, kept, why: member_row(level, key, cluster, kept, why))
         verdicts = members | "Verdicts" >> beam.MapTuple(
-            lambda key, cluster, kept: (key, (cluster, kept)))
+            lambda key, cluster, kept, why: (key, (cluster, kept)))
         out = ({"files": keyed, "verdict": verdicts}
                | "Join" >> beam.CoGroupByKey()
                | "Apply" >> beam.FlatMap(apply_verdicts, level).with_outputs("drops",
@@ -99,7 +102,7 @@ class Dedup(beam.PTransform):
         cfg = self.config
         drops, clusters = [], []
         if cfg.repo_near:
-            files, d, c = files | "RepoNear" >> _NearLevel("repo", cfg.near)
+            files, d, c = files | "RepoNear" >> _NearLevel("repo", cfg.near, cfg.keep_policy)
             drops.append(d)
             clusters.append(c)
         if cfg.file_exact:
@@ -108,7 +111,7 @@ class Dedup(beam.PTransform):
             drops.append(exact.drops)
             clusters.append(exact.clusters)
         if cfg.file_near:
-            files, d, c = files | "FileNear" >> _NearLevel("file", cfg.near)
+            files, d, c = files | "FileNear" >> _NearLevel("file", cfg.near, cfg.keep_policy)
             drops.append(d)
             clusters.append(c)
         empty = lambda label: files.pipeline | label >> beam.Create([])  # noqa: E731
@@ -182,7 +185,7 @@ def _repo_licenses(repo: str, files) -> Iterator:
     """(repo, (expression, source)) of a repository's licence files and manifests, and a
     ``license_disagreement`` counter (``MANIFEST vs FILES``) when the two say different
     things (the manifest's answer is kept: it is what the registry declares)."""
-    info = repo_license_info(sorted(files))
+    info = repo_license_info(sorted(set(files)))
     if info.disagreement is not None:
         yield beam.pvalue.TaggedOutput("counts", {
             counter_key("license_disagreement", " vs ".join(info.disagreement)): 1})
@@ -240,7 +243,14 @@ class Licenses(beam.PTransform):
                         | "LicenseSources" >> beam.Filter(
                             lambda f: f.language == LICENSE_TEXT
                             or (f.source == CODE and is_manifest(f.path)))
-                        | "ByRepo" >> beam.Map(lambda f: (f.repo, (f.path, f.content)))
+                        | "ByRepo" >> beam.Map(lambda f: (f.repo, (f.path, f.content))))
+            row_licenses = (files
+                            | "RowLicense" >> beam.FlatMap(
+                                lambda f: [(f.repo, (ROW_LICENSE, v)) for k, v in f.meta
+                                           if k == "license"])
+                            | "OneRowLicense" >> beam.Distinct())
+            detected = ((detected, row_licenses)
+                        | "AllLicenseSources" >> beam.Flatten()
                         | "GroupLicenseFiles" >> beam.GroupByKey()
                         | "Detect" >> beam.FlatMapTuple(_repo_licenses).with_outputs(
                             "counts", main="licenses"))

@@ -58,4 +58,5 @@ def cluster_counter(member) -> dict:
     level = f"{member.level}-{member.kind}"
     return {counter_key("cluster_members", level): 1,
             counter_key("cluster_dropped", level): int(not member.kept),
-            counter_key("clusters", level): int(member.kept)}
+            counter_key("clusters", level): int(member.kept),
+            counter_key("keeper", f"{level}:{member.keep_policy}"): int(member.kept)}

@@ -40,6 +40,9 @@ class SourceFile:
     natural_language: str = ""  # a document's ISO 639-1 code (py3langid), "und" if unsure
     license_source: str = ""  # where LICENSE came from: header, license_file or manifest
     encoding: str = ""  # "": UTF-8 as read; else the encoding the bytes were transcoded from
+    # a repository row's metadata, as sorted (name, value) pairs: stars, forks, created_at,
+    # license (pipelines/archives.py ``repo_row_meta``); () for folders and archives
+    meta: tuple = ()
 
     @property
     def sha256(self) -> str:
@@ -64,6 +67,7 @@ class ClusterMember:
     path: str | None   # None at repository level
     cluster: str       # the cluster's id: its keeper's key, prefixed by level and kind
     kept: bool
+    keep_policy: str = "smallest"  # what chose the keeper: smallest, permissive or stars
 
 
 def processing_error(repo: str, path: str, stage: str, err: BaseException) -> Drop:

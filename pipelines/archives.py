@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 import tarfile
 import zipfile
 from typing import Iterator
@@ -13,8 +14,19 @@ from fimpack.dedup.licenses import is_license_source
 from fimpack.config import Limits
 from fimpack.pipelines.languages import detect_language
 from fimpack.pipelines.sources import (CONTENT_COLUMNS, PATH_COLUMNS, REPO_COLUMNS, RepoSource,
-                                       _read_bounded, classify, open_binary)
-from fimpack.records import NATURAL_LANGUAGE, Drop, SourceFile
+                                       _capped, _read_bounded, classify, open_binary)
+from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile
+
+# A repository row (The Stack v3's train split: one repository per row): its name, a list of
+# files (path + content), optional metadata.
+FILES_COLUMNS = ("files",)
+REPO_ROW_NAMES = REPO_COLUMNS + ("name", "full_name")
+META_COLUMNS = {
+    "stars": ("stars", "star_count", "stars_count", "stargazers_count", "max_stars_count"),
+    "forks": ("forks", "fork_count", "forks_count", "max_forks_count"),
+    "created_at": ("created_at", "repo_created_at", "created"),
+    "license": ("license", "spdx_license", "license_type", "gha_license_id"),
+}
 
 def safe_member_path(name: str) -> str | None:
     """The normalised relative path of an archive member, or None when it would escape."""
@@ -135,13 +147,79 @@ def _first(row: dict, names: tuple[str, ...]):
     return None
 
 
+def repo_row_meta(row: dict) -> tuple:
+    """A repository row's metadata as sorted (name, value) pairs: ``stars`` and ``forks``
+    (integers), ``created_at`` (text, ISO 8601 sorts), ``license`` (the row's SPDX
+    expression, read by the Licenses stage like a package manifest)."""
+    meta = {}
+    for name, columns in META_COLUMNS.items():
+        value = _first(row, columns)
+        if name in ("stars", "forks"):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                meta[name] = int(value)
+        elif name == "license" and isinstance(value, list):
+            ids = [v for v in value if isinstance(v, str) and v]
+            if ids:
+                meta[name] = " AND ".join(ids)  # a bare list says no OR: all apply
+        elif value is not None and str(value):
+            meta[name] = str(value)
+    return tuple(sorted(meta.items()))
+
+
+def read_repo_row(src: RepoSource, i: int, row: dict,
+                  limits: Limits) -> Iterator[SourceFile | Drop]:
+    """One row holding a whole repository: read as a folder is, with the same bounds and
+    drops (the file cap in path order with licence files and manifests always within,
+    ``unsafe_path``, ``unsupported_language``, ``too_large``, ``empty``, ``binary``,
+    ``invalid_utf8``), plus ``duplicate_path`` (a path twice in one row) and
+    ``malformed_row`` (a file entry without path or content). Every file carries the row's
+    metadata (``SourceFile.meta``)."""
+    where = f"{src.name}#{i}"
+    repo = _first(row, REPO_ROW_NAMES)
+    if not isinstance(repo, str) or not repo.strip():
+        yield Drop(src.name, where, "malformed_row", "repository row without a name")
+        return
+    meta = repo_row_meta(row)
+    entries: dict[str, str | bytes] = {}
+    for j, f in enumerate(_first(row, FILES_COLUMNS) or ()):
+        path = _first(f, PATH_COLUMNS + ("name",)) if isinstance(f, dict) else None
+        content = _first(f, CONTENT_COLUMNS + ("text",)) if isinstance(f, dict) else None
+        if not isinstance(path, str) or not isinstance(content, (str, bytes)):
+            yield Drop(repo, f"{where}/files#{j}", "malformed_row",
+                       "file entry without path and content")
+            continue
+        rel = safe_member_path(path)
+        if rel is None:
+            yield Drop(repo, path, "unsafe_path")
+        elif rel in entries:
+            yield Drop(repo, rel, "duplicate_path", f"{where}/files#{j}")
+        else:
+            entries[rel] = content
+    for rel, within_cap in _capped(repo, entries, limits):
+        if not within_cap:
+            yield Drop(repo, rel, "over_repo_file_cap")
+            continue
+        if detect_language(rel) is None and not is_license_source(rel):
+            yield Drop(repo, rel, "unsupported_language")
+            continue
+        content = entries[rel]
+        data = content if isinstance(content, bytes) else content.encode("utf-8",
+                                                                         "surrogatepass")
+        item = classify(repo, rel, data, limits, CODE, origin=f"{src.location}#{i}")
+        yield item if isinstance(item, Drop) or not meta else replace(item, meta=meta)
+
+
 def read_rows(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
-    """Rows with content + repo + path are code files; rows with ``text`` are documents."""
+    """Rows with content + repo + path are code files; rows with ``text`` are documents;
+    rows with a ``files`` list are whole repositories (``read_repo_row``)."""
     try:
         for i, row, error in iter_rows(src.location):
             where = f"{src.name}#{i}"
             if row is None:
                 yield Drop(src.name, where, "malformed_row", error)
+                continue
+            if isinstance(_first(row, FILES_COLUMNS), list):
+                yield from read_repo_row(src, i, row, limits)
                 continue
             content = _first(row, CONTENT_COLUMNS)
             if isinstance(content, str):

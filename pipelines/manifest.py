@@ -127,7 +127,10 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
         "dedup": {
             level: {"clusters": counters_of(c, "clusters").get(level, 0),
                     "members": counters_of(c, "cluster_members").get(level, 0),
-                    "dropped": counters_of(c, "cluster_dropped").get(level, 0)}
+                    "dropped": counters_of(c, "cluster_dropped").get(level, 0),
+                    # clusters by what chose their keeper (--keep-policy)
+                    "keepers": {k.split(":", 1)[1]: v for k, v in counters_of(c, "keeper").items()
+                                if k.startswith(level + ":") and v}}
             for level in ("repo-near", "file-exact", "file-near")},
         "tokenizer": None if tok is None else {
             "path": "tokenizer.model", "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,

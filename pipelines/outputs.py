@@ -131,7 +131,10 @@ DROPS_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
                          ("reason", pa.string()), ("detail", pa.string())])
 CLUSTERS_SCHEMA = pa.schema([("level", pa.string()), ("kind", pa.string()), ("repo", pa.string()),
                              ("path", pa.string()), ("cluster", pa.string()),
-                             ("kept", pa.bool_())])
+                             ("kept", pa.bool_()),
+                             # what chose the cluster's keeper (--keep-policy): smallest key,
+                             # permissive or stars (the same on every row of a cluster)
+                             ("keep_policy", pa.string())])
 # Every kept file (after the mixture) and where it came from: the manifest's per-file
 # provenance. ``parts``: examples the file was split across; ``origin``: folder, archive or
 # row file#row; ``sha256``: of the input bytes.
@@ -154,7 +157,7 @@ def drop_row(d: Drop) -> tuple:
 
 
 def cluster_row(m: ClusterMember) -> tuple:
-    return (m.level, m.kind, m.repo, m.path, m.cluster, m.kept)
+    return (m.level, m.kind, m.repo, m.path, m.cluster, m.kept, m.keep_policy)
 
 
 def _order(row: tuple) -> tuple:

@@ -99,7 +99,8 @@ def test_counts_add_up_and_every_input_is_accounted(built, corpus_dir):
     clusters = outputs.read_records(str(out), "dedup/clusters").to_pylist()
     assert {(c["level"], c["kind"], c["repo"], c["kept"]) for c in clusters if c["level"] == "repo"} \
         == {("repo", "near", "json", True), ("repo", "near", "json_fork", False)}
-    assert manifest["dedup"]["repo-near"] == {"clusters": 1, "members": 2, "dropped": 1}
+    assert manifest["dedup"]["repo-near"] == {"clusters": 1, "members": 2, "dropped": 1,
+                                              "keepers": {"smallest": 1}}
     # Every input file of the folder repositories is kept or dropped, never lost.
     kept = {(f["repo"], f["path"]) for f in iter_files(out)}
     for repo in ("json", "email", "json_fork"):
