@@ -29,11 +29,11 @@ def small_corpus(tmp_path_factory):
     return root
 
 
-def small_build(corpus, out, **overrides) -> dict:
+def small_build(corpus, out, beam_args=(), **overrides) -> dict:
     settings = dict(out=str(out), input=str(corpus), vocab_size=600, val_fraction=0.3,
                     limits=Limits(max_file_bytes=200_000), seq_len=1024, code_fraction=0.9)
     cfg = build.BuildConfig(**{**settings, **overrides})
-    return build.run(cfg, discover(str(corpus)), [])
+    return build.run(cfg, discover(str(corpus)), list(beam_args))
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +134,84 @@ def prism_or_skip() -> str:
         if os.environ.get("CI"):  # `make test` builds it (`make engines`): missing is a bug
             raise
         pytest.skip(str(err))
+
+
+PRISM_ATTEMPTS = 4  # the time budget: each attempt is one small build on Prism (~10-20 s)
+
+
+@pytest.mark.slow
+def test_prism_metrics_undercount_does_not_fail_a_complete_build(small_corpus, built, tmp_path,
+                                                                 monkeypatch, no_stray_prism):
+    """Prism 2.77 loses a bundle's final metric update when two bundles of a stage finish
+    before it has resolved the counter's short id (docs/prism-metrics-undercount.md). Here
+    the repositories' PackRepo calls are timed to emit their examples together: Prism splits
+    the slow PackRepo bundle (no progress in 100 ms) and runs the residual beside the
+    primary, and both then report ``examples_made`` for the first time, in their final
+    responses, at about the same moment. When the race hits, the build must still pass:
+    byte-identical files to FnApiRunner's, the undercount in the manifest as an advisory
+    mismatch. Skips when it did not hit within the budget."""
+    import threading
+    import time
+
+    from fimpack.packing import stages
+
+    prism_or_skip()
+    real = stages._counted
+    first: dict = {}
+    lock = threading.Lock()
+
+    def together(examples, seed):  # after a repository's work, before its examples go out
+        with lock:
+            t0 = first.setdefault("t", time.monotonic())
+        time.sleep(max(0.0, t0 + 1.0 - time.monotonic()))
+        yield from real(examples, seed)
+
+    monkeypatch.setattr(stages, "_counted", together)  # LOOPBACK: the SDK harness is here
+    _, ref = built
+    for attempt in range(PRISM_ATTEMPTS):
+        first.clear()
+        out = tmp_path / f"prism-{attempt}"
+        manifest = small_build(small_corpus, out, beam_args=["--runner", "prism"])
+        a = manifest["audit"]
+        assert a["data_checked"] and a["flow_checked"] and a["checked"]
+        assert a["files_read"] == ref["audit"]["files_read"]
+        assert a["examples_packed"] == ref["audit"]["examples_packed"]
+        for entry, ref_entry in zip(manifest["shards"], ref["shards"]):
+            assert entry["sha256"] == ref_entry["sha256"], entry["path"]  # the same data
+        if not a["metrics_consistent"]:
+            break
+    else:
+        pytest.skip(f"Prism's metrics undercount did not happen in {PRISM_ATTEMPTS} builds")
+    mismatches = a["metrics_mismatches"]
+    print(f"Prism undercount on build {attempt + 1}:", json.dumps(mismatches))
+    assert mismatches, a
+    for name, m in mismatches.items():
+        if m["data"] is not None:
+            assert m["metrics"] < m["data"] and "undercounted" in m["note"], (name, m)
+    assert (out / "manifest.json").exists()
+
+
+@pytest.fixture
+def no_stray_prism():
+    """Beam stops the Prism process it starts; a build that fails midway may leave it
+    running, so whatever Prism this test started is stopped here (by its pid)."""
+    import signal
+
+    def prism_pids() -> set[int]:
+        pids = set()
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if entry.isdigit() and f.read().split(b"\0")[0].endswith(b"/prism"):
+                        pids.add(int(entry))
+            except OSError:
+                continue
+        return pids
+
+    before = prism_pids()
+    yield
+    for pid in prism_pids() - before:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
