@@ -9,8 +9,11 @@ every rule below was measured on a hand-labelled sample of real repositories
   ``.test``, ``.localhost``, ``.local``: RFC 2606, 6761, 6762), not a URL's user-info
   (``http://user:pass@host``), not an scp-style git/ssh remote (``git@github.com:org/x``),
   not an SSH algorithm name (``curve25519-sha256@libssh.org``), not a domain that is no host
-  name (``_`` in a label, a mixed-case top level), not a placeholder (``my-project-id@...``,
-  ``foo@``, ``user@``, ``a@``, ``your.name@``, ``...@mydomain.com``).
+  name (``_`` in a label, a mixed-case top level), not a module path (``name@host/path``,
+  ``pkg@v1.0.0.txt``), not a cloud service account (``*.gserviceaccount.com``: a robot, no
+  mailbox), not a placeholder (``my-project-id@...``, ``foo@``, ``user@``, ``a@``, ``xxx@``,
+  ``your.name@``, ``...@mydomain.com``, ``...@email.com``). A ``\u003c`` escape before an
+  address stays (``\u003c<EMAIL>``), so the string literal stays valid.
 * IPs: only public unicast addresses (documentation, private, loopback, link-local,
   shared and multicast ranges are skipped; IPv6 only in 2000::/3), not a network (CIDR with
   a prefix shorter than the address), not a well-known public resolver (8.8.8.8, 1.1.1.1,
@@ -47,6 +50,7 @@ IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w.])")
 IPV6 = re.compile(r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])")
 VERSION_BEFORE = re.compile(r"(?:\b\w*version\w*|\bver|\bv)\s*[:=]?\s*[\"']?$|"
                             r"(?:[=!<>~]=|===|[<>]|@)\s*[\"']?$", re.IGNORECASE)
+ESCAPED_BRACKET = re.compile(r"u00[0-9a-fA-F]{2}|x[0-9a-fA-F]{2}")  # \u003c, \x3c before it
 SCP_PATH = re.compile(r"[\w.~-]*/|[\w.~/-]*\.git\b")  # org/repo.git, ~/dir/, repo.git
 VERSION_AFTER = re.compile(r"[-+][A-Za-z0-9]")  # 9.3.0.25-r1, 1.0.0.0+local
 VERSION_WORD = re.compile(r"\bversion\b", re.IGNORECASE)  # "the version, such as '6.0.1.0'"
@@ -69,7 +73,10 @@ PLACEHOLDER_LOCAL = frozenset((
 PLACEHOLDER_LOCAL_START = ("my-", "my.", "my_", "your-", "your.", "your_", "test.", "test-",
                            "example", "sample", "dummy", "fake", "group-example")
 PLACEHOLDER_DOMAIN = re.compile(r"example|fake|yourdomain|mydomain|personaldomain|"
-                                r"yourcompany|mycompany", re.IGNORECASE)
+                                r"yourcompany|mycompany|^(?:domain|email|company|host)\.com$",
+                                re.IGNORECASE)
+# Machine identities, not mailboxes: Google Cloud service accounts (robots, no inbox).
+SERVICE_ACCOUNT = re.compile(r"(?:^|\.)gserviceaccount\.com$", re.IGNORECASE)
 KEYS = [re.compile(p) for p in (
     r"AKIA[0-9A-Z]{16}\b",                                     # AWS access key id
     r"gh[pousr]_[A-Za-z0-9]{36,}\b",                           # GitHub tokens
@@ -126,8 +133,11 @@ def _is_email(text: str, start: int, at: int, end: int) -> bool:
             c.isdigit() for c in lower):
         return False                                # SSH algorithm names (RFC 4250 4.6.1)
     if (len(local) == 1 or lower in PLACEHOLDER_LOCAL or lower.startswith(PLACEHOLDER_LOCAL_START)
-            or PLACEHOLDER_DOMAIN.search(domain)):
+            or not lower.strip("x") or PLACEHOLDER_DOMAIN.search(domain)
+            or SERVICE_ACCOUNT.search(domain)):
         return False
+    if text.startswith("/", end) or re.match(r"v\d", labels[0]):
+        return False                                # a module path or a versioned name
     return True
 
 
@@ -138,7 +148,10 @@ def _emails(text: str):
         at = start = m.start()
         while start > 0 and at - start <= 64 and text[start - 1] in EMAIL_LOCAL:
             start -= 1
-        if (0 < at - start <= 64 and not _word_before(text, start, ".+-")
+        escape = ESCAPED_BRACKET.match(text, start) if text[start - 1:start] == "\\" else None
+        if escape:  # "\u003cname@host" in JSON or Go: the escape is no part of the address
+            start = escape.end()
+        if (0 < at - start <= 64 and (escape or not _word_before(text, start, ".+-"))
                 and _is_email(text, start, at, m.end())):
             yield start, m.end()
 
