@@ -3,19 +3,22 @@
 A file's bytes are UTF-8 (the common case: decoded as they are), or carry a UTF-16/32
 byte-order mark, or are some legacy encoding (Latin-1 and Windows code pages in old Java
 and C sources, Shift_JIS and GB2312 in Asian projects). charset-normalizer ranks the
-encodings that decode the bytes by how messy the result reads ("chaos") and how well it fits
-a language ("coherence"). Its answer is taken when it is *confident*: the best candidate
-reads cleanly (chaos <= 0.1) and either fits a language (coherence >= 0.1) or every clean
-candidate decodes to the same text (Shift_JIS vs cp932). A file of a few non-ASCII bytes
-fits a dozen code pages equally and is not decoded: too short to say which one. Such files
-stay dropped as ``invalid_utf8``, with what the detector said.
+encodings that decode the bytes by how messy the result reads ("chaos"). Its answer is taken
+when it is *confident*: the best candidate reads cleanly (chaos <= 0.1) and every candidate
+that reads the bytes *differently* reads clearly worse (chaos at least 0.1 higher); candidates
+that give the same text (Shift_JIS and cp932 on the same bytes) do not compete. A file with a
+few non-ASCII bytes often fits several code pages equally well (Finnish "v\xe4\xe4r\xe4"
+reads cleanly as Latin-1 and as Mac Icelandic "v\u2030\u2030r\u2030"): it is not decoded,
+since a wrong guess would put wrong text in the corpus. Such files stay dropped as
+``invalid_utf8``, with what the detector said. (Coherence, charset-normalizer's language
+fit, measures the mostly-ASCII code around those bytes, so it is not used.)
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 MAX_CHAOS = 0.1
-MIN_COHERENCE = 0.1
+MARGIN = 0.1     # how much messier every differently-decoding candidate must read
 BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 
 
@@ -42,12 +45,13 @@ def decode(data: bytes) -> Decoded:
     best = results.best()
     if best is None:
         return Decoded(None, "charset-normalizer found no encoding", False)
-    clean = [r for r in results if r.chaos <= MAX_CHAOS]
     text = str(best)
     if best.chaos > MAX_CHAOS:
         return Decoded(None, f"best guess {best.encoding} reads badly "
                              f"(chaos {best.chaos:.2f})", False)
-    if best.coherence < MIN_COHERENCE and any(str(r) != text for r in clean):
-        return Decoded(None, f"{len(clean)} encodings read cleanly and differ "
-                             f"(best guess {best.encoding})", False)
+    rivals = [r.encoding for r in results
+              if r.chaos < best.chaos + MARGIN and r.encoding != best.encoding and str(r) != text]
+    if rivals:
+        return Decoded(None, f"{best.encoding} and {', '.join(rivals[:3])} read cleanly "
+                             "and differ", False)
     return Decoded(text, best.encoding, True)

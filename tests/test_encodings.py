@@ -90,6 +90,18 @@ def test_not_confident_is_dropped_with_what_the_detector_said():
     assert not decode(b"caf\xe9\n").confident
 
 
+def test_a_few_accents_that_several_code_pages_read_are_not_guessed():
+    # Net::SSLeay's example callback, Finnish messages in Latin-1: "v\xe4\xe4r\xe4" reads
+    # cleanly as Latin-1 and as Mac Icelandic ("v\u2030\u2030r\u2030"); no guess is taken
+    perl = ("#!/usr/bin/perl\n# cb-testi.pl - callback test\nuse Net::SSLeay;\n\n"
+            "sub verify {\n    my ($ok, $ctx) = @_;\n    unless ($ok) {\n"
+            "        print \"v\u00e4\u00e4r\u00e4 avain\\n\";\n    }\n    return $ok;\n}\n"
+            "print \"kaikki hyvin\\n\";\n")
+    got = classify("r", "examples/cb-testi.pl", perl.encode("latin-1"), LIMITS)
+    assert isinstance(got, Drop) and got.reason == "invalid_utf8"
+    assert "read cleanly and differ" in got.detail
+
+
 def test_binary_stays_binary():
     elf = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4
     assert classify("r", "a.c", elf, LIMITS).reason == "binary"
