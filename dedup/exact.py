@@ -23,8 +23,21 @@ def choose_keeper(copies: Iterable[SourceFile]) -> tuple[SourceFile, list[Drop]]
 
 
 class _KeepOne(beam.DoFn):
+    def __init__(self, drop_all: bool = False):
+        self.drop_all = drop_all
+
     def process(self, item):
         sha, copies = item
+        copies = list(copies)
+        if self.drop_all and len(copies) > 1:  # --dedup-mode drop-all: no copy is kept
+            ordered = sorted(copies, key=lambda f: (f.repo, f.path))
+            cluster = f"file-exact:{ordered[0].repo}/{ordered[0].path}"
+            for f in ordered:
+                yield beam.pvalue.TaggedOutput("drops", Drop(
+                    f.repo, f.path, "exact_duplicate", f"drop-all: {len(ordered)} copies"))
+                yield beam.pvalue.TaggedOutput("clusters", ClusterMember(
+                    "file", "exact", f.repo, f.path, cluster, False, "drop-all"))
+            return
         keeper, drops = choose_keeper(copies)
         yield keeper
         if drops:
@@ -39,11 +52,16 @@ class _KeepOne(beam.DoFn):
 
 class ExactDedup(beam.PTransform):
     """SourceFiles -> unique SourceFiles (``files``), Drops of the other copies (``drops``)
-    and the members of every duplicate group (``clusters``)."""
+    and the members of every duplicate group (``clusters``). DROP_ALL: every copy of a
+    duplicate group is dropped (``--dedup-mode drop-all``)."""
+
+    def __init__(self, drop_all: bool = False):
+        super().__init__()
+        self.drop_all = drop_all
 
     def expand(self, files):
         return (files
                 | "KeyByContent" >> beam.Map(lambda f: (f.sha256, f))
                 | "GroupByContent" >> beam.GroupByKey()
-                | "KeepOne" >> beam.ParDo(_KeepOne()).with_outputs("drops", "clusters",
+                | "KeepOne" >> beam.ParDo(_KeepOne(self.drop_all)).with_outputs("drops", "clusters",
                                                                    main="files"))

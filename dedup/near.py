@@ -129,6 +129,7 @@ class RepoSignatures(beam.PTransform):
 # ---- the keeper of a near-duplicate cluster (``--keep-policy``) -----------------------------
 
 KEEP_POLICIES = ("smallest", "permissive", "stars")
+DROP_ALL = "drop-all"  # --dedup-mode drop-all: no copy of a cluster is kept
 
 
 def keeper_info(f) -> tuple:
@@ -198,17 +199,21 @@ class _MergeInfo(beam.CombineFn):
 class KeepPolicy(beam.PTransform):
     """(key, cluster, kept) from LSHClusters and (key, SourceFile) of every member ->
     (key, keeper, kept, why) with the keeper POLICY chooses; the cluster's id becomes its
-    keeper's key (what a drop's detail names). ``smallest`` changes nothing."""
+    keeper's key (what a drop's detail names). ``smallest`` changes nothing; ``drop-all``
+    (``--dedup-mode drop-all``) keeps no member (the id stays the smallest key)."""
 
     def __init__(self, policy: str):
         super().__init__()
-        if policy not in KEEP_POLICIES:
+        if policy not in KEEP_POLICIES + (DROP_ALL,):
             raise ValueError(f"unknown keep policy {policy!r}: one of {KEEP_POLICIES}")
         self.policy = policy
 
     def expand(self, pcolls):
         members, keyed = pcolls
         policy = self.policy
+        if policy == DROP_ALL:
+            return members | "DropAll" >> beam.MapTuple(
+                lambda key, cluster, kept: (key, cluster, False, DROP_ALL))
         if policy == "smallest":
             return members | "Smallest" >> beam.MapTuple(
                 lambda key, cluster, kept: (key, cluster, kept, "smallest"))

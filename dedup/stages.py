@@ -24,6 +24,7 @@ import apache_beam as beam
 
 from fimpack.config import DedupConfig  # noqa: F401  (re-exported)
 from fimpack.dedup.decontaminate import Decontaminate
+from fimpack.dedup.earlier import AgainstEarlier
 from fimpack.dedup.exact import ExactDedup
 from fimpack.dedup.near import (FileSignatures, KeepPolicy, LSHClusters, NearDedupConfig,
                                 RepoSignatures)
@@ -61,18 +62,22 @@ def member_row(level: str, key: str, cluster: str, kept: bool,
 class _NearLevel(beam.PTransform):
     """Near-dedup at one level: signatures, clusters, then the verdicts joined back."""
 
-    def __init__(self, level: str, config: NearDedupConfig, keep_policy: str = "smallest"):
+    def __init__(self, level: str, config: NearDedupConfig, keep_policy: str = "smallest",
+                 sigs=None):
         super().__init__()
         self.level, self.config, self.keep_policy = level, config, keep_policy
+        self.sigs = sigs  # repository level: signatures computed once by Dedup
 
     def expand(self, files):
         level = self.level
         if level == "repo":
             keyed = files | "KeyByRepo" >> beam.Map(lambda f: (f.repo, f))
-            sigs = (files
-                    | "CodeOnly" >> beam.Filter(lambda f: f.source == CODE)
-                    | "RepoText" >> beam.Map(lambda f: (f.repo, f.content))
-                    | "RepoSignatures" >> RepoSignatures(self.config))
+            sigs = self.sigs
+            if sigs is None:
+                sigs = (files
+                        | "CodeOnly" >> beam.Filter(lambda f: f.source == CODE)
+                        | "RepoText" >> beam.Map(lambda f: (f.repo, f.content))
+                        | "RepoSignatures" >> RepoSignatures(self.config))
         else:
             keyed = files | "KeyByFile" >> beam.Map(lambda f: (f.repo + SEP + f.path, f))
             sigs = (keyed
@@ -91,32 +96,62 @@ class _NearLevel(beam.PTransform):
         return out.files, out.drops, rows
 
 
+def _without(pcoll, keys, label: str):
+    """(key, value) elements of PCOLL whose key is not among KEYS."""
+    return ({"v": pcoll, "k": keys | f"{label}Keys" >> beam.Map(lambda k: (k, None))}
+            | f"{label}Join" >> beam.CoGroupByKey()
+            | f"{label}Keep" >> beam.FlatMap(
+                lambda kv: [(kv[0], v) for v in kv[1]["v"]] if not list(kv[1]["k"]) else []))
+
+
 class Dedup(beam.PTransform):
-    """SourceFiles -> (kept SourceFiles, Drops, ClusterMembers)."""
+    """SourceFiles -> (kept SourceFiles, Drops, ClusterMembers). With ``against`` (earlier
+    builds' outputs), what they kept is dropped first (``dedup/earlier.py``). After
+    expansion, ``kept_signatures`` ((repo, signature) of every repository kept at repository
+    level) and ``kept_hashes`` (the kept files) are what a later build dedups against."""
 
     def __init__(self, config: DedupConfig = DedupConfig()):
         super().__init__()
         self.config = config
+        self.kept_signatures = self.kept_hashes = None
 
     def expand(self, files):
         cfg = self.config
         drops, clusters = [], []
+        drop_all = getattr(cfg, "dedup_mode", "keep-one") == "drop-all"
+        policy = "drop-all" if drop_all else cfg.keep_policy
+        # every build's repository signatures: its near-dedup's and what later builds read
+        sigs = (files
+                | "CodeOnly" >> beam.Filter(lambda f: f.source == CODE)
+                | "RepoText" >> beam.Map(lambda f: (f.repo, f.content))
+                | "RepoSignatures" >> RepoSignatures(cfg.near))
+        against = tuple(getattr(cfg, "against", ()) or ())
+        if against:
+            files, d, matched = (files, sigs) | "EarlierBuilds" >> AgainstEarlier(against,
+                                                                                 cfg.near)
+            drops.append(d)
+            sigs = _without(sigs, matched, "NotEarlier")
         if cfg.repo_near:
-            files, d, c = files | "RepoNear" >> _NearLevel("repo", cfg.near, cfg.keep_policy)
+            files, d, c = files | "RepoNear" >> _NearLevel("repo", cfg.near, policy, sigs)
             drops.append(d)
             clusters.append(c)
+            gone = c | "DroppedRepos" >> beam.FlatMap(
+                lambda m: [] if m.kept else [m.repo])
+            sigs = _without(sigs, gone, "NotNearDuplicate")
+        self.kept_signatures = sigs
         if cfg.file_exact:
-            exact = files | "FileExact" >> ExactDedup()
+            exact = files | "FileExact" >> ExactDedup(drop_all)
             files = exact.files
             drops.append(exact.drops)
             clusters.append(exact.clusters)
         if cfg.file_near:
-            files, d, c = files | "FileNear" >> _NearLevel("file", cfg.near, cfg.keep_policy)
+            files, d, c = files | "FileNear" >> _NearLevel("file", cfg.near, policy)
             drops.append(d)
             clusters.append(c)
         empty = lambda label: files.pipeline | label >> beam.Create([])  # noqa: E731
         drops = drops or [empty("NoDrops")]
         clusters = clusters or [empty("NoClusters")]
+        self.kept_hashes = files
         return (files, tuple(drops) | "AllDedupDrops" >> beam.Flatten(),
                 tuple(clusters) | "AllClusters" >> beam.Flatten())
 

@@ -346,6 +346,11 @@ def _dedup_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-file-exact-dedup", action="store_true")
     g.add_argument("--file-near-dedup", action="store_true", help="off by default: it leaves "
                    "holes in repositories that multi-file packing would use")
+    g.add_argument("--dedup-against", nargs="+", metavar="PREV_OUT", help="drop what these "
+                   "earlier builds kept (their OUT/dedup/ signatures and hashes) as "
+                   "'duplicate_of_earlier_build': a new build adds only what is new")
+    g.add_argument("--dedup-mode", choices=("keep-one", "drop-all"), default="keep-one",
+                   help="keep one copy of each duplicate cluster, or drop every copy")
     g.add_argument("--keep-policy", choices=("smallest", "permissive", "stars"),
                    default="smallest", help="the copy a near-duplicate cluster keeps: the "
                    "smallest key; one whose licence is permissive; or (repository rows with "

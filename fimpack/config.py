@@ -60,6 +60,8 @@ class DedupConfig:
     file_near: bool = False
     near: NearDedupConfig = field(default_factory=NearDedupConfig)
     keep_policy: str = "smallest"  # the keeper of a near-duplicate cluster (dedup/near.py)
+    against: tuple[str, ...] = ()  # earlier builds' OUT folders (dedup/earlier.py)
+    dedup_mode: str = "keep-one"   # "drop-all": no copy of a duplicate cluster is kept
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
     dedup = DedupConfig(repo_near=not args.no_repo_near_dedup,
                         file_exact=not args.no_file_exact_dedup,
                         file_near=args.file_near_dedup, near=near,
-                        keep_policy=getattr(args, "keep_policy", "smallest"))
+                        keep_policy=getattr(args, "keep_policy", "smallest"),
+                        against=tuple(getattr(args, "dedup_against", None) or ()),
+                        dedup_mode=getattr(args, "dedup_mode", "keep-one"))
     common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
                   workers=args.workers, dedup=dedup, dedup_only=dedup_only,
                   licenses=args.licenses, exclude_repos=args.exclude_repos,

@@ -56,7 +56,12 @@ def drop_counter(drop) -> dict:
 
 def cluster_counter(member) -> dict:
     level = f"{member.level}-{member.kind}"
+    # one row per cluster counts it: the kept one, or under --dedup-mode drop-all the member
+    # the cluster is named after (its smallest key)
+    key = member.repo if member.path is None else f"{member.repo}/{member.path}"
+    head = member.kept or (member.keep_policy == "drop-all"
+                           and member.cluster.split(":", 1)[1] == key)
     return {counter_key("cluster_members", level): 1,
             counter_key("cluster_dropped", level): int(not member.kept),
-            counter_key("clusters", level): int(member.kept),
-            counter_key("keeper", f"{level}:{member.keep_policy}"): int(member.kept)}
+            counter_key("clusters", level): int(head),
+            counter_key("keeper", f"{level}:{member.keep_policy}"): int(head)}

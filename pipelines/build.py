@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from fimpack.config import BuildConfig  # noqa: F401  (re-exported)
 from fimpack.counting import cluster_counter, drop_counter, kept_counter
+from fimpack.dedup import earlier
 from fimpack.dedup.decontaminate import HUMANEVAL
 from fimpack.dedup.generated import GeneratedFiles
 from fimpack.dedup.licenses import load_patterns, load_policy
@@ -55,9 +56,15 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
     if cfg.drop_generated:  # before dedup: a compiled copy must never be the one kept
         files, dropped = files | "Generated" >> GeneratedFiles(cfg.drop_generated)
         generated_drops.append(dropped)
-    clean, dedup_drops, clusters = files | "Dedup" >> Dedup(cfg.dedup)
+    dedup = Dedup(cfg.dedup)
+    clean, dedup_drops, clusters = files | "Dedup" >> dedup
     record_files = [clusters | "WriteClusters" >> outputs.WriteRecords(
-        out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row)]
+        out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row),
+        # what dedup kept, for a later build's --dedup-against (dedup/earlier.py)
+        dedup.kept_signatures | "WriteSignatures" >> outputs.WriteRecords(
+            out, "dedup/signatures", earlier.SIGNATURES_SCHEMA, earlier.signature_row),
+        dedup.kept_hashes | "WriteHashes" >> outputs.WriteRecords(
+            out, "dedup/hashes", earlier.HASHES_SCHEMA, earlier.hash_row)]
     drops, counts = [read_drops, license_drops, *generated_drops, dedup_drops], [
         clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts, *flow]
     if cfg.dedup_only:
@@ -97,6 +104,7 @@ def clear_outputs(out: str) -> None:
     """Remove what an earlier build left, so no stale shard can sit beside new ones."""
     for pattern in ("examples/*", "tokens/*", "manifest.json", FAILURE_REPORT,
                     "tokenizer.model", "drops.parquet", "drops/*", "dedup/*", "dedup/clusters/*",
+                    "dedup/signatures/*", "dedup/hashes/*",
                     "files/*", ".build/*"):
         matches = FileSystems.match([outputs.join(out, pattern)])[0].metadata_list
         if matches:

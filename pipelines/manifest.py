@@ -141,7 +141,8 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
         "shards": report["shards"],
         "records": {name: [e for e in report.get("records", [])
                            if e["path"].rsplit("/", 1)[0] == name]
-                    for name in ("drops", "dedup/clusters", "files")},
+                    for name in ("drops", "dedup/clusters", "files", "dedup/signatures",
+                                 "dedup/hashes")},
         "timing": {"created_unix": int(time.time()), "seconds": round(seconds, 1)},
     }
 

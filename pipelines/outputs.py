@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from fimpack.dedup import earlier
 from fimpack.packing.binpack import best_fit_decreasing
 from fimpack.packing.examples import stable_hash
 from fimpack.packing.shards import encode_shard, token_dtype
@@ -148,7 +149,9 @@ FILES_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
                           # the encoding the input was transcoded from (pipelines/encodings.py);
                           # null: UTF-8 as read
                           ("encoding", pa.string())])
-RECORD_SCHEMAS = {"drops": DROPS_SCHEMA, "clusters": CLUSTERS_SCHEMA, "files": FILES_SCHEMA}
+RECORD_SCHEMAS = {"drops": DROPS_SCHEMA, "clusters": CLUSTERS_SCHEMA, "files": FILES_SCHEMA,
+                  # what dedup kept, for later builds' --dedup-against (dedup/earlier.py)
+                  "signatures": earlier.SIGNATURES_SCHEMA, "hashes": earlier.HASHES_SCHEMA}
 ROWS_PER_RECORD_SHARD = 1_000_000  # ~20-60 MB of Parquet per shard at real path lengths
 
 
