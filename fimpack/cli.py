@@ -166,8 +166,9 @@ def _add_build(sub) -> None:
     b.add_argument("--partition", choices=PARTITIONS, default=None,
                    help="how a repository's files group into examples along imports and test "
                    "links: smallest pairs first (greedy), most edge weight per token "
-                   "(density), density then single-file moves (refined), or consecutive "
-                   f"files in order (repository); default {BUILD.partition}")
+                   "(density), density then single-file moves (refined), per repository "
+                   "whichever of greedy and refined keeps more import edges in order (best), "
+                   f"or consecutive files in order (repository); default {BUILD.partition}")
     b.add_argument("--val-fraction", type=float, default=BUILD.val_fraction,
                    help="share of the tokens held out as whole repositories (validation)")
     b.add_argument("--vocab-size", type=int, default=BUILD.vocab_size,

@@ -109,7 +109,7 @@ class BuildConfig:
     fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
     fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
     order: str = "codegemma"          # file order in a repository: ORDERS
-    partition: str = "refined"        # files into examples along the graph: PARTITIONS
+    partition: str = "best"           # files into examples along the graph: PARTITIONS
     code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
     val_fraction: float = 0.05        # repositories held out for validation
     vocab_size: int = 32_000
