@@ -31,6 +31,7 @@ import collections
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,14 +88,23 @@ def fimpack_repo(folder: str) -> tuple[str | None, str | None, str | None, int]:
     return info.expression, info.source, majority, len(files)
 
 
+def _link(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system
+        shutil.copy2(src, dst)
+
+
 def scancode_run(scancode: str, sample: str, repos: list[str]) -> tuple[dict, float, int]:
     """ScanCode over the repositories of SAMPLE in one process: ({repo: expression}, wall
     seconds, files scanned)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "sample")
         os.mkdir(root)
-        for repo in repos:  # only the table's repositories, under one root
-            os.symlink(os.path.join(sample, repo), os.path.join(root, repo))
+        for repo in repos:  # only the table's repositories, under one root (hard links:
+            # ScanCode does not follow symbolic links)
+            shutil.copytree(os.path.join(sample, repo), os.path.join(root, repo),
+                            copy_function=_link)
         out = os.path.join(tmp, "scan.json")
         cmd = [scancode, "-l", "--package", "--classify", "-n", "1", "--quiet",
                "--json", out, root]

@@ -200,6 +200,54 @@ def detect(text: str) -> tuple[str | None, float]:
     return (best, score) if score >= THRESHOLD else (None, score)
 
 
+# words between two licence texts of one file that say the second is bundled code's
+BUNDLED = frozenset({"bundle", "bundles", "bundled", "third", "thirdparty", "vendor",
+                     "vendored", "include", "includes", "included", "including", "contain",
+                     "contains", "portion", "portions", "derived", "dependency",
+                     "dependencies", "component", "components", "incorporates", "embedded",
+                     "copied", "adapted", "library", "libraries", "distributed", "binary"})
+
+
+def later_licences(text: str) -> list[str]:
+    """The licences a licence file states after its leading one: complete licence texts (or
+    standard headers) one after another, where the words between say nothing of bundled or
+    third-party code (python-dateutil's LICENSE: an Apache-2.0 notice, then the BSD-3-Clause
+    text for older code; both apply). A licence introduced as a bundled library's ends the
+    list. Only files with room for more than one licence are scanned."""
+    w = words(text)
+    common = [t for t in spdx_texts() if t[0] in COMMON]
+
+    def best(start):
+        return max(((dice(frozenset(w[start:start + n]), ref), spdx, n)
+                    for spdx, ref, n in common if start + n <= len(w) + WINDOW_STEP),
+                   default=(0.0, None, 0))
+
+    spans, pos = [], 0
+    while pos < len(w) - 20:
+        hit = None
+        for start in range(pos, len(w) - 20, WINDOW_STEP):
+            if spans and BUNDLED.intersection(w[pos:start]):
+                break  # what follows is bundled code's: no need to read on
+            top = best(start)
+            if top[0] >= THRESHOLD:  # as detect: a better match a few windows on wins
+                better = max(((best(s), s) for s in range(start + WINDOW_STEP, min(
+                    start + LOOK_AHEAD, len(w) - 20), WINDOW_STEP)), default=((0.0,), 0))
+                hit = (better[1], *better[0][1:]) if better[0][0] > top[0] else (start,
+                                                                                  *top[1:])
+                break
+        if hit is None:
+            break
+        spans.append(hit)
+        pos = hit[0] + hit[2]
+    out = []
+    for (s0, _, n0), (s1, spdx, _) in zip(spans, spans[1:]):
+        if set(w[s0 + n0:s1]) & BUNDLED:
+            break
+        if spdx not in out:
+            out.append(spdx)
+    return out
+
+
 # ---- markup, names, expressions -------------------------------------------------------------
 
 _MARKUP = [
@@ -690,6 +738,7 @@ def license_files_expression(files: list[tuple[str, str]]) -> tuple[str | None, 
             is_notice = _split_markup(name).startswith(("notice", "copyright"))
             plain = strip_markup(text)
             spdx = None if is_notice else detect(plain)[0]
+            extra = later_licences(plain) if spdx is not None and len(plain) > 1500 else []
             if spdx is None:
                 statement = " ".join(plain.split()[:400])
                 if dual_statement(statement):
@@ -707,8 +756,9 @@ def license_files_expression(files: list[tuple[str, str]]) -> tuple[str | None, 
             if _suffix_license(name):
                 alternatives = True
             used.append(path)
-            if spdx not in found:
-                found.append(spdx)
+            for one in [spdx] + extra:
+                if one not in found:
+                    found.append(one)
         for v in ("2.0", "2.1", "3.0"):
             for suffix in ("only", "or-later"):
                 if f"LGPL-{v}-{suffix}" in found or f"LGPL-{v}-or-later" in found:
@@ -741,8 +791,10 @@ def repo_license_info(files: list[tuple[str, str]]) -> RepoLicense:
         if expr is None and pointer:
             target = [(p, t) for p, t in files if p == pointer.lstrip("./")]
             if target:
-                spdx = detect(strip_markup(target[0][1]))[0]
-                expr = spdx
+                plain = strip_markup(target[0][1])
+                spdx = detect(plain)[0]
+                ids = [spdx] + [i for i in later_licences(plain) if i != spdx] if spdx else []
+                expr = " AND ".join(ids) or None
         if expr:
             from_manifest, manifest_path = expr, path
             break

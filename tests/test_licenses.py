@@ -59,7 +59,7 @@ def agrees(want: str, got: str | None) -> bool:
     if got is None:
         return False
     terms = {t for t in re.split(r"\s+(?:OR|AND)\s+|[()]", want) if t.strip()}
-    got_terms = set(got.split(" AND "))
+    got_terms = set(re.split(r"\s+(?:OR|AND)\s+|[()]", got)) - {""}
     norm = lambda t: t.strip().replace("-only", "")  # noqa: E731  GPL-3.0 == GPL-3.0-only
     return bool({norm(t) for t in got_terms} & {norm(t) for t in terms})
 
