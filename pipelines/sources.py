@@ -63,22 +63,31 @@ def open_binary(path: str):
 
 
 def discover_remote(input_dir: str) -> list[RepoSource]:
-    """Object stores have no folders: archives and row files under INPUT_DIR."""
+    """Object stores have no folders, only names: archives and row files directly under
+    INPUT_DIR, and each first-level prefix with objects under it (a folder of repositories
+    uploaded with ``gsutil cp -r``) as one repository of those files, like a local folder
+    (version-control metadata left out). Listed and read through Beam's filesystems."""
     from apache_beam.io.filesystems import FileSystems
 
-    pattern = FileSystems.join(input_dir.rstrip("/"), "*")
-    sources = []
-    for meta in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
-        name = meta.path.rstrip("/").rsplit("/", 1)[-1]
-        if name.endswith(".zip"):
-            sources.append(RepoSource(repo_name_for(name), "zip", meta.path))
-        elif name.endswith(ARCHIVE_SUFFIXES):
-            sources.append(RepoSource(repo_name_for(name), "tar", meta.path))
-        elif name.endswith(ROW_SUFFIXES):
-            sources.append(RepoSource(name, "rows", meta.path))
+    base = input_dir.rstrip("/")
+    found = FileSystems.match([FileSystems.join(base, "**")])[0].metadata_list
+    entries, folders = [], {}
+    for meta in sorted(found, key=lambda m: m.path):
+        top, _, rest = meta.path[len(base):].lstrip("/").partition("/")
+        if rest:  # under a prefix: one file of the repository the prefix names
+            if not rest.endswith("/") and not set(rest.split("/")[:-1]) & VCS_DIRS:
+                folders.setdefault(top, []).append(rest)
+        elif top.endswith(".zip"):
+            entries.append((top, RepoSource(repo_name_for(top), "zip", meta.path)))
+        elif top.endswith(ARCHIVE_SUFFIXES):
+            entries.append((top, RepoSource(repo_name_for(top), "tar", meta.path)))
+        elif top.endswith(ROW_SUFFIXES):
+            entries.append((top, RepoSource(top, "rows", meta.path)))
         else:
-            log.warning("skipping %s: neither an archive nor a row file", meta.path)
-    return sources
+            log.warning("skipping %s: neither a folder, an archive nor a row file", meta.path)
+    entries += [(top, RepoSource(top, "files", FileSystems.join(base, top), tuple(files)))
+                for top, files in folders.items()]
+    return [src for _, src in sorted(entries, key=lambda e: e[0])]
 
 
 # What marks a folder as one repository rather than a folder of them: version-control
@@ -238,6 +247,8 @@ def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool
     if source == CODE and detect_language(rel) is None and not is_license_source(rel):
         return Drop(repo, rel, "unsupported_language")  # decided without reading the file
     full = os.path.join(root, *rel.split("/"))
+    if is_remote(full):
+        return _read_remote_entry(repo, root, rel, full, source, limits)
     try:
         size = os.path.getsize(full)
         if size > limits.max_file_bytes:
@@ -249,10 +260,27 @@ def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool
     return classify(repo, rel, data, limits, source, origin=root)
 
 
+def _read_remote_entry(repo: str, root: str, rel: str, full: str, source: str,
+                       limits: Limits) -> SourceFile | Drop:
+    """A file of a remote folder (``discover_remote``), read through Beam's filesystems with
+    the same bound and outcomes as a local one."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        with open_binary(full) as f:
+            data = _read_bounded(f, limits.max_file_bytes)
+        if len(data) > limits.max_file_bytes:
+            size = FileSystems.match([full])[0].metadata_list[0].size_in_bytes
+            return Drop(repo, rel, "too_large", f"{size} bytes")
+    except Exception as err:  # the filesystem's own errors (BeamIOError, HTTP, ...)
+        return Drop(repo, rel, "unreadable", f"{type(err).__name__}: {err}"[:120])
+    return classify(repo, rel, data, limits, source, origin=root)
+
+
 def list_files(src: RepoSource, limits: Limits) -> Iterator[tuple]:
     for rel, within_cap in _capped(src.name, src.files, limits):
         full = os.path.join(src.location, *rel.split("/"))
-        kind = "symlink" if os.path.islink(full) else "file"
+        kind = "symlink" if not is_remote(full) and os.path.islink(full) else "file"
         yield (src.name, src.location, rel, kind, within_cap, src.source)
 
 

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import warnings
 
 import pytest
 from readers import assert_readers_open
@@ -112,17 +111,12 @@ def test_engines_give_the_same_files_and_an_audit(corpus_dir, tmp_path, no_stray
         out = tmp_path / name
         args = ("build", "--input", corpus_dir, "--out", out, "--vocab-size", 800,
                 "--max-file-bytes", 200_000, "--seq-len", 2048, *extra)
-        try:
-            fimpack(*args)
-        except Failed as err:
-            if name != "prism":
-                raise
-            # Once in a full loaded run (2026-12-02) Prism's build exited 1 and passed alone
-            # right after; its output was not kept then. Say what it was, and try once more.
-            warnings.warn(f"prism build failed once, retried: {err.stderr[-2000:]}")
-            fimpack(*args)
+        # Each engine runs once. Prism's one loaded-run failure (2026-12-02) was its metrics
+        # store losing counts, not data (docs/prism-metrics-undercount.md): metrics now only
+        # advise, so a build with complete data passes on any engine.
+        fimpack(*args)
         audit = json.loads((out / "manifest.json").read_text())["audit"]
-        assert audit["checked"] and audit["data_checked"], name
+        assert audit["checked"] and audit["data_checked"] and audit["flow_checked"], name
         assert_readers_open(str(out), tmp_path / f"hf-{name}")
         assert audit["examples_written"] == audit["examples_in_shards"] > 0, name
         outs.append(out)

@@ -125,3 +125,80 @@ def test_build_reads_and_writes_only_through_beam_filesystems(tmp_path, monkeypa
                                                            for k in written)
     assert not any(".tmp-" in k for k in written)  # temp names were all renamed
     assert not list(tmp_path.iterdir())
+
+
+def test_remote_input_gives_the_same_shards_as_a_local_read(tmp_path):
+    """The same repositories read from a local folder and from a Beam filesystem (memfs://,
+    as gs:// on Dataflow): a folder of loose files (uploaded object by object, as `gsutil cp
+    -r` does), a .tar.gz, a .zip, code rows (.jsonl, The Stack's columns) and document rows
+    (.parquet). Same sources, same drops, byte-identical tokens and tokenizer, the same
+    examples and provenance rows but for where each file was read from (``origin``)."""
+    local = tmp_path / "in"
+    (local / "json" / "tests").mkdir(parents=True)
+    for p in sorted((STDLIB / "json").glob("*.py")):
+        (local / "json" / p.name).write_bytes(p.read_bytes())
+    (local / "json" / "tests" / "empty.py").write_bytes(b"")  # a drop, same either way
+    (local / "json" / ".git").mkdir()
+    (local / "json" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")  # never read
+    with tarfile.open(local / "http.tar.gz", "w:gz") as tar:
+        for p in sorted((STDLIB / "http").glob("*.py")):
+            tar.add(p, arcname=f"http-main/{p.name}")
+    with zipfile.ZipFile(local / "html.zip", "w") as zf:
+        for p in sorted((STDLIB / "html").glob("*.py")):
+            zf.write(p, f"html/{p.name}")
+    with open(local / "stack.jsonl", "w") as f:
+        for name in ("textwrap.py", "shlex.py", "fnmatch.py"):
+            f.write(json.dumps({"max_stars_repo_name": "stdlib/small",
+                                "max_stars_repo_path": f"lib/{name}",
+                                "content": (STDLIB / name).read_text()}) + "\n")
+    pq.write_table(pa.Table.from_pylist([{"id": t, "text": pydoc_topic(t)}
+                                         for t in ("with", "class", "for")]),
+                   local / "docs.parquet")
+    base = "memfs://bucket/repos"
+    for p in sorted(local.rglob("*")):
+        if p.is_file():
+            STORE[f"{base}/{p.relative_to(local).as_posix()}"] = p.read_bytes()
+
+    local_sources, remote_sources = discover(str(local)), discover(base)
+    assert [(s.name, s.kind) for s in local_sources] == [
+        ("docs.parquet", "rows"), ("html", "zip"), ("http", "tar"), ("json", "dir"),
+        ("stack.jsonl", "rows")]
+    assert [(s.name, s.kind) for s in remote_sources] == [
+        ("docs.parquet", "rows"), ("html", "zip"), ("http", "tar"), ("json", "files"),
+        ("stack.jsonl", "rows")]
+    assert ".git/HEAD" not in remote_sources[3].files and "tests/empty.py" in \
+        remote_sources[3].files
+
+    def run(sources, out):
+        cfg = build.BuildConfig(out=str(out), input="in", vocab_size=600, seq_len=1024,
+                                code_fraction=None, val_fraction=0.3)
+        return build.run(cfg, sources, [])
+
+    a = run(local_sources, tmp_path / "local")
+    b = run(remote_sources, tmp_path / "remote")
+    assert a["counts"] == b["counts"] and a["counts"]["kept_by_source"]["nl"] == 3
+    assert a["counts"]["dropped_by_reason"].get("empty") == 1
+    assert [e for e in a["shards"] if not e["path"].startswith("examples/")] == \
+        [e for e in b["shards"] if not e["path"].startswith("examples/")]  # tokens: same bytes
+    assert (tmp_path / "local" / "tokenizer.model").read_bytes() == \
+        (tmp_path / "remote" / "tokenizer.model").read_bytes()
+
+    def rows(out, folder, origin_of):
+        table = pa.concat_tables(pq.read_table(p) for p in sorted((out / folder).glob("*")))
+        found = table.to_pylist()
+        for row in found:
+            for f in row.get("files") or [row]:
+                if f.get("origin"):
+                    f["origin"] = origin_of(f["origin"])
+        return found
+
+    def from_local(origin):
+        assert origin.startswith(str(local)), origin
+        return base + origin[len(str(local)):]
+
+    for folder in ("examples", "files", "drops"):
+        want = rows(tmp_path / "local", folder, from_local)
+        got = rows(tmp_path / "remote", folder, lambda o: o)
+        assert got == want and want, folder
+    assert any(f["origin"] == f"{base}/json" for r in rows(tmp_path / "remote", "examples",
+                                                           lambda o: o) for f in r["files"])
