@@ -776,18 +776,29 @@ def repo_license_info(files: list[tuple[str, str]]) -> RepoLicense:
     (Cargo's ``license-file``, package.json's ``SEE LICENSE IN``) is answered by that file.
     A repository row's ``license`` metadata (path ROW_LICENSE) counts as a manifest, after
     the repository's own.
-    A pom without ``<licenses>`` takes its parent's when the parent pom ships too."""
+    A pom without ``<licenses>`` takes its parent's (and so on up) when the parent poms ship
+    too."""
     texts = [(p, t) for p, t in files if is_license_file(p)]
-    manifests = sorted((p.count("/"), p, t) for p, t in files if is_manifest(p))
+    poms = {_pom_artifact(t): t for p, t in files if is_manifest(p) and p.endswith("pom.xml")}
+    parents = {_pom_parent(t) for t in poms.values()}
+    # shallowest first; of poms side by side, a parent after the poms that inherit from it
+    manifests = sorted((p.count("/"), p.endswith("pom.xml") and _pom_artifact(t) in parents,
+                        p, t) for p, t in files if is_manifest(p))
     from_files, where = license_files_expression(texts)
     from_manifest, manifest_path = None, ""
-    poms = {_pom_artifact(t): t for _, p, t in manifests if p.endswith("pom.xml")}
-    for _, path, text in manifests:
+    for _, _, path, text in manifests:
         expr, pointer = manifest_license(path, text)
-        if expr is None and path.endswith("pom.xml"):
+        seen = set()
+        while expr is None and path.endswith("pom.xml"):  # up the parent poms that ship
             parent = _pom_parent(text)
-            if parent in poms:
-                expr = _pom_license(poms[parent])
+            if parent not in poms or parent in seen:
+                break
+            seen.add(parent)
+            text = poms[parent]
+            try:
+                expr = _pom_license(text)
+            except Exception:  # noqa: BLE001  a broken parent declares nothing
+                break
         if expr is None and pointer:
             target = [(p, t) for p, t in files if p == pointer.lstrip("./")]
             if target:

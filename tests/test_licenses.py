@@ -411,3 +411,25 @@ def test_licences_one_after_another_in_one_file_all_apply_unless_bundled():
     bundled = ("Copyright (c) 2024 Example Project\n\n" + spdx_text("MIT")
                + "\n\nThis package bundles libgfortran, under:\n\n" + spdx_text("GPL-3.0-only"))
     assert repo_license([("LICENSE", bundled)])[0] == "MIT"
+
+
+def test_a_pom_inherits_the_licence_of_a_parent_pom_that_ships():
+    child = ('<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0'
+             '</modelVersion><parent><groupId>org.example</groupId><artifactId>example-parent'
+             '</artifactId><version>3</version></parent><artifactId>example-lib</artifactId>'
+             '</project>')
+    middle = POM.replace("<artifactId>example-lib</artifactId>",
+                         "<parent><groupId>org.example</groupId><artifactId>example-root"
+                         "</artifactId><version>1</version></parent>"
+                         "<artifactId>example-parent</artifactId>")
+    middle = middle[:middle.index("<licenses>")] + middle[middle.index("</licenses>") + 11:]
+    root = POM.replace("example-lib", "example-root").replace(
+        "Apache License, Version 2.0", "New BSD License").replace(
+        "https://www.apache.org/licenses/LICENSE-2.0.txt",
+        "https://opensource.org/licenses/BSD-3-Clause")
+    files = [("META-INF/maven/org.example/example-lib/pom.xml", child),
+             ("META-INF/maven/org.example/example-parent/pom.xml", middle),
+             ("META-INF/maven/org.example/example-root/pom.xml", root)]
+    assert repo_license(files) == ("BSD-3-Clause",
+                                   "META-INF/maven/org.example/example-lib/pom.xml")
+    assert repo_license(files[:1])[0] is None  # no parent shipped: no answer from the pom
