@@ -85,3 +85,16 @@ def test_drop_all_keeps_no_copy(tmp_path):
     d = m["dedup"]["repo-near"]
     assert (d["clusters"], d["members"], d["dropped"]) == (1, 2, 2)
     assert d["keepers"] == {"drop-all": 1}
+
+
+def test_dedup_flags_reach_the_config():
+    from fimpack.cli import _build_parser
+    from fimpack.config import build_config
+
+    parse = _build_parser().parse_args
+    base = ["build", "--input", "x", "--out", "y"]
+    cfg = build_config(parse(base), False).dedup
+    assert (cfg.against, cfg.dedup_mode, cfg.keep_policy) == ((), "keep-one", "smallest")
+    cfg = build_config(parse(base + ["--dedup-against", "a", "b", "--dedup-mode", "drop-all",
+                                     "--keep-policy", "stars"]), False).dedup
+    assert (cfg.against, cfg.dedup_mode, cfg.keep_policy) == (("a", "b"), "drop-all", "stars")
