@@ -140,7 +140,10 @@ def is_remote_runner(options: PipelineOptions) -> bool:
 
 
 def is_dry_run(options: PipelineOptions) -> bool:
-    return bool(options.view_as(TestOptions).dry_run)
+    """``--dry_run`` on Dataflow: translate and stage, submit nothing. (Other runners ignore
+    the option and would run; ``check_remote_paths`` refuses it for them.)"""
+    name = (options.view_as(StandardOptions).runner or "").lower()
+    return bool(options.view_as(TestOptions).dry_run) and name in DATAFLOW_ALIASES
 
 
 def _is_url(path: str) -> bool:
@@ -156,6 +159,10 @@ def check_remote_paths(options: PipelineOptions, input_path: str | None, out: st
     --exclude-repos are read here, by the driver, so they may stay local.)"""
     from fimpack.errors import UserError
 
+    if options.view_as(TestOptions).dry_run and not is_dry_run(options):
+        raise UserError("--dry_run only means something to --runner DataflowRunner (it "
+                        "translates and stages the job without submitting it); other runners "
+                        "would run the build anyway")
     if not is_remote_runner(options):
         return
     runner = options.view_as(StandardOptions).runner

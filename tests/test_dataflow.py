@@ -189,3 +189,7 @@ def test_local_paths_are_refused_before_submission(tmp_path):
     assert proc.returncode == 2
     assert "embedded default" in proc.stderr and f"--out {tmp_path / 'out'}" in proc.stderr
     assert not (tmp_path / "out").exists()
+    proc = fimpack(python, "build", "--out", str(tmp_path / "out"), "--dry_run=True",
+                   cwd=tmp_path)  # FnApiRunner would ignore it and run the build
+    assert proc.returncode == 2 and "--dry_run only means something to" in proc.stderr
+    assert not (tmp_path / "out").exists()
