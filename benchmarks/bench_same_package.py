@@ -16,6 +16,9 @@ Every ``go-*``/``java-*`` folder under the given roots is one repository. The re
   parses and attributes every file of the repository in one task; an edge for each name in
   code that javac resolves to a type of the same package declared in another file.
 
+Also per repository: the whole graph's edges and the files without any edge, before (imports
+only) and after same-package edges.
+
 Edges are file pairs (user, declarer). Precision = our pairs the reference has / our pairs;
 recall = reference pairs we have / reference pairs. Prints per repository and overall, and
 the pairs that differ (``--show N``); writes ``<--out>`` JSON.
@@ -27,6 +30,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from fimpack.packing.imports import extract_imports
@@ -86,7 +90,33 @@ def ours(repo: Path, files: list[str], language: str) -> tuple[dict, set, float,
     graph, _, _ = build_graph(sources, extractions=extractions)
     key = {p: package_key(p, language, ex.package.package) for p, ex in extractions.items()}
     within = {(u, v) for u, v in graph.edges if key.get(u) is not None and key[u] == key.get(v)}
-    return edges, within, seconds, nbytes
+    # the graph as it was before same-package edges: imports only
+    before, _, _ = build_graph(sources, extractions={p: replace(ex, package=None)
+                                                     for p, ex in extractions.items()})
+    lonely = lambda g: sum(1 for p in files if g.degree(p) == 0)  # noqa: E731
+    counts = {"edges_before": before.number_of_edges(), "edges_after": graph.number_of_edges(),
+              "no_edge_before": lonely(before), "no_edge_after": lonely(graph)}
+    return edges, within, seconds, nbytes, counts
+
+
+def cost(files: list[tuple[Path, str, str]], repeats: int) -> dict:
+    """CPU seconds of ``extract_imports`` over FILES with and without the same-package pass
+    (``package_names``), interleaved, best of REPEATS: the pass's cost as a ratio."""
+    import fimpack.packing.imports as imports_module
+
+    texts = [((repo / p).read_text("utf-8", "replace"), lang) for repo, p, lang in files]
+    real = imports_module.package_names
+    best = {"with": float("inf"), "without": float("inf")}
+    for _ in range(repeats):
+        for mode in ("without", "with"):
+            imports_module.package_names = real if mode == "with" else (lambda root, lang: None)
+            t = time.process_time()
+            for text, lang in texts:
+                extract_imports(text, lang)
+            best[mode] = min(best[mode], time.process_time() - t)
+    imports_module.package_names = real
+    return {"with_s": round(best["with"], 3), "without_s": round(best["without"], 3),
+            "ratio": round(best["with"] / best["without"], 3), "files": len(texts)}
 
 
 def main(argv=None) -> int:
@@ -95,6 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--show", type=int, default=8, help="differing pairs shown per repository")
     ap.add_argument("--classpath", default="",
                     help="jars javac resolves third-party imports from (JUnit 4's hamcrest)")
+    ap.add_argument("--repeats", type=int, default=3, help="cost measurement: best of")
     ap.add_argument("--out", default="bench-data/results-same-package.json")
     args = ap.parse_args(argv)
     repos = sorted(p for r in args.roots for p in Path(r).iterdir()
@@ -108,10 +139,10 @@ def main(argv=None) -> int:
         language = "go" if repo.name.startswith("go-") else "java"
         files, ref, ref_names = (go_reference(repo.resolve()) if language == "go"
                                  else java_reference(repo.resolve(), args.classpath))
-        got, within, s, nb = ours(repo, files, language)
+        got, within, s, nb, counts = ours(repo, files, language)
         seconds += s
         nbytes_all += nb
-        row = {"language": language, "files": len(files), "reference": len(ref)}
+        row = {"language": language, "files": len(files), "reference": len(ref), **counts}
         line = f"{repo.name:30} {len(files):5} {len(ref):4}"
         for kind, mine in (("same", set(got)), ("graph", within)):
             tp = len(mine & ref)
@@ -126,10 +157,13 @@ def main(argv=None) -> int:
             row[kind] = {"ours": len(mine), "true": tp, "precision": prec, "recall": rec,
                          "extra": sorted(mine - ref), "missed": sorted(ref - mine)}
         print(line)
+        print(f"    graph edges {counts['edges_before']} -> {counts['edges_after']}; files "
+              f"without an edge {counts['no_edge_before']} -> {counts['no_edge_after']}")
         for u, v in row["graph"]["extra"][:args.show]:
             print(f"    extra  {u} -> {v} {list(got.get((u, v), ['(import)']))[:4]}")
         for u, v in row["graph"]["missed"][:args.show]:
             print(f"    missed {u} -> {v} {ref_names[(u, v)][:4]}")
+        row["paths"] = files
         results[repo.name] = row
     summary = {}
     for (language, kind), (tp, n, r) in total.items():
@@ -140,6 +174,13 @@ def main(argv=None) -> int:
               f"precision {tp}/{n} = {tp / max(n, 1):.3f}, recall {tp}/{r} = {tp / max(r, 1):.3f}")
     print(f"extraction + same-package edges: {nbytes_all / 1e6:.2f} MB in {seconds:.2f} s "
           f"({nbytes_all / 1e6 / max(seconds, 1e-9):.1f} MB/s)")
+    summary["cost"] = cost([(repo, p, results[repo.name]["language"]) for repo in repos
+                            for p in results[repo.name]["paths"]], args.repeats)
+    for row in results.values():
+        del row["paths"]
+    print(f"cost of the same-package names: extract_imports {summary['cost']['without_s']} s "
+          f"without, {summary['cost']['with_s']} s with (x{summary['cost']['ratio']}), CPU "
+          f"time, best of {args.repeats}, same files")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"argv": sys.argv, "summary": summary, "repositories": results},

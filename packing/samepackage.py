@@ -30,9 +30,10 @@ attributed trees).
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
-from tree_sitter import Node
+from tree_sitter import Node, Query, QueryCursor
 
 LANGUAGES = ("go", "java")
 
@@ -42,6 +43,56 @@ class PackageNames:
     package: str                 # the package clause ("" when the file has none)
     declares: tuple[str, ...]    # package-level names the file declares, sorted
     uses: tuple[str, ...]        # names it refers to that are not its own, sorted
+
+
+# One query per language finds every node the rules read (in C); plain Python then applies
+# the rules to the captures. Walking the tree node by node in Python cost 1.5x as much.
+_GO_QUERY = """
+(package_clause (package_identifier) @package)
+(identifier) @id
+(type_identifier) @id
+(function_declaration name: (identifier) @skip)
+(qualified_type name: (type_identifier) @skip)
+(keyed_element . (literal_element (identifier) @key))
+(parameter_declaration (identifier) @bind)
+(variadic_parameter_declaration (identifier) @bind)
+(type_parameter_declaration (identifier) @bind)
+(short_var_declaration left: (expression_list (identifier) @bind))
+(range_clause left: (expression_list (identifier) @bind))
+(var_spec (identifier) @bind)
+(const_spec (identifier) @bind)
+(type_spec name: (type_identifier) @bind)
+(type_alias name: (type_identifier) @bind)
+(receive_statement left: (expression_list (identifier) @recv))
+(type_switch_statement alias: (expression_list (identifier) @bind))
+"""
+_JAVA_QUERY = """
+(package_declaration [(scoped_identifier) (identifier)] @package)
+(type_identifier) @t
+(scoped_type_identifier) @scoped
+(method_invocation object: (identifier) @o)
+(field_access object: (identifier) @o)
+(method_reference . (identifier) @o)
+(marker_annotation name: (identifier) @o)
+(annotation name: (identifier) @o)
+(type_parameter . (type_identifier) @tp)
+(class_declaration name: (identifier) @decl)
+(interface_declaration name: (identifier) @decl)
+(enum_declaration name: (identifier) @decl)
+(record_declaration name: (identifier) @decl)
+(annotation_type_declaration name: (identifier) @decl)
+"""
+_QUERIES: dict[str, Query] = {}
+
+
+def _query(language: str) -> Query:
+    if language not in _QUERIES:
+        from fimpack.packing.imports import parser_for  # imports.py imports this module
+
+        parser, _ = parser_for(language)
+        _QUERIES[language] = Query(parser.language,
+                                   _GO_QUERY if language == "go" else _JAVA_QUERY)
+    return _QUERIES[language]
 
 
 def _text(node: Node | None) -> str:
@@ -62,11 +113,6 @@ def package_names(root: Node, language: str) -> PackageNames | None:
 
 _GO_SPECS = {"var_declaration": "var_spec", "const_declaration": "const_spec",
              "type_declaration": ("type_spec", "type_alias")}
-# Nodes that bind names inside a declaration, and the child types holding those names.
-_GO_BINDERS = {"parameter_declaration", "variadic_parameter_declaration",
-               "type_parameter_declaration", "short_var_declaration", "range_clause",
-               "var_spec", "const_spec", "type_spec", "type_alias", "labeled_statement",
-               "receive_statement", "type_switch_statement"}
 
 
 def _go_spec_names(spec: Node) -> list[str]:
@@ -85,52 +131,6 @@ def _go_specs(decl: Node, kinds) -> list[Node]:
         elif c.type.endswith("_spec_list"):
             out += [s for s in c.named_children if s.type in kinds]
     return out
-
-
-def _go_local_names(node: Node, out: set[str]) -> None:
-    """Names bound anywhere inside NODE (a top-level declaration's parts)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        t = n.type
-        if t in ("parameter_declaration", "variadic_parameter_declaration",
-                 "type_parameter_declaration", "var_spec", "const_spec"):
-            out.update(_text(c) for c in n.children_by_field_name("name"))
-        elif t in ("type_spec", "type_alias"):
-            out.add(_text(n.child_by_field_name("name")))
-        elif t in ("short_var_declaration", "range_clause", "receive_statement"):
-            left = n.child_by_field_name("left")
-            if left is not None and (t != "receive_statement" or any(
-                    c.type == ":=" for c in n.children)):
-                out.update(_text(c) for c in left.named_children if c.type == "identifier")
-        elif t == "type_switch_statement":
-            alias = n.child_by_field_name("alias")
-            if alias is not None:
-                out.update(_text(c) for c in alias.named_children if c.type == "identifier")
-        stack.extend(n.named_children)
-
-
-def _go_uses(node: Node, out: set[str]) -> None:
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        t = n.type
-        if t in ("identifier", "type_identifier"):
-            out.add(_text(n))
-            continue
-        if t == "selector_expression":  # x.F: only x can be a package-level name
-            operand = n.child_by_field_name("operand")
-            if operand is not None:
-                stack.append(operand)
-            continue
-        if t == "keyed_element" and _go_struct_key(n):  # T{Name: v}: Name is a field
-            stack.extend(n.named_children[1:])
-            continue
-        if t in ("qualified_type", "comment", "interpreted_string_literal",
-                 "raw_string_literal", "field_identifier", "package_identifier",
-                 "label_name"):
-            continue
-        stack.extend(n.named_children)
 
 
 def _go_struct_key(keyed: Node) -> bool:
@@ -169,63 +169,43 @@ def _go_element_is_struct(typ: Node) -> bool:
 
 
 def _go(root: Node) -> PackageNames:
-    package = ""
+    caps = QueryCursor(_query("go")).captures(root)
+    tops = root.named_children
+    starts = [c.start_byte for c in tops]
+
+    def top_of(n: Node) -> int:  # the top-level declaration holding N
+        return bisect.bisect_right(starts, n.start_byte) - 1
+
+    package = next((_text(n) for n in caps.get("package", [])), "")
+    skip = {n.start_byte for n in caps.get("skip", [])}
+    skip |= {n.start_byte for n in caps.get("key", []) if _go_struct_key(n.parent.parent)}
+    local: dict[int, set[str]] = {}  # names bound inside each top-level declaration
+    for n in caps.get("bind", []):
+        local.setdefault(top_of(n), set()).add(_text(n))
+    for n in caps.get("recv", []):  # v := <-ch binds v; v = <-ch does not
+        if any(c.type == ":=" for c in n.parent.parent.children):
+            local.setdefault(top_of(n), set()).add(_text(n))
     declares: set[str] = set()
-    uses: set[str] = set()
-    for top in root.named_children:
+    skip_tops = set()
+    for i, top in enumerate(tops):
         t = top.type
-        if t == "package_clause":
-            package = next((_text(c) for c in top.named_children
-                            if c.type == "package_identifier"), "")
-            continue
-        if t == "import_declaration" or t == "comment":
-            continue
-        own: set[str] = set()
-        local: set[str] = set()
-        if t == "function_declaration":
-            own.add(_text(top.child_by_field_name("name")))
-            for field in ("type_parameters", "parameters", "result", "body"):
-                part = top.child_by_field_name(field)
-                if part is not None:
-                    _go_local_names(part, local)
-        elif t == "method_declaration":
-            for field in ("receiver", "parameters", "result", "body"):
-                part = top.child_by_field_name(field)
-                if part is not None:
-                    _go_local_names(part, local)
-        elif t in _GO_SPECS:
-            specs = _go_specs(top, _GO_SPECS[t])
-            for s in specs:
-                own.update(_go_spec_names(s))
-            # locals of function literals and type parameters inside the specs' values
-            for s in specs:
-                for field in ("value", "type", "type_parameters"):
-                    part = s.child_by_field_name(field)
-                    if part is not None:
-                        _go_local_names(part, local)
-        found: set[str] = set()
-        if t == "method_declaration":  # the method's name is a field, not a package name
-            for field in ("receiver", "type_parameters", "parameters", "result", "body"):
-                part = top.child_by_field_name(field)
-                if part is not None:
-                    _go_uses(part, found)
+        if t in ("package_clause", "import_declaration", "comment"):
+            skip_tops.add(i)
         elif t == "function_declaration":
-            for field in ("type_parameters", "parameters", "result", "body"):
-                part = top.child_by_field_name(field)
-                if part is not None:
-                    _go_uses(part, found)
+            declares.add(_text(top.child_by_field_name("name")))
         elif t in _GO_SPECS:
-            for s in _go_specs(top, _GO_SPECS[t]):
-                for field in ("type", "value", "type_parameters"):
-                    part = s.child_by_field_name(field)
-                    if part is not None:
-                        _go_uses(part, found)
-                if s.type == "const_spec" and s.child_by_field_name("value") is None:
-                    pass  # an implicit repetition of the previous spec's expression
-        else:
-            _go_uses(top, found)
-        declares |= own
-        uses |= found - local
+            for spec in _go_specs(top, _GO_SPECS[t]):
+                declares.update(_go_spec_names(spec))
+    uses: set[str] = set()
+    for n in caps.get("id", []):
+        if n.start_byte in skip:
+            continue
+        i = top_of(n)
+        if i < 0 or i in skip_tops:
+            continue
+        name = _text(n)
+        if name not in local.get(i, ()):
+            uses.add(name)
     declares -= {"_", "init", ""}
     uses -= declares | {"_", ""}
     return PackageNames(package, tuple(sorted(declares)), tuple(sorted(uses)))
@@ -234,73 +214,39 @@ def _go(root: Node) -> PackageNames:
 # ---------------------------------------------------------------------------------------------
 # Java
 
-_JAVA_TYPES = {"class_declaration", "interface_declaration", "enum_declaration",
-               "record_declaration", "annotation_type_declaration"}
-_JAVA_OBJECT_PARENTS = {"method_invocation": "object", "field_access": "object"}
-
-
 def _java(root: Node) -> PackageNames:
-    package = ""
+    caps = QueryCursor(_query("java")).captures(root)
+    package = next((_text(n).replace(" ", "") for n in caps.get("package", [])), "")
     declares: set[str] = set()
     shadowed: set[str] = set()   # single-type imports, nested types, type parameters
     uses: set[str] = set()
     qualified: set[str] = set()  # written as p.q.A: no import shadows it
     for top in root.named_children:
-        if top.type == "package_declaration":
+        if top.type == "import_declaration" and not any(
+                c.type in ("asterisk", "static") for c in top.children):
             name = next((c for c in top.named_children
                          if c.type in ("scoped_identifier", "identifier")), None)
-            package = _text(name).replace(" ", "")
-        elif top.type == "import_declaration":
-            if not any(c.type == "asterisk" for c in top.children) and not any(
-                    c.type == "static" for c in top.children):
-                name = next((c for c in top.named_children
-                             if c.type in ("scoped_identifier", "identifier")), None)
-                if name is not None:
-                    shadowed.add(_text(name).rsplit(".", 1)[-1].strip())
-        elif top.type in _JAVA_TYPES:
-            declares.add(_text(top.child_by_field_name("name")))
-    stack = [root]
-    while stack:
-        n = stack.pop()
-        t = n.type
-        if t in ("package_declaration", "import_declaration", "line_comment", "block_comment",
-                 "string_literal"):
-            continue
-        if t in _JAVA_TYPES and n.parent is not None and n.parent.type != "program":
-            shadowed.add(_text(n.child_by_field_name("name")))
-        elif t == "type_parameter":
-            first = next((c for c in n.named_children if c.type == "type_identifier"), None)
-            if first is not None:
-                shadowed.add(_text(first))
-            stack.extend(c for c in n.named_children if c is not first)
-            continue
-        if t == "type_identifier":
+            if name is not None:
+                shadowed.add(_text(name).rsplit(".", 1)[-1].strip())
+    for n in caps.get("decl", []):  # top-level types are declared; nested ones shadow
+        owner = n.parent.parent
+        (declares if owner is not None and owner.type == "program" else shadowed).add(_text(n))
+    shadowed.update(_text(n) for n in caps.get("tp", []))
+    for n in caps.get("t", []):
+        if n.parent.type != "scoped_type_identifier":  # A.B: the rule below
             uses.add(_text(n))
-            continue
-        if t == "scoped_type_identifier":  # A.B: only A can be a package's own type
-            first = n.named_children[0] if n.named_children else None
-            while first is not None and first.type == "scoped_type_identifier":
-                first = first.named_children[0] if first.named_children else None
-            if first is not None and first.type == "type_identifier":
-                uses.add(_text(first))
-            dotted = "".join(_text(n).split())
-            if package and dotted.startswith(package + "."):  # p.q.A written out in full
-                qualified.add(dotted[len(package) + 1:].split(".", 1)[0].split("<", 1)[0])
-            for c in n.named_children:  # type arguments and annotations inside
-                if c.type not in ("type_identifier", "scoped_type_identifier"):
-                    stack.append(c)
-            continue
-        if t == "identifier":
-            p = n.parent
-            field = _JAVA_OBJECT_PARENTS.get(p.type) if p is not None else None
-            if (field is not None and p.child_by_field_name(field) == n) or (
-                    p is not None and p.type == "method_reference" and p.named_children
-                    and p.named_children[0] == n) or (
-                    p is not None and p.type in ("marker_annotation", "annotation")
-                    and p.child_by_field_name("name") == n):
-                uses.add(_text(n))
-            continue
-        stack.extend(n.named_children)
+    for n in caps.get("scoped", []):
+        if n.parent.type == "scoped_type_identifier":
+            continue  # the outermost A.B.C only: A can be the package's own type
+        first = n.named_children[0] if n.named_children else None
+        while first is not None and first.type == "scoped_type_identifier":
+            first = first.named_children[0] if first.named_children else None
+        if first is not None and first.type == "type_identifier":
+            uses.add(_text(first))
+        dotted = "".join(_text(n).split())
+        if package and dotted.startswith(package + "."):  # p.q.A written out in full
+            qualified.add(dotted[len(package) + 1:].split(".", 1)[0].split("<", 1)[0])
+    uses.update(_text(n) for n in caps.get("o", []))
     uses = (uses - declares - shadowed) | (qualified - declares)
     return PackageNames(package, tuple(sorted(declares - {""})), tuple(sorted(uses)))
 
