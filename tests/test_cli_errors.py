@@ -269,16 +269,18 @@ def test_train_progress_lines_drive_one_bar(capsys):
 def test_eval_table_is_short_and_has_the_numbers():
     from fimpack.train.evaluate import table
     result = {"model": {"flavor": "tiny", "params": 14259072, "step": 150, "seq_len": 512},
-              "loss": {"held_out": True, "all": {"loss": 5.4321, "tokens": 12000},
-                       "code": {"loss": 5.1, "tokens": 9000}},
+              "loss": {"held_out": True, "all": {"nats_per_token": 5.4321, "tokens": 12000},
+                       "code": {"nats_per_token": 5.1, "tokens": 9000}},
               "infill": {"single_line": {"tasks": 10, "exact_match": 0.1,
                                          "exact_match_rstrip": 0.2},
                          "multi_line": {"tasks": 10, "exact_match": 0.0,
                                         "exact_match_rstrip": 0.0}},
               "humaneval": {"single_line": {"tasks": 10, "exact_match": 0.0,
                                             "exact_match_rstrip": 0.1, "pass@1": 0.3}},
-              "heldout": {"infilling_loss": {"loss": 3.25},
-                          "repository_context": {"gain": 0.0123}},
+              "heldout": {"infilling_loss": {"uniform_psm": {"nats_per_token": 3.25,
+                                                             "files": 30}},
+                          "repository_context": {"gain": {"nats_per_token": 0.0123,
+                                                          "ci95": [0.01, 0.02]}}},
               "seconds": 61.27}
     text = table(result)
     lines = text.splitlines()
@@ -286,7 +288,8 @@ def test_eval_table_is_short_and_has_the_numbers():
     assert "14,259,072 params" in lines[0]
     assert "loss all (validation)" in text and "5.432 nats/token" in text
     assert "HumanEval single_line" in text and "pass@1 30%" in text
-    assert "heldout repository_context.gain" in text and "0.012" in text
+    assert "heldout repository_context.gain" in text and "0.012 nats/token" in text
+    assert "heldout infilling_loss.uniform_psm" in text and "files" not in text
 
 
 def test_inspect_filters_pick_a_multi_file_fim_example():

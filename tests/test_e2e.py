@@ -29,7 +29,8 @@ def test_build_inspect_train(corpus_dir, tmp_path):
     build = fimpack("build", "--input", corpus_dir, "--out", out, "--vocab-size", 1200,
                     "--max-file-bytes", 200_000, "--workers", 2, "--seq-len", 512)
     assert "input files" in build.stdout
-    assert "fimpack.ingest: read email" in build.stderr  # progress is visible
+    assert "fimpack.build: building" in build.stderr  # progress is visible
+    assert "fimpack.ingest: read email" not in build.stderr  # per repository: --verbose only
     manifest = json.loads((out / "manifest.json").read_text())
     assert_readers_open(str(out), tmp_path / "hf")
     rows = [json.loads(line) for line in fimpack("inspect", out, "--json").stdout.splitlines()]

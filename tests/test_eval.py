@@ -313,9 +313,12 @@ def test_loss_groups_add_up_and_match_per_document_losses(build, run_dir):
 def test_evaluate_reports_every_metric(build, run_dir, tmp_path, capsys):
     details = tmp_path / "tasks.jsonl"
     rc = ev.main(run_dir, build, infill_tasks=2, humaneval_tasks_per_kind=2, max_new_tokens=8,
-                 details=str(details))
+                 details=str(details), json_out=str(tmp_path / "eval.json"))
     assert rc == 0
-    result = json.loads(capsys.readouterr().out)  # exactly one JSON object on stdout
+    table = capsys.readouterr().out  # a short table on stdout; the whole result in a file
+    assert len(table.splitlines()) < 25 and "nats/token" in table and "HumanEval" in table
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert f"{result['loss']['all']['nats_per_token']:.3f} nats/token" in table
     assert result["loss"]["split"] == "validation" and result["loss"]["held_out"]
     assert all(np.isfinite(result["loss"][g]["nats_per_token"]) for g in ev.LOSS_GROUPS)
     assert result["infill"]["split"] == "validation" and result["infill"]["held_out"]

@@ -292,10 +292,10 @@ def table(result: dict) -> str:
     rows = [("model", f"{m['flavor']}, {m['params']:,} params, step {m['step']}")]
     loss = result.get("loss", {})
     split = "validation" if loss.get("held_out") else "train, not held out"
-    for key, value in _flat(loss):
-        if isinstance(value, float) and key.split(".")[-1] == "loss":
-            rows.append((f"loss {key.rsplit('.', 1)[0] if '.' in key else 'all'} ({split})",
-                         f"{value:.3f} nats/token"))
+    for group in LOSS_GROUPS:
+        value = (loss.get(group) or {}).get("nats_per_token")
+        if value is not None:
+            rows.append((f"loss {group} ({split})", f"{value:.3f} nats/token"))
     for name, label in (("infill", "held-out infilling"), ("humaneval", "HumanEval")):
         for kind in (SINGLE, MULTI):
             k = (result.get(name) or {}).get(kind)
@@ -306,8 +306,9 @@ def table(result: dict) -> str:
                 cells.insert(0, f"pass@1 {k['pass@1']:.0%}")
             rows.append((f"{label} {kind}", ", ".join(cells) + f" ({k['tasks']} tasks)"))
     for key, value in _flat(result.get("heldout") or {}):
-        if isinstance(value, float) and ("loss" in key or "gain" in key):
-            rows.append((f"heldout {key}", f"{value:.3f}"))
+        if key.endswith(".nats_per_token") and value is not None:
+            rows.append((f"heldout {key[:-len('.nats_per_token')]}",
+                         f"{value:.3f} nats/token"))
     rows.append(("seconds", f"{result.get('seconds', 0):,.1f}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
