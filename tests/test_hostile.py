@@ -111,7 +111,7 @@ def content(hostile, repo, path):
 @pytest.mark.parametrize("path,expected", [
     ("nul.py", "binary"), ("elf.c", "binary"), ("latin1.py", "invalid_utf8"),
     ("empty.py", "empty"), ("blank.py", "empty"),  # utf16.py is transcoded: kept
-    ("huge.py", "too_large"), ("minified.js", "long_line"), ("loop_dir", "symlink"),
+    ("huge.py", "too_large"), ("minified.js", "minified"), ("loop_dir", "symlink"),
     ("outside.py", "symlink"), ("fifo.py", "special_file"),
 ])
 def test_dropped_with_reason(hostile, path, expected):
