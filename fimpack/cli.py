@@ -546,8 +546,10 @@ def console_main() -> int:
     instead of every worker printing its own traceback while the driver waits on them."""
     argv = sys.argv[1:]
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command not in ISOLATED or os.environ.get(CHILD_ENV) or "-h" in argv \
-            or "--help" in argv:
+    supervisor = os.environ.get(CHILD_ENV)
+    if supervisor:
+        _die_with(int(supervisor) if supervisor.isdigit() else None)
+    if command not in ISOLATED or supervisor or "-h" in argv or "--help" in argv:
         return main(argv)
     try:  # the cheap checks first, so a mistake never starts a process
         parser = _build_parser()
@@ -559,7 +561,8 @@ def console_main() -> int:
         print(f"fimpack: error: {err.message}", file=sys.stderr)
         return err.exit_code
     child = subprocess.Popen([sys.executable, "-m", "fimpack", *argv],
-                             env={**os.environ, CHILD_ENV: "1"}, start_new_session=True)
+                             env={**os.environ, CHILD_ENV: str(os.getpid())},
+                             start_new_session=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` or a timeout: the same clean stop
     try:
         return child.wait()
@@ -569,6 +572,23 @@ def console_main() -> int:
         print(f"\nfimpack: interrupted; the {command} was stopped with its workers, and "
               f"nothing in {out} was written as complete (no manifest.json)", file=sys.stderr)
         return 130
+
+
+def _die_with(supervisor: int | None) -> None:
+    """In the supervised child: when the supervisor is gone (killed with SIGKILL, say), stop
+    this process group too (driver, workers, engines), so nothing runs on unsupervised."""
+    import threading
+    import time
+
+    if supervisor is None or os.getsid(0) != os.getpid():
+        return  # not the session the supervisor started: never signal anyone else's group
+
+    def watch():
+        while os.getppid() == supervisor:
+            time.sleep(0.5)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="fimpack-supervisor-watch", daemon=True).start()
 
 
 def _interrupt(signum, frame):

@@ -368,8 +368,10 @@ def test_a_killed_build_restarted_gives_the_uninterrupted_output(built, corpus_d
            str(out), "--vocab-size", "1000", "--val-fraction", "0.3", "--max-file-bytes",
            "200000", "--seq-len", "2048", "--shard-tokens", "60000", "--code-fraction", "-1",
            "--workers", "2"]
+    # the driver itself, without fimpack's supervisor: what a crash or an OOM kill leaves
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True,
+                            env={**os.environ, "FIMPACK_SUPERVISED": "test"})
     deadline = time.time() + 300
     while not (out / "tokenizer.model").exists() and proc.poll() is None:
         assert time.time() < deadline

@@ -78,7 +78,7 @@ def test_empty_folder_has_its_own_message(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     rc, _, err = fimpack("build", "--input", str(tmp_path / "nope"), "--out",
                          str(tmp_path / "o"), env={"FIMPACK_DEBUG": "1",
-                                                   "FIMPACK_SUPERVISED": "1"})
+                                                   "FIMPACK_SUPERVISED": "test"})
     assert rc != 0 and "Traceback" in err and "UserError" in err
 
 
@@ -327,3 +327,30 @@ def test_a_tokenizer_without_the_sentinels_is_refused_by_name(tmp_path):
         check_vocab(32000, str(tmp_path / "junk.model"))
     with pytest.raises(UserError, match="no such file"):
         check_vocab(32000, str(tmp_path / "none.model"))
+
+
+@pytest.mark.slow
+def test_a_killed_supervisor_takes_the_build_with_it(tmp_path):
+    # SIGKILL cannot be caught: the supervised driver notices its supervisor is gone and
+    # stops its own process group, so no build runs on unsupervised
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fimpack", "build", "--out", str(tmp_path / "out"),
+         "--max-repos", "8", "--workers", "2", "--vocab-size", "1024"],
+        env={**os.environ, "FIMPACK_TEST_MARK": mark}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240  # a bound on a wait, not a speed assertion
+        while len(_marked(mark)) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_marked(mark)) >= 4
+        proc.kill()  # the supervisor only
+        proc.wait()
+        for _ in range(60):
+            if not _marked(mark):
+                break
+            time.sleep(0.5)
+        assert _marked(mark) == []
+    finally:
+        for pid in _marked(mark):
+            os.kill(pid, signal.SIGKILL)
