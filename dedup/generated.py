@@ -10,15 +10,21 @@ On top of them:
 * ``compiled``: a JavaScript file or declaration file that a source of the same repository
   compiles to: ``src/x.ts`` -> ``dist/x.js``, ``dist/cjs/x.js``, ``dist/types/x.d.ts``,
   ``lib/x.js``, or ``x.js``/``x.d.ts`` beside ``x.ts``; ``src/x.js`` -> ``dist/x.js`` (Babel);
-  ``x.pyx`` -> ``x.c`` (Cython). The source is kept, the output dropped; the detail names the
-  source. Checked first, so the detail is the most specific one.
+  ``x.pyx`` -> ``x.c`` (Cython); and a build folder's copy of a source, any language
+  (setuptools' ``build/lib/pkg/x.py``, Maven's ``target/classes/x.properties``, IntelliJ's
+  ``out/production/mod/x``: exact dedup would keep the copy, whose path sorts first). The
+  source is kept, the output dropped; the detail names the source. Checked first, so the
+  detail is the most specific one.
 * ``minified``: linguist's ``minified_files?`` rule, JavaScript or CSS with a mean line length
   over 110 characters, and ``*.min.js``/``*.min.css``.
-* ``generated``: go-enry's ``IsGenerated``, lockfiles by name, and the generator markers in a
-  file's first lines (``Code generated``, ``@generated``, ``auto-generated``, ``DO NOT EDIT``).
+* ``generated``: go-enry's ``IsGenerated``, lockfiles by name, the generator markers in a
+  file's first lines (``Code generated``, ``@generated``, ``auto-generated``, ``DO NOT EDIT``),
+  and the folders build tools generate into (Maven's and Gradle's ``generated-sources``,
+  Istanbul's ``coverage/lcov-report``).
 * ``vendored``: go-enry's ``IsVendor``, except TypeScript declaration files: linguist calls
   every ``*.d.ts`` vendored, but a hand-written one is a package's typed API (a compiled one
-  is dropped as ``compiled``).
+  is dropped as ``compiled``); and installed third-party packages, which ``vendor.yml`` does
+  not name (a committed virtualenv, ``site-packages/``, ``.tox/``, ``.eggs/``).
 
 ``--keep-generated`` keeps all four kinds, ``--keep-generated vendored,minified`` those named.
 """
@@ -54,6 +60,13 @@ SOURCE_SUFFIXES = (".d.ts", ".d.mts", ".d.cts", ".tsx", ".mts", ".cts", ".ts", "
 OUTPUT_DIR = re.compile(r"(?:dist|build|out|lib|es|esm\d*|es\d{1,4}|cjs|commonjs|umd|amd|"
                         r"system|types|typings|module|modules|bundles?|compiled|browser|node|"
                         r"_esm|_cjs|_types|esm-\w+|cjs-\w+|commonjs-\w+|umd-\w+)")
+# A build folder's copy of the repository's own files (setuptools, Maven, IntelliJ).
+BUILD_COPY = re.compile(r"^(?P<base>(?:.*/)?)(?:build/lib(?:\.[^/]+)?|target/(?:test-)?classes|"
+                        r"out/production/[^/]+)/(?P<rest>.+)$")
+INSTALLED = re.compile(r"(?:^|/)(?:site-packages|dist-packages|__pypackages__|\.tox|\.nox|"
+                       r"\.eggs|\.?venv|virtualenv)/")
+GENERATED_DIR = re.compile(r"(?:^|/)(?:(?:target|build)/generated(?:-sources|-test-sources)?|"
+                           r"coverage/lcov-report)/")
 SOURCE_DIR = frozenset(("src", "source", "sources", "ts", "typescript"))
 BESIDE = (".ts", ".tsx", ".mts", ".cts", ".coffee", ".pyx")  # compiled in place, x.js by x.ts
 
@@ -97,6 +110,16 @@ def compiled_outputs(paths) -> dict[str, str]:
                 sources.setdefault((key, split[1]), p)
     out = {}
     for p in paths:
+        copy = BUILD_COPY.match(p)
+        if copy:
+            base, rest = copy.group("base"), copy.group("rest")
+            source = next((s for s in (base + rest, base + "src/" + rest,
+                                       base + "src/main/java/" + rest,
+                                       base + "src/main/resources/" + rest) if s in present),
+                          None)
+            if source is not None:
+                out[p] = source
+                continue
         split = _split_suffix(p, [o for o, _ in OUTPUTS])
         if split is None:
             continue
@@ -144,9 +167,11 @@ class Rules:
     def reason(self, path: str, text: str, kinds) -> tuple[str, str] | None:
         """(kind, detail) for one file on its own (compiled needs the repository), or None."""
         enry = self.enry()
-        if "vendored" in kinds and not path.endswith((".d.ts", ".d.mts", ".d.cts")) \
-                and enry.is_vendor(path):
-            return "vendored", "go-enry IsVendor (linguist vendor.yml)"
+        if "vendored" in kinds:
+            if INSTALLED.search(path):
+                return "vendored", "installed third-party packages"
+            if not path.endswith((".d.ts", ".d.mts", ".d.cts")) and enry.is_vendor(path):
+                return "vendored", "go-enry IsVendor (linguist vendor.yml)"
         if "minified" in kinds:
             detail = minified(path, text)
             if detail:
@@ -155,6 +180,8 @@ class Rules:
             name = posixpath.basename(path)
             if name in LOCKFILES:
                 return "generated", "lockfile"
+            if GENERATED_DIR.search(path):
+                return "generated", "generated-sources folder"
             head = "\n".join(text.split("\n", MARKER_LINES)[:MARKER_LINES])
             marker = GENERATOR_MARKER.search(head)
             if marker:
@@ -183,7 +210,8 @@ class _PerFile(beam.DoFn):
 
 
 def _is_output(path: str) -> bool:
-    return _split_suffix(path, [o for o, _ in OUTPUTS]) is not None
+    return _split_suffix(path, [o for o, _ in OUTPUTS]) is not None or \
+        BUILD_COPY.match(path) is not None
 
 
 def _verdicts(repo: str, paths) -> list:

@@ -162,3 +162,21 @@ def test_keep_generated_flag():
     assert cfg.quality.generated_marker_lines > 0
     with pytest.raises(SystemExit):
         parse(base + ["--keep-generated", "tests"])
+
+
+def test_build_folder_copies_and_installed_packages():
+    assert compiled_outputs(["fimpack/records.py", "build/lib/fimpack/records.py",
+                             "build/lib.linux-x86_64-cpython-311/fimpack/_speed.c",
+                             "fimpack/_speed.c", "build/lib/other.py",
+                             "src/main/resources/app.properties",
+                             "target/classes/app.properties"]) == {
+        "build/lib/fimpack/records.py": "fimpack/records.py",
+        "build/lib.linux-x86_64-cpython-311/fimpack/_speed.c": "fimpack/_speed.c",
+        "target/classes/app.properties": "src/main/resources/app.properties"}
+    rules = Rules()
+    assert rules.reason(".venv/lib/python3.11/site-packages/six.py", "import sys\n",
+                        GENERATED_KINDS) == ("vendored", "installed third-party packages")
+    assert rules.reason("target/generated-sources/antlr4/ExprParser.java", "class P {}\n",
+                        GENERATED_KINDS) == ("generated", "generated-sources folder")
+    assert rules.reason("build/webpack.config.js", "module.exports = {};\n",
+                        GENERATED_KINDS) is None  # a build folder of scripts is source
