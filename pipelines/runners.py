@@ -169,11 +169,12 @@ def check_remote_paths(options: PipelineOptions, input_path: str | None, out: st
     bad = []
     if input_path is None:
         bad.append("no --input: the embedded default is this machine's installed Python, "
-                   "which the workers cannot read; upload repositories (folders' archives, "
-                   ".jsonl/.parquet rows) and pass --input gs://BUCKET/PREFIX")
+                   "which the workers cannot read; upload repositories (folders, .tar.gz/.zip "
+                   "archives, .jsonl/.parquet rows) and pass --input gs://BUCKET/PREFIX")
     elif not _is_url(input_path):
         bad.append(f"--input {input_path} is on this machine; copy it to a bucket (gsutil -m "
-                   f"cp -r {input_path} gs://BUCKET/PREFIX) and pass --input gs://BUCKET/PREFIX")
+                   f"cp -r {input_path.rstrip('/')}/* gs://BUCKET/PREFIX/) and pass --input "
+                   "gs://BUCKET/PREFIX")
     if not _is_url(out):
         bad.append(f"--out {out} would be written on the workers' disks; pass --out "
                    "gs://BUCKET/PREFIX and copy the build back if you want it here")
