@@ -11,7 +11,7 @@ every rule below was measured on a hand-labelled sample of real repositories
   not an SSH algorithm name (``curve25519-sha256@libssh.org``), not a domain that is no host
   name (``_`` in a label, a mixed-case top level), not a module path (``name@host/path``,
   ``pkg@v1.0.0.txt``), not a cloud service account (``*.gserviceaccount.com``: a robot, no
-  mailbox), not a placeholder (``my-project-id@...``, ``foo@``, ``user@``, ``a@``, ``xxx@``,
+  mailbox), not a placeholder (``my-project-id@...``, ``foo@``, ``a@``, ``xxx@``,
   ``your.name@``, ``...@mydomain.com``, ``...@email.com``). A ``\u003c`` escape before an
   address stays (``\u003c<EMAIL>``), so the string literal stays valid.
 * IPs: only public unicast addresses (documentation, private, loopback, link-local,
@@ -67,7 +67,7 @@ PUBLIC_RESOLVERS = frozenset((
 RESERVED_DOMAIN = re.compile(r"(?:^|\.)(?:example\.(?:com|org|net)|[^.]+\.(?:example|invalid|test|"
                              r"localhost|local)|localhost)$", re.IGNORECASE)
 PLACEHOLDER_LOCAL = frozenset((
-    "foo", "bar", "baz", "qux", "test", "tester", "testing", "user", "username", "someone",
+    "foo", "bar", "baz", "qux", "test", "tester", "testing", "username", "someone",
     "somebody", "nobody", "hello", "unknown", "name", "email", "mail", "address", "john.doe",
     "jane.doe", "jdoe", "johndoe", "janedoe", "xyz", "abc", "your", "yourname", "you"))
 PLACEHOLDER_LOCAL_START = ("my-", "my.", "my_", "your-", "your.", "your_", "test.", "test-",

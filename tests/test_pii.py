@@ -192,6 +192,6 @@ def test_held_out_sample():
     bench = _bench()
     rows = bench.load_sample(os.path.join(ROOT, "benchmarks", "data", "pii_heldout.jsonl"))
     scores = bench.score(rows, [bench.detected(find_pii, row) for row in rows])
-    assert scores["email"]["precision"] >= 0.8 and scores["email"]["recall"] >= 0.99
+    assert scores["email"]["precision"] >= 0.8 and scores["email"]["recall"] == 1.0
     for kind in ("ip", "key"):
         assert scores[kind]["precision"] >= 0.95 and scores[kind]["recall"] == 1.0, kind
