@@ -7,8 +7,8 @@ every rule below was measured on a hand-labelled sample of real repositories
 
 * Emails: not at reserved names (``example.com/.org/.net``, ``.example``, ``.invalid``,
   ``.test``, ``.localhost``, ``.local``: RFC 2606, 6761, 6762), not a URL's user-info
-  (``http://user:pass@host``), not an scp-style git/ssh remote (``git@github.com:org/x``),
-  not an SSH algorithm name (``curve25519-sha256@libssh.org``), not a domain that is no host
+  (``http://user:pass@host``, ``user@host:80``), not an scp-style git/ssh remote
+  (``git@github.com:org/x``), not an SSH algorithm name (``curve25519-sha256@libssh.org``), not a domain that is no host
   name (``_`` in a label, a mixed-case top level), not a module path (``name@host/path``,
   ``pkg@v1.0.0.txt``), not a cloud service account (``*.gserviceaccount.com``: a robot, no
   mailbox), not a placeholder (``my-project-id@...``, ``foo@``, ``a@``, ``xxx@``,
@@ -126,8 +126,9 @@ def _is_email(text: str, start: int, at: int, end: int) -> bool:
     token = _token_before(text, start)
     if "//" in token and not token.lower().startswith("mailto:"):
         return False                                # a URL's user-info or path
-    if text.startswith(":", end) and SCP_PATH.match(text, end + 1):
-        return False                                # scp-style remote: git@github.com:org/x
+    if text.startswith(":", end) and (SCP_PATH.match(text, end + 1)
+                                      or text[end + 1:end + 2].isdigit()):
+        return False                # scp-style remote git@github.com:org/x; user@host:80
     lower = local.lower()
     if domain.lower() in ("openssh.com", "libssh.org") and "-" in lower and any(
             c.isdigit() for c in lower):
