@@ -8,12 +8,14 @@ every rule below was measured on a hand-labelled sample of real repositories
 * Emails: not at reserved names (``example.com/.org/.net``, ``.example``, ``.invalid``,
   ``.test``, ``.localhost``, ``.local``: RFC 2606, 6761, 6762), not a URL's user-info
   (``http://user:pass@host``, ``user@host:80``), not an scp-style git/ssh remote
-  (``git@github.com:org/x``), not an SSH algorithm name (``curve25519-sha256@libssh.org``), not a domain that is no host
-  name (``_`` in a label, a mixed-case top level), not a module path (``name@host/path``,
-  ``pkg@v1.0.0.txt``), not a cloud service account (``*.gserviceaccount.com``: a robot, no
-  mailbox), not a placeholder (``my-project-id@...``, ``foo@``, ``a@``, ``xxx@``,
-  ``your.name@``, ``...@mydomain.com``, ``...@email.com``). A ``\u003c`` escape before an
-  address stays (``\u003c<EMAIL>``), so the string literal stays valid.
+  (``git@github.com:org/x``), not an SSH algorithm name (``curve25519-sha256@libssh.org``),
+  not a domain that is no host name (``_`` in a label, a mixed-case top level), not a module
+  path (``name@host/path``, ``pkg@v1.0.0.txt``), not a cloud service account
+  (``*.gserviceaccount.com``: a robot, no mailbox), not a Gmail name that Gmail does not allow
+  (under 6 letters and digits: ``rob@gmail.com`` is a test fixture), not a placeholder
+  (``my-project-id@...``, ``foo@``, ``a@``, ``xxx@``, ``your.name@``, ``...@mydomain.com``,
+  ``...@email.com``). A ``\\u003c`` escape before an address stays (``\\u003c<EMAIL>``), so
+  the string literal stays valid.
 * IPs: only public unicast addresses (documentation, private, loopback, link-local,
   shared and multicast ranges are skipped; IPv6 only in 2000::/3), not a network (CIDR with
   a prefix shorter than the address), not a well-known public resolver (8.8.8.8, 1.1.1.1,
@@ -139,6 +141,9 @@ def _is_email(text: str, start: int, at: int, end: int) -> bool:
         return False
     if text.startswith("/", end) or re.match(r"v\d", labels[0]):
         return False                                # a module path or a versioned name
+    if domain.lower() in ("gmail.com", "googlemail.com") and \
+            len(lower.split("+")[0].replace(".", "")) < 6:
+        return False                                # Gmail names are 6-30 characters
     return True
 
 

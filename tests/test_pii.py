@@ -33,6 +33,8 @@ def kinds(text):
     "  <email>dev@project.example</email>\n",
     '    assert not is_valid("joe@where.test") and not is_valid("x@y.invalid")\n',
     '    {"<jdoe@one.test>", "<mary@x.test>", "a@localhost"},\n',
+    '        "rob@gmail.com some text steve@gmail.com",\n',                  # Gmail: 6-30
+
     '    ("HTTP://user:password@EXAMPLE.COM:1234", ("http", "example.com", 1234)),\n',
     '    "http://jane:p@ssword@google.com",\n',                               # URL user-info
     '    "ftp://webmaster@www.google.com/",\n',
@@ -57,6 +59,7 @@ def test_look_alikes_are_kept(text):
 @pytest.mark.parametrize("text,value,kind", [
     ('    author_email="me@kennethreitz.com",\n', "me@kennethreitz.com", "email"),
     ('authors = ["David Tolnay <dtolnay@gmail.com>"]\n', "dtolnay@gmail.com", "email"),
+    ('"author": "Jim McGrath <jimmc2@gmail.com>",\n', "jimmc2@gmail.com", "email"),
     (" * Inspired by a patch from Alex Chaffee mailto:alex@purpletech.com\n",
      "alex@purpletech.com", "email"),
     ('    "mailto:/webmaster@golang.org",\n', "webmaster@golang.org", "email"),
