@@ -334,6 +334,8 @@ def summary(manifest: dict) -> str:
     rows = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
             ("dropped files", c["dropped_files"])]
     rows += [(f"  dropped: {k}", v) for k, v in c["dropped_by_reason"].items()]
+    rows += [(f"transcoded from {k}", v) for k, v in c.get("transcoded_files", {}).items()]
+    rows += [(f"redacted: {k}", v) for k, v in c.get("pii_redactions", {}).items()]
     rows += [(f"dup clusters ({level})", d["clusters"]) for level, d in manifest["dedup"].items()
              if d["members"]]
     rows += [("examples", c["examples"]), ("sequences", c["sequences"]),
