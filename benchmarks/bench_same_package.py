@@ -119,6 +119,55 @@ def cost(files: list[tuple[Path, str, str]], repeats: int) -> dict:
             "ratio": round(best["with"] / best["without"], 3), "files": len(texts)}
 
 
+def locality_before_after(build: Path, method: str) -> dict:
+    """What the edges change in a build: the Go and Java repositories of BUILD (a bench_pack
+    build) packed again through ``pack_repository`` (partition METHOD, best-fit decreasing per
+    shard) with the graph as it was (imports only) and as it is; measured on the dependencies
+    between Go/Java files that the graph now has (imports and same-package): the share whose
+    dependency is earlier in the same example (context the model sees)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_pack as bp
+
+    import fimpack.packing.graph as graph_module
+    from fimpack.packing.graph import order_repository
+    from fimpack.packing.tokenizer import Tokenizer
+
+    cfg = json.loads((build / "manifest.json").read_text())["config"]
+    L = cfg["seq_len"]
+    tok = Tokenizer.load(str(build / "tokenizer.model"))
+    rows = bp.load_rows(build)
+    pieces, texts = bp.piece_texts(rows)
+    bp.file_tokens(rows, pieces, [len(x) for x in tok.sp.encode(texts)])
+    files = {}
+    for r in rows:
+        for f, n in zip(r["files"], r["file_ntok"]):
+            d = files.setdefault((r["repo"], f["path"]), {"parts": f["parts"], "ntok": 0})
+            d["ntok"] += n
+    repos = {r: fs for r, fs in bp.reconstruct_files(rows)[0].items()
+             if any(f.language in ("go", "java") for f in fs)}
+    edges = []
+    for repo, fs in sorted(repos.items()):
+        lang = {f.path: f.language for f in fs}
+        edges += [(repo, u, v) for u, v in order_repository(fs).edges
+                  if lang[u] in ("go", "java") and lang[v] in ("go", "java")]
+    fits = {(r, u, v) for r, u, v in edges
+            if files[(r, u)]["parts"] == 1 and files[(r, v)]["parts"] == 1
+            and files[(r, u)]["ntok"] + files[(r, v)]["ntok"] + 3 <= L}
+    out = {"repositories": len(repos), "edges": len(edges), "edges_fit": len(fits),
+           "method": method}
+    real = graph_module.same_package_edges
+    for label in ("imports only", "imports + same package"):
+        if label == "imports only":
+            graph_module.same_package_edges = lambda rows: {}
+        try:
+            orders = {r: order_repository(fs).order for r, fs in repos.items()}
+            sim = bp.simulate(rows, repos, orders, tok, cfg, L, partition=method)
+        finally:
+            graph_module.same_package_edges = real
+        out[label] = bp.locality(edges, sim["place"], fits)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("roots", nargs="+", help="folders holding go-*/java-* repositories")
@@ -126,6 +175,9 @@ def main(argv=None) -> int:
     ap.add_argument("--classpath", default="",
                     help="jars javac resolves third-party imports from (JUnit 4's hamcrest)")
     ap.add_argument("--repeats", type=int, default=3, help="cost measurement: best of")
+    ap.add_argument("--build", help="a bench_pack build (bench-data/pack-real-8192): its Go and "
+                    "Java repositories packed with and without same-package edges")
+    ap.add_argument("--partition", default="best", help="with --build: the partition method")
     ap.add_argument("--out", default="bench-data/results-same-package.json")
     args = ap.parse_args(argv)
     repos = sorted(p for r in args.roots for p in Path(r).iterdir()
@@ -181,6 +233,15 @@ def main(argv=None) -> int:
     print(f"cost of the same-package names: extract_imports {summary['cost']['without_s']} s "
           f"without, {summary['cost']['with_s']} s with (x{summary['cost']['ratio']}), CPU "
           f"time, best of {args.repeats}, same files")
+    if args.build:
+        loc = summary["locality"] = locality_before_after(Path(args.build), args.partition)
+        print(f"{args.build}: {loc['repositories']} Go/Java repositories, {loc['edges']} "
+              f"dependencies between their files ({loc['edges_fit']} fit one sequence), "
+              f"--partition {args.partition}; dependency earlier in the same example:")
+        for label in ("imports only", "imports + same package"):
+            d = loc[label]
+            print(f"  graph of {label:24} all {d['all']['same_example_earlier']:.3f}, "
+                  f"fit {d['fit']['same_example_earlier']:.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"argv": sys.argv, "summary": summary, "repositories": results},
