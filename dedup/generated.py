@@ -21,9 +21,9 @@ On top of them:
   file's first lines (``Code generated``, ``@generated``, ``auto-generated``, ``DO NOT EDIT``),
   and the folders build tools generate into (Maven's and Gradle's ``generated-sources``,
   Istanbul's ``coverage/lcov-report``).
-* ``vendored``: go-enry's ``IsVendor``, except TypeScript declaration files: linguist calls
-  every ``*.d.ts`` vendored, but a hand-written one is a package's typed API (a compiled one
-  is dropped as ``compiled``); and installed third-party packages, which ``vendor.yml`` does
+* ``vendored``: go-enry's ``IsVendor``, except its rule that every ``*.d.ts`` is vendored: a
+  hand-written declaration file is a package's typed API (a compiled one is dropped as
+  ``compiled``, one in a vendored folder as ``vendored``); and installed third-party packages, which ``vendor.yml`` does
   not name (a committed virtualenv, ``site-packages/``, ``.tox/``, ``.eggs/``).
 
 ``--keep-generated`` keeps all four kinds, ``--keep-generated vendored,minified`` those named.
@@ -170,7 +170,10 @@ class Rules:
         if "vendored" in kinds:
             if INSTALLED.search(path):
                 return "vendored", "installed third-party packages"
-            if not path.endswith((".d.ts", ".d.mts", ".d.cts")) and enry.is_vendor(path):
+            # vendor.yml's rules on a declaration file's path as if it were a module: its
+            # folder decides, not linguist's every-*.d.ts rule
+            probe = re.sub(r"\.d\.([mc]?ts)$", r".\1", path)
+            if enry.is_vendor(probe):
                 return "vendored", "go-enry IsVendor (linguist vendor.yml)"
         if "minified" in kinds:
             detail = minified(path, text)
