@@ -16,8 +16,9 @@ repository's answer is ``repo_license_info``'s expression; the answer of the iss
 ScanCode (``scancode -l --package --classify -n 1`` over the whole sample in one run, so its
 start-up and licence index load are paid once): a repository's answer is what ScanCode
 declares for it, as its own summary does: the ``declared_license_expression_spdx`` of a
-package manifest at the repository's top level (or under ``META-INF/maven/``), else the
-detections of its top-level legal files (``is_legal``) joined with AND.
+package manifest at the repository's top level (or under ``META-INF/maven/``; the package
+named like the repository first, as a parent pom ships beside a Maven package's own), else
+the detections of its top-level legal files (``is_legal``) joined with AND.
 
 Agreement: the answer is equivalent to the truth as an SPDX expression (license-expression's
 ``is_equivalent``: ``MIT OR Apache-2.0`` == ``Apache-2.0 OR MIT``, but OR is not AND).
@@ -95,7 +96,8 @@ def _link(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def scancode_run(scancode: str, sample: str, repos: list[str]) -> tuple[dict, float, int]:
+def scancode_run(scancode: str, sample: str, repos: list[str],
+                 keep: str | None = None) -> tuple[dict, float, int]:
     """ScanCode over the repositories of SAMPLE in one process: ({repo: expression}, wall
     seconds, files scanned)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,6 +113,8 @@ def scancode_run(scancode: str, sample: str, repos: list[str]) -> tuple[dict, fl
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         seconds = time.perf_counter() - start
+        if keep:
+            shutil.copy(out, keep)
         with open(out, encoding="utf-8") as f:
             scan = json.load(f)
     answers: dict[str, str | None] = {}
@@ -122,13 +126,17 @@ def scancode_run(scancode: str, sample: str, repos: list[str]) -> tuple[dict, fl
             expr = f.get("detected_license_expression_spdx")
             if expr:
                 top.setdefault(parts[1], []).append(expr)
+    candidates: dict[str, list] = {}
     for p in scan.get("packages", []):
         for datafile in p.get("datafile_paths") or ():
             parts = datafile.split("/")
             at_top = len(parts) == 3 or (len(parts) > 3 and parts[2] == "META-INF")
             expr = p.get("declared_license_expression_spdx")
-            if at_top and expr and parts[1] not in answers:
-                answers[parts[1]] = expr
+            if at_top and expr:
+                # the package named like the repository first (a parent pom ships beside it)
+                own = bool(p.get("name")) and f"-{p['name']}-" in f"{parts[1]}-"
+                candidates.setdefault(parts[1], []).append((not own, datafile, expr))
+    answers.update({repo: sorted(c)[0][2] for repo, c in candidates.items()})
     for repo in repos:
         if repo not in answers and repo in top:
             answers[repo] = " AND ".join(dict.fromkeys(top[repo]))
@@ -144,6 +152,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sample", required=True, help="folder from fetch_license_sample.sh")
     ap.add_argument("--scancode", help="the scancode executable (a throwaway venv's)")
     ap.add_argument("--json", help="write the per-repository answers here")
+    ap.add_argument("--scan-json", help="keep ScanCode's own JSON output here")
     args = ap.parse_args(argv)
     table = [r for r in truth_table() if os.path.isdir(os.path.join(args.sample,
                                                                     r["repository"]))]
@@ -155,7 +164,8 @@ def main(argv=None) -> int:
     fim_files = sum(v[3] for v in fim.values())
     sc, sc_seconds, sc_files = ({}, None, 0)
     if args.scancode:
-        sc, sc_seconds, sc_files = scancode_run(args.scancode, args.sample, repos)
+        sc, sc_seconds, sc_files = scancode_run(args.scancode, args.sample, repos,
+                                                args.scan_json)
     rows, by_registry = [], collections.defaultdict(lambda: collections.Counter())
     for r in table:
         repo, want = r["repository"], r["declared"]

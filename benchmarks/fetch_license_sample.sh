@@ -3,10 +3,11 @@
 # from five registries (PyPI sdists, npm tarballs, crates, Maven sources jars, Go modules), each
 # unpacked into DIR/<repository>/ as its registry ships it. The table's truth is what each
 # package declares (package.json "license", Cargo.toml "license", PKG-INFO License-Expression /
-# License / classifiers, the pom's <licenses>, the pom placed at META-INF/maven/G/A/pom.xml as a
-# binary jar carries it; for Go, which has no licence metadata, the licence
-# text as pkg.go.dev reports it). After fetching, DIR/declared.tsv lists the raw field each
-# package declares next to the table's SPDX value, to check the table by eye.
+# License / classifiers, the pom's <licenses> (inherited from a parent pom for some), the pom and
+# its parent poms placed at META-INF/maven/G/A/pom.xml as a binary jar carries its own; for Go,
+# which has no licence metadata, the licence text as pkg.go.dev reports it). After fetching,
+# DIR/declared.tsv lists the raw field each package declares next to the table's SPDX value, to
+# check the table by eye (a Maven package's own pom; an inherited licence is in its parent's).
 # Usage: benchmarks/fetch_license_sample.sh DIR    (needs pip, npm, cargo, go, mvn, unzip)
 # Small packages only (the whole sample is ~25 MB unpacked); nothing here is committed.
 set -u
@@ -89,8 +90,33 @@ if command -v mvn >/dev/null; then
     mvn -q dependency:get -Dartifact="$g:$a:$v:pom" -Dtransitive=false >/dev/null 2>&1
     base="$HOME/.m2/repository/${g//.//}/$a/$v"
     fresh "$repo"; (cd "$DIR/$repo" && unzip -q -o "$base/$a-$v-sources.jar")
-    # the pom it is published with, where a binary jar carries it (META-INF/maven/G/A/)
-    mkdir -p "$DIR/$repo/META-INF/maven/$g/$a" && cp "$base/$a-$v.pom" "$DIR/$repo/META-INF/maven/$g/$a/pom.xml"
+    # the pom it is published with, where a binary jar carries it (META-INF/maven/G/A/), and
+    # the parent poms Maven resolved for it (a licence is often inherited), beside it
+    python3 - "$base/$a-$v.pom" "$DIR/$repo" "$HOME/.m2/repository" <<'PY'
+import os, re, shutil, subprocess, sys
+import xml.etree.ElementTree as ET
+pom, dest, m2 = sys.argv[1:]
+for _ in range(8):
+    root = ET.parse(pom).getroot()
+    ns = re.match(r"\{[^}]*\}", root.tag)
+    ns = ns.group(0) if ns else ""
+    parent = root.find(f"{ns}parent")
+    pg = parent.findtext(f"{ns}groupId") if parent is not None else None
+    g = root.findtext(f"{ns}groupId") or pg
+    folder = os.path.join(dest, "META-INF", "maven", g, root.findtext(f"{ns}artifactId"))
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(pom, os.path.join(folder, "pom.xml"))
+    if parent is None:
+        break
+    pa, pv = parent.findtext(f"{ns}artifactId"), parent.findtext(f"{ns}version")
+    pom = os.path.join(m2, *pg.split("."), pa, pv, f"{pa}-{pv}.pom")
+    if not os.path.exists(pom):
+        subprocess.run(["mvn", "-q", "dependency:get", f"-Dartifact={pg}:{pa}:{pv}:pom",
+                        "-Dtransitive=false"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not os.path.exists(pom):
+        break
+PY
     raw=$(tr '\n' ' ' <"$base/$a-$v.pom" | grep -o '<licenses>.*</licenses>' | sed 's/  */ /g' | head -c 300)
     printf '%s\tmaven\t%s\t%s\n' "$repo" "$want" "$raw" >>"$RAW"
   done
