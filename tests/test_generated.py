@@ -142,9 +142,9 @@ def test_pipeline_drops_each_kind_with_its_reason(kinds):
         ("package-lock.json", "generated", "lockfile"),
     }
     expected = {d for d in expected if d[1] in kinds}
-    if "compiled" not in kinds:  # then dist/ is linguist's vendored folder (not for .d.ts)
-        expected.add(("dist/cjs/Observable.js", "vendored",
-                      "go-enry IsVendor (linguist vendor.yml)"))
+    if "compiled" not in kinds:  # then dist/ is linguist's vendored folder
+        for path in ("dist/cjs/Observable.js", "dist/types/Observable.d.ts"):
+            expected.add((path, "vendored", "go-enry IsVendor (linguist vendor.yml)"))
     with beam.Pipeline() as p:
         kept, drops = p | beam.Create(files()) | GeneratedFiles(kinds)
         assert_that(drops | beam.Map(lambda d: (d.path, d.reason, d.detail)),
