@@ -22,8 +22,8 @@ mixed corpus stays about the same.
 
 1. Repositories in the order of their split hash (``split_rank``: a fixed pseudo-random order,
    so the held-out set is not chosen by size or name), taking each one that keeps every source
-   at or under ``target * (1 + tolerance)``, until every source is at or over
-   ``target * (1 - tolerance)``.
+   at or under ``target * (1 + tolerance)``, until every source has reached the target; the
+   pick is good when every source is within ``target * (1 ± tolerance)``.
 2. If that misses, with at most ``EXACT_UP_TO`` repositories every subset is tried; else the
    hash-order pick and the single repositories are tried. The least relative error wins (ties:
    fewer repositories, then the earlier in hash order).
@@ -84,7 +84,7 @@ def choose_validation(sizes: dict[str, tuple[int, ...]], val_fraction: float,
     held: list[str] = []
     got = [0] * width
     for r in order:
-        if all(got[k] >= targets[k] * (1 - tolerance) for k in present):
+        if all(got[k] >= targets[k] for k in present):
             break
         if all(got[k] + sizes[r][k] <= targets[k] * (1 + tolerance) for k in range(width)):
             held.append(r)
