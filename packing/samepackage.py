@@ -14,12 +14,14 @@ Per file, from the tree-sitter tree the import extraction already built (``parse
   interfaces, enums, records and annotation types);
 * ``uses``: the names the file refers to that could be another file's declaration.
   Go: identifiers and type names outside selectors' right-hand sides (``x.F``: a field or
-  method, or a name of an imported package), leaving out names declared inside the same
+  method, or a name of an imported package) and struct-literal keys (``T{Name: v}``; a map
+  literal's keys are expressions and count), leaving out names declared inside the same
   top-level declaration (parameters, results, receivers, locals, type parameters): a rough
   scope rule, since Go allows shadowing. Java: type names (the first segment of ``A.B``),
-  the objects of ``A.m()``/``A.F``/``A::m``, and annotation names; leaving out names the file
-  imports by a single-type import (which shadows the package's own type), the file's type
-  parameters and the types it declares itself at any depth.
+  the objects of ``A.m()``/``A.F``/``A::m``, annotation names, and ``p.q.A`` written out in
+  the file's own package; leaving out names the file imports by a single-type import (which
+  shadows the package's own type), the file's type parameters and the types it declares
+  itself at any depth.
 
 ``graph.build_graph`` turns these into edges: u -> v when u uses a name that v declares,
 u and v in the same package (Go: same folder and package clause, so ``package foo_test``
