@@ -129,6 +129,18 @@ def test_go_map_literal_keys_are_uses():
     assert {"KindA", "KindB", "Kind"} <= set(extract_imports(src, "go").package.uses)
 
 
+def test_go_struct_keys_in_nested_literals_are_fields():
+    src = """package p
+
+var a = []Point{{X: 1, Y: origin}}
+var b = map[string]*Point{"o": {X: 2}}
+var c = [...]int{indexA: 1}
+"""
+    uses = set(extract_imports(src, "go").package.uses)
+    assert "X" not in uses and "Y" not in uses
+    assert {"Point", "origin", "indexA"} <= uses
+
+
 def test_go_same_package_edge_weighs_like_a_named_import():
     ro = order_repository(go_repo())
     # circle.go uses three names of shape.go: 1 + log2(1 + 3) = 3
