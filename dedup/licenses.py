@@ -477,7 +477,13 @@ def _gnu_notice(text: str) -> str | None:
 def notice_license(text: str) -> str | None:
     """The licence a notice states ("Licensed under the Apache License, Version 2.0", "Released
     under the MIT license", the GNU notices with their version and "or any later version"),
-    from TEXT as ``header_text`` gives it; None when it states none."""
+    from TEXT as ``header_text`` gives it; None when it states none. A notice that offers
+    licences "at your option" (Rust's "Licensed under the Apache License, Version 2.0 ... or
+    the MIT license ..., at your option") states them as alternatives (OR)."""
+    if _DUAL.search(text) and not _GNU.search(text):
+        named = _names_in(text)
+        if len(named) > 1:
+            return " OR ".join(named)
     for pattern, spdx in _NOTICES:
         if pattern.search(text):
             return spdx

@@ -325,6 +325,11 @@ def test_header_notices_count_per_file():
     assert file_license_source(APACHE_HEADER + "package x;\n") == "Apache-2.0"
     assert file_license_source(GPL_HEADER + "x = 1\n") == "GPL-2.0-or-later"
     assert file_license_source("// Released under the MIT license.\nexport {}\n") == "MIT"
+    rust = ("// Licensed under the Apache License, Version 2.0, <LICENSE-APACHE or\n"
+            "// https://apache.org/licenses/LICENSE-2.0> or the MIT license <LICENSE-MIT or\n"
+            "// https://opensource.org/licenses/MIT>, at your option. This file may not be\n"
+            "// copied, modified, or distributed except according to those terms.\n")
+    assert file_license_source(rust + "fn main() {}\n") == "MIT OR Apache-2.0"
     assert file_license_source("// SPDX-License-Identifier: MPL-2.0\n") == "MPL-2.0"
     assert file_license_source("# Use of this source code is governed by a BSD-style license "
                                "that can be found in the LICENSE file.\n") is None  # the repo's
