@@ -438,3 +438,12 @@ def test_a_pom_inherits_the_licence_of_a_parent_pom_that_ships():
     assert repo_license(files) == ("BSD-3-Clause",
                                    "META-INF/maven/org.example/example-lib/pom.xml")
     assert repo_license(files[:1])[0] is None  # no parent shipped: no answer from the pom
+
+
+def test_reuse_licenses_folder_names_its_licences():
+    reuse = [("LICENSES/MIT.txt", spdx_text("MIT")), ("LICENSES/CC0-1.0.txt", "CC0 text"),
+             ("src/a.py", "# SPDX-License-Identifier: MIT\n")]
+    assert repo_license([f for f in reuse if is_license_file(f[0])]) == (
+        "CC0-1.0 AND MIT", "LICENSES/CC0-1.0.txt,LICENSES/MIT.txt")
+    # a licence file at the root answers first
+    assert repo_license(reuse[:2] + [("LICENSE", spdx_text("MIT"))])[0] == "MIT"
