@@ -146,6 +146,9 @@ def is_dry_run(options: PipelineOptions) -> bool:
     return bool(options.view_as(TestOptions).dry_run) and name in DATAFLOW_ALIASES
 
 
+GCS_PATH = re.compile(r"^gs://[a-z0-9][-_a-z0-9.]{1,61}[a-z0-9](/|$)")  # bucket name rules
+
+
 def _is_url(path: str) -> bool:
     return "://" in path
 
@@ -167,6 +170,12 @@ def check_remote_paths(options: PipelineOptions, input_path: str | None, out: st
         return
     runner = options.view_as(StandardOptions).runner
     bad = []
+    gcp = options.view_as(GoogleCloudOptions)
+    if is_dry_run(options) and not any(GCS_PATH.match(p or "") for p in (
+            gcp.temp_location, gcp.staging_location)):
+        # else Beam tries to make a default bucket, which needs an account (and the network)
+        bad.append("a dry run needs --temp_location gs://BUCKET/tmp (a valid bucket name; "
+                   "nothing is written there)")
     if input_path is None:
         bad.append("no --input: the embedded default is this machine's installed Python, "
                    "which the workers cannot read; upload repositories (folders, .tar.gz/.zip "

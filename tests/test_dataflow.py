@@ -193,3 +193,8 @@ def test_local_paths_are_refused_before_submission(tmp_path):
                    cwd=tmp_path)  # FnApiRunner would ignore it and run the build
     assert proc.returncode == 2 and "--dry_run only means something to" in proc.stderr
     assert not (tmp_path / "out").exists()
+    proc = fimpack(python, "build", "--runner", "DataflowRunner", "--project", "p", "--input",
+                   f"{BUCKET}/repos", "--out", f"{BUCKET}/corpus", "--temp_location", "gs://b/t",
+                   "--dry_run=True", cwd=tmp_path)  # "b": not a bucket name, so Beam would
+    assert proc.returncode == 2  # try to create a default bucket over the network
+    assert "a dry run needs --temp_location gs://BUCKET/tmp" in proc.stderr
