@@ -198,3 +198,26 @@ def test_local_paths_are_refused_before_submission(tmp_path):
                    "--dry_run=True", cwd=tmp_path)  # "b": not a bucket name, so Beam would
     assert proc.returncode == 2  # try to create a default bucket over the network
     assert "a dry run needs --temp_location gs://BUCKET/tmp" in proc.stderr
+
+
+def test_staged_pins_leave_out_the_training_side_even_where_it_is_installed():
+    """This venv has torch (the train extra); the pins staged for workers still do not, and
+    each is the version constraints.txt pins. Flink/Spark count as remote only with a
+    cluster master."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from fimpack.pipelines import runners
+
+    pins = runners.pipeline_requirements()
+    names = {re.sub(r"[-_.]+", "-", p.split("==")[0]).lower() for p in pins}
+    assert "torch" not in names and "matplotlib" not in names and "transformers" not in names
+    assert {"apache-beam", "tree-sitter", "sentencepiece", "pyarrow"} <= names
+    constraints = (ROOT / "constraints.txt").read_text().lower().replace("_", "-").split()
+    assert all(p.lower().replace("_", "-") in constraints for p in pins), pins
+    remote = lambda *args: runners.is_remote_runner(PipelineOptions(list(args)))  # noqa: E731
+    assert remote("--runner", "DataflowRunner") and remote("--runner", "dataflow")
+    assert not remote("--runner", "FlinkRunner") and remote("--runner", "FlinkRunner",
+                                                            "--flink_master", "host:8081")
+    assert not remote("--runner", "SparkRunner") and remote(
+        "--runner", "SparkRunner", "--spark_master_url", "spark://host:7077")
+    assert not remote("--runner", "prism") and not remote()
