@@ -5,7 +5,9 @@ than a slightly smaller corpus). Each example gets a hash bucket from (seed, id)
 per-source token totals per bucket are combined across the corpus (a fixed-size histogram,
 so it scales), and the kept buckets are the lowest ones whose tokens fit the target. The
 achieved fraction is then off by at most one bucket's tokens (1/65536 of the source on a large
-corpus; one example on a small one).
+corpus; one example on a small one). The cut is applied to each split alone (``plan_by_split``):
+the sampled source keeps the same share of its tokens in train and validation, so the
+held-out fraction that ``split.py`` chose survives the sampling.
 """
 from __future__ import annotations
 
@@ -59,14 +61,41 @@ def plan(code: np.ndarray, nl: np.ndarray, code_fraction: float | None) -> dict:
         cut, hist, want = "nl", nl, (1 - code_fraction) / code_fraction * total_code
     else:
         return {"cut": None, "below": BUCKETS}
+    return {"cut": cut, "below": _below(hist, want)}
+
+
+def _below(hist: np.ndarray, want: float) -> int:
+    """The bucket boundary whose kept total (buckets below it) is closest to WANT tokens."""
     cum = np.cumsum(hist)
-    # The bucket boundary whose kept total is closest to the wanted tokens.
     below = int(np.searchsorted(cum, want))
-    if below < BUCKETS and below > 0 and abs(cum[below] - want) < abs(cum[below - 1] - want):
+    if below < len(cum) and below > 0 and abs(cum[below] - want) < abs(cum[below - 1] - want):
         below += 1
-    elif below == 0 and cum[0] and abs(cum[0] - want) < want:
+    elif below == 0 and len(cum) and cum[0] and abs(cum[0] - want) < want:
         below = 1
-    return {"cut": cut, "below": min(below, BUCKETS)}
+    return min(below, BUCKETS)
+
+
+def plan_by_split(hists: dict, code_fraction: float | None) -> dict:
+    """{split: decision}: the cut of ``plan`` over the whole corpus, applied to each split
+    alone (stratified): the cut source keeps the same share of its tokens in every split.
+    Sampled corpus-wide, a split of few examples keeps whatever share its examples' buckets
+    happen to give, and the held-out fraction that ``split.py`` chose moves with it (6.4%
+    instead of 5% on a 195-example build). HISTS: {(source, split): histogram}."""
+    zero = np.zeros(BUCKETS, np.int64)
+
+    def hist(source, split=None):
+        if split is not None:
+            return np.asarray(hists.get((source, split), zero))
+        return sum((np.asarray(hists.get((source, s), zero)) for s in SPLITS), zero)
+
+    overall = plan(hist(CODE), hist(NATURAL_LANGUAGE), code_fraction)
+    cut = overall["cut"]
+    if cut is None or overall["below"] in (0, BUCKETS):
+        return {s: dict(overall) for s in SPLITS}
+    total = hist(cut)
+    share = float(np.cumsum(total)[overall["below"] - 1]) / float(total.sum())
+    return {s: {"cut": cut, "below": _below(hist(cut, s), share * float(hist(cut, s).sum()))}
+            for s in SPLITS}
 
 
 def keep(source: str, example_bucket: int, decision: dict) -> bool:
@@ -93,7 +122,7 @@ class _Mix(beam.DoFn):
     def process(self, item, decision: dict, counts: dict):
         example, ids = item
         EXAMPLES_MIXED.inc()
-        kept = keep(example.source, bucket(self.seed, example.id), decision)
+        kept = keep(example.source, bucket(self.seed, example.id), decision[example.split])
         if kept:
             EXAMPLES_KEPT.inc()
             split = example.split
@@ -138,7 +167,7 @@ class Mixture(beam.PTransform):
     """(Tokenized examples, their ExampleStats) -> (kept examples keyed by shard as packed
     bytes, their counters, the counters of the files kept, Drops of the files whose every
     part fell out, the kept files' provenance rows for ``OUT/files``). The plan (one token
-    histogram per source) and the shard counts come from the small stats records, so the
+    histogram per source and split) and the shard counts come from the small stats records, so the
     examples are read once, to be kept or dropped and keyed.
     Shard counts come from the data (not the worker count), so outputs are identical however
     the build is spread; a repository's examples share a shard, so they can share
@@ -153,16 +182,14 @@ class Mixture(beam.PTransform):
         fraction, shard_tokens = self.code_fraction, self.shard_tokens
         decision = beam.pvalue.AsSingleton(
             stats
-            | "MixtureKey" >> beam.Map(lambda s: (s.source, (s.bucket, s.tokens)))
+            | "MixtureKey" >> beam.Map(lambda s: ((s.source, s.split), (s.bucket, s.tokens)))
             | "Histograms" >> beam.CombinePerKey(Histogram())
             | "HistogramDict" >> beam.combiners.ToDict()
-            | "MixturePlan" >> beam.Map(lambda h: plan(
-                h.get(CODE, np.zeros(1, np.int64)), h.get(NATURAL_LANGUAGE,
-                                                          np.zeros(1, np.int64)), fraction)))
+            | "MixturePlan" >> beam.Map(lambda h: plan_by_split(h, fraction)))
         shard_counts = beam.pvalue.AsSingleton(
             stats
             | "SplitTokens" >> beam.Map(
-                lambda s, d: {s.split: s.tokens if keep(s.source, s.bucket, d) else 0},
+                lambda s, d: {s.split: s.tokens if keep(s.source, s.bucket, d[s.split]) else 0},
                 decision)
             | "CountSplits" >> beam.CombineGlobally(SumCounters())
             | "ShardCounts" >> beam.Map(lambda c: {

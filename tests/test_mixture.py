@@ -55,3 +55,38 @@ def test_sampling_is_deterministic_by_seed():
     kept1 = {e for e, s, n in ex if keep(s, bucket(1, e), a)}
     kept2 = {e for e, s, n in ex if keep(s, bucket(2, e), plan(*hists(ex, 2), 0.8))}
     assert kept1 != kept2
+
+
+def test_the_cut_keeps_each_splits_share_of_the_sampled_source():
+    """plan_by_split: the corpus-wide cut applied to train and validation alone; the held-out
+    share of the sampled source survives sampling, and the code fraction is still met."""
+    from fimpack.packing.mixture import plan_by_split
+
+    ex = corpus(3000, 300)
+    rng = random.Random(5)
+    split = {e: "validation" if rng.random() < 0.05 else "train" for e, _, _ in ex}
+    hists = {}
+    for e, s, n in ex:
+        key = (s, split[e])
+        hists[key] = hists.get(key, np.zeros(1 << 16, np.int64))
+        hists[key][bucket(0, e)] += n
+    decisions = plan_by_split(hists, 0.8)
+    assert set(decisions) == {"train", "validation"}
+    assert {d["cut"] for d in decisions.values()} == {"code"}
+    kept = {(s, sp): 0 for s in ("code", "nl") for sp in ("train", "validation")}
+    total = dict(kept)
+    for e, s, n in ex:
+        total[(s, split[e])] += n
+        if keep(s, bucket(0, e), decisions[split[e]]):
+            kept[(s, split[e])] += n
+    code = kept[("code", "train")] + kept[("code", "validation")]
+    assert abs(code / (code + kept[("nl", "train")] + kept[("nl", "validation")]) - 0.8) < 0.01
+    share_before = total[("code", "validation")] / (total[("code", "train")]
+                                                    + total[("code", "validation")])
+    share_after = kept[("code", "validation")] / code
+    biggest = max(n for e, s, n in ex if s == "code" and split[e] == "validation")
+    assert abs(share_after - share_before) * code <= biggest  # within one example
+    assert kept[("nl", "validation")] == total[("nl", "validation")]  # nl not cut
+    # no target, or nothing to cut: every split keeps everything
+    assert plan_by_split(hists, None) == {s: {"cut": None, "below": 1 << 16}
+                                          for s in ("train", "validation")}
