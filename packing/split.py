@@ -5,25 +5,29 @@
 example carries its split, the shards are per split, and the files are tokenised in the same
 per-repository step that makes the examples (``stages.PackExamples``). Choosing after
 tokenisation would mean a second global pass that moves every example's token ids through a
-shuffle to relabel them. So the choice is made on the kept files' **characters**, summed per
-repository (one small ``CombineGlobally`` over the kept files, ``stages.ChooseValidation``)
-and the manifest records the fraction achieved in **tokens** (``validation_fraction``): the
-two differ only by how differently the tokenizer compresses the held-out repositories and the
-rest, a few percent, where repository sizes differ by orders of magnitude (a repository of
-47% of the corpus is what holding out by hash alone once did).
+shuffle to relabel them. So the choice is made on **estimated tokens**: each kept file's
+characters times the tokens per character measured on a deterministic sample (one file in 8,
+``stages.RATIO_SAMPLE``, tokenised with the build's tokenizer), per repository and source
+where the sample is large enough, else per language (``stages.estimated_tokens``). On a
+Java-heavy multi-registry corpus whose held-out Go repositories compress worse, characters
+alone held out 7.8% of the tokens for 5%, per-language ratios 6.4%, per-repository ratios
+4.9% (BENCHMARKS.md, "Validation split by size"). The sizes are summed per repository in
+one small ``CombineGlobally`` (``stages.ChooseValidation``), and the manifest records the
+fraction achieved in **tokens** (``validation_fraction``).
 
 **Per source.** The code / natural-language mixture (``mixture.py``) later down-samples one
-source by a hash per example, in both splits alike. Characters are therefore balanced per
-source: each source present gets ``val_fraction`` of its own characters (within the
+source, the same share of it in each split (``mixture.plan_by_split``). Sizes are therefore
+balanced per source: each source present gets ``val_fraction`` of its own tokens (within the
 tolerance), so whatever share of a source the mixture keeps, the held-out fraction of the
-mixed corpus stays about the same.
+mixed corpus stays the same.
 
 **How.** Deterministic, with no dependence on input order:
 
 1. Repositories in the order of their split hash (``split_rank``: a fixed pseudo-random order,
-   so the held-out set is not chosen by size or name), taking each one that keeps every source
-   at or under ``target * (1 + tolerance)``, until every source has reached the target; the
-   pick is good when every source is within ``target * (1 ± tolerance)``.
+   so the held-out set is not chosen by size or name), taking each one that brings the
+   held-out sizes closer to the targets (summed relative distance over the sources) and keeps
+   every source at or under ``target * (1 + tolerance)``; the pick is good when every source
+   is within ``target * (1 ± tolerance)``.
 2. If that misses, with at most ``EXACT_UP_TO`` repositories every subset is tried; else the
    hash-order pick and the single repositories are tried. The least relative error wins (ties:
    fewer repositories, then the earlier in hash order).
@@ -80,15 +84,20 @@ def choose_validation(sizes: dict[str, tuple[int, ...]], val_fraction: float,
     def ok(chosen) -> bool:
         return bool(chosen) and len(chosen) < len(sizes) and error(chosen) <= tolerance + 1e-12
 
-    # 1. hash order, first fit under the upper bound
+    # 1. hash order: take a repository when it brings the held-out sizes closer to the
+    # targets (summed relative distance) without passing the upper bound
     held: list[str] = []
     got = [0] * width
+
+    def distance(sizes_held) -> float:
+        return sum(abs(sizes_held[k] - targets[k]) / targets[k] for k in present)
+
     for r in order:
-        if all(got[k] >= targets[k] for k in present):
-            break
-        if all(got[k] + sizes[r][k] <= targets[k] * (1 + tolerance) for k in range(width)):
+        after = [g + s for g, s in zip(got, sizes[r])]
+        if all(after[k] <= targets[k] * (1 + tolerance) for k in range(width)) \
+                and distance(after) < distance(got):
             held.append(r)
-            got = [g + s for g, s in zip(got, sizes[r])]
+            got = after
     best = held
     if not ok(best):
         rank = {r: i for i, r in enumerate(order)}

@@ -183,11 +183,51 @@ class _PackDocument(_WithTokenizer):
                                            processing_error(doc.repo, doc.path, "pack", err))
 
 
+RATIO_SAMPLE = 8  # one kept file in 8 (by a hash of repo and path) measures tokens per char
+
+
+class _TokenRatio(_WithTokenizer):
+    """(key, (characters, tokens)) of a deterministic sample of the kept files, keyed by
+    (repository, source) and by language: what the split's size estimate multiplies
+    characters by (``split.py``)."""
+
+    def process(self, f, model: bytes):
+        if model and stable_hash("ratio", f.repo, f.path) % RATIO_SAMPLE == 0:
+            measured = (len(f.content), len(self.tokenizer(model).encode_text(f.content)))
+            yield ("repo", f.repo, f.source), measured
+            yield ("language", f.language), measured
+
+
+def _sum_pairs(pairs) -> tuple[int, int]:
+    chars = tokens = 0
+    for c, t in pairs:
+        chars += c
+        tokens += t
+    return chars, tokens
+
+
+RATIO_MIN_CHARS = 10_000  # a sample smaller than this does not set a ratio
+
+
+def estimated_tokens(f, ratios: dict) -> int:
+    """F's tokens estimated from its characters and the measured tokens per character of
+    its repository's sampled files (same source), else of its language's, else of the whole
+    sample (1/4 without one): repositories of one language still compress differently."""
+    for key in (("repo", f.repo, f.source), ("language", f.language)):
+        chars, tokens = ratios.get(key, (0, 0))
+        if chars >= RATIO_MIN_CHARS:
+            return round(len(f.content) * tokens / chars)
+    chars = sum(c for k, (c, _) in ratios.items() if k[0] == "language")
+    tokens = sum(t for k, (_, t) in ratios.items() if k[0] == "language")
+    return round(len(f.content) * (tokens / chars if chars else 0.25))
+
+
 class ChooseValidation(beam.CombineFn):
     """The repositories held out for validation (``split.choose_validation``, a
-    ``SplitChoice``): whole repositories meeting ``val_fraction`` of each source's characters
-    within ``split.TOLERANCE`` (characters, because the split must be known before the files
-    are tokenised; see ``split.py``). Inputs are (repo, source, characters) per kept file; the
+    ``SplitChoice``): whole repositories meeting ``val_fraction`` of each source's tokens
+    within ``split.TOLERANCE``, tokens estimated from characters per language
+    (``estimated_tokens``: the split must be known before the files are tokenised; see
+    ``split.py``). Inputs are (repo, source, estimated tokens) per kept file; the
     accumulator is {repo: [code, natural language]} (about 100 bytes a repository)."""
 
     def __init__(self, val_fraction: float):
@@ -216,7 +256,7 @@ class ChooseValidation(beam.CombineFn):
         if self.val_fraction > 0 and not choice.met:
             log.warning("validation split: no choice of whole repositories meets "
                         "--val-fraction %s within %.0f%% (%d repositories); held out %d, "
-                        "%s of the code / natural-language characters", self.val_fraction,
+                        "%s of the code / natural-language tokens (estimated)", self.val_fraction,
                         TOLERANCE * 100, len(acc), len(choice.held_out),
                         " / ".join(f"{f:.3f}" for f in choice.fractions))
         return choice
@@ -244,9 +284,15 @@ class PackExamples(beam.PTransform):
 
     def expand(self, files):
         cfg, model = self.cfg, self.model
+        ratios = beam.pvalue.AsSingleton(
+            files
+            | "SampleTokenRatios" >> beam.ParDo(_TokenRatio(), model)
+            | "TokenRatios" >> beam.CombinePerKey(_sum_pairs)
+            | "TokenRatioDict" >> beam.combiners.ToDict())
         held_out = beam.pvalue.AsSingleton(
             files
-            | "RepoSizes" >> beam.Map(lambda f: (f.repo, f.source, len(f.content)))
+            | "RepoSizes" >> beam.Map(
+                lambda f, r: (f.repo, f.source, estimated_tokens(f, r)), ratios)
             | "ChooseValidation" >> beam.CombineGlobally(ChooseValidation(cfg.val_fraction)))
         code = (files
                 | "Code" >> beam.Filter(lambda f: f.source == CODE)
