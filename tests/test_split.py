@@ -133,3 +133,19 @@ def test_summary_and_report_warn_when_the_fraction_is_missed():
     counts["validation_fraction"] = 0.055  # within ±20% of 0.05
     assert "warning" not in summary(manifest)
     assert not any("Validation split" in w for w in warnings(manifest))
+
+
+def test_sizes_are_estimated_tokens_per_repository_then_language():
+    from fimpack.packing.stages import estimated_tokens
+    from fimpack.records import SourceFile
+
+    ratios = {("repo", "gocmp", CODE): (40_000, 12_000),     # 0.30 tokens per character
+              ("language", "go"): (100_000, 27_000),          # 0.27
+              ("language", "java"): (200_000, 38_000),        # 0.19
+              ("repo", "tiny", CODE): (500, 400)}             # too small a sample to trust
+    f = lambda repo, lang: SourceFile(repo, "x", lang, "a" * 1000)  # noqa: E731
+    assert estimated_tokens(f("gocmp", "go"), ratios) == 300      # its own ratio
+    assert estimated_tokens(f("cobra", "go"), ratios) == 270      # its language's
+    assert estimated_tokens(f("tiny", "java"), ratios) == 190     # small sample: language
+    assert estimated_tokens(f("x", "rust"), ratios) == round(1000 * 65_000 / 300_000)  # all
+    assert estimated_tokens(f("x", "rust"), {}) == 250            # nothing measured: 1/4
