@@ -10,7 +10,8 @@ pairs of a near-duplicate cluster, some more than once: ~5% duplicate and revers
 Node ids are zero-padded numbers assigned at random, so string order = numeric order.
 
 The edges go through a TSV file (ReadFromText -> ConnectedComponents -> WriteToText), so the
-wall time includes reading and writing; the labels are checked against
+wall time includes reading and writing; ``--rounds`` star rounds run before the union-find
+labels what they left (``union_find_nodes`` in the report); the labels are checked against
 scipy.sparse.csgraph.connected_components (networkx when scipy is missing).
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from fimpack.pipelines.runners import runner_for
-from fimpack.dedup.components import (DEFAULT_MAX_ROUNDS, NAMESPACE, ConnectedComponents,
+from fimpack.dedup.components import (DEFAULT_ROUNDS, NAMESPACE, ConnectedComponents,
                                       rounds_used)
 
 ID_WIDTH = 8  # f"{i:08d}": lexicographic order is numeric order
@@ -108,7 +109,8 @@ def run(argv=None) -> dict:
     parser.add_argument("--edges", type=int, default=1_000_000)
     parser.add_argument("--chains", type=int, default=10)
     parser.add_argument("--chain-length", type=int, default=10_000)
-    parser.add_argument("--max-rounds", type=int, default=DEFAULT_MAX_ROUNDS)
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help="star rounds before the union-find finishes the rest")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None, help="default: a temporary folder")
@@ -131,7 +133,7 @@ def run(argv=None) -> dict:
     (p
      | "ReadEdges" >> beam.io.ReadFromText(edges_path)
      | "ParseEdges" >> beam.Map(parse_edge)
-     | "Components" >> ConnectedComponents(max_rounds=args.max_rounds)
+     | "Components" >> ConnectedComponents(rounds=args.rounds)
      | "Format" >> beam.Map(format_label)
      | "WriteLabels" >> beam.io.WriteToText(out_prefix, file_name_suffix=".tsv"))
     result = p.run()
@@ -140,7 +142,7 @@ def run(argv=None) -> dict:
 
     counters = {c.key.metric.name: c.committed for c in result.metrics().query(
         MetricsFilter().with_namespace(NAMESPACE))["counters"]}
-    active = [counters.get(f"round_{r:02d}_nodes", 0) for r in range(1, args.max_rounds + 1)]
+    active = [counters.get(f"round_{r:02d}_nodes", 0) for r in range(1, args.rounds + 1)]
 
     started = time.time()
     expected = expected_labels(graph)
@@ -159,7 +161,8 @@ def run(argv=None) -> dict:
         "edges": len(graph), "nodes": len(expected),
         "components": len(set(expected.values())),
         "chains": args.chains, "chain_length": args.chain_length,
-        "workers": args.workers, "max_rounds": args.max_rounds,
+        "workers": args.workers, "rounds": args.rounds,
+        "union_find_nodes": counters.get("union_find_nodes", 0),
         "rounds_used": rounds_used(result),
         "active_nodes_per_round": active[:max(1, rounds_used(result) + 1)],
         "wall_s": round(wall_s, 1), "edges_per_s": round(len(graph) / wall_s),

@@ -12,9 +12,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fimpack.dedup.components import (CENTRE, DONE, LEAF, SELF_LOOP, ComponentsNotConverged,
-                                      ConnectedComponents, edge_records, label_in_memory,
-                                      large_star, rounds_used, small_star)
+from fimpack.dedup.components import (CENTRE, DEFAULT_ROUNDS, DONE, LEAF, SELF_LOOP,
+                                      ConnectedComponents, UnionFind, edge_records, finish,
+                                      label_in_memory, large_star, rounds_used, small_star)
 
 
 def expected_labels(edges) -> dict:
@@ -24,10 +24,10 @@ def expected_labels(edges) -> dict:
     return {node: min(c) for c in nx.connected_components(graph) for node in c}
 
 
-def run_components(edges, expected, max_rounds=None) -> int:
+def run_components(edges, expected, rounds=None) -> int:
     """Run ConnectedComponents on FnApiRunner, assert its output equals EXPECTED (a dict, so
     each node must come out exactly once); the rounds it used."""
-    kwargs = {} if max_rounds is None else {"max_rounds": max_rounds}
+    kwargs = {} if rounds is None else {"rounds": rounds}
     p = beam.Pipeline(runner=FnApiRunner())
     labels = p | beam.Create(edges) | ConnectedComponents(**kwargs)
     assert_that(labels, equal_to(sorted(expected.items())))
@@ -90,11 +90,20 @@ def test_self_loop_alone_is_a_singleton_and_ignored_next_to_edges():
     assert labels == [] and (("t", "s") in records)
 
 
-def test_final_check_raises_at_an_unfinished_minimum():
-    with pytest.raises(ComponentsNotConverged, match="max_rounds=7"):
-        large_star("a", ["b"], final_round=7)
-    assert large_star("b", ["a"], final_round=7) == ([], [])  # a leaf: its centre decides
-    assert large_star("a", ["b", DONE], final_round=7) == ([], [("a", "a"), ("b", "a")])
+def test_union_find_labels_by_minimum_whatever_the_order_and_merge():
+    records = [("c", "d"), ("d", "c"), ("b", "c"), ("x", SELF_LOOP), ("e", DONE), ("f", "e"),
+               ("e", "f")]
+    expected = {"b": "b", "c": "b", "d": "b", "x": "x", "e": "e", "f": "e"}
+    assert finish(records) == (expected, {"e"})
+    assert finish(reversed(records)) == (expected, {"e"})
+    # split over three partial accumulators (a worker's share each), merged in either order
+    fn = UnionFind()
+    for order in ([0, 1, 2], [2, 0, 1]):
+        accs = [fn.create_accumulator() for _ in range(3)]
+        for i, record in enumerate(records):
+            fn.add_input(accs[i % 3], record)
+        assert fn.extract_output(fn.merge_accumulators([accs[i] for i in order])) == (
+            expected, {"e"})
 
 
 # -- the rounds in memory, against networkx ------------------------------------------------
@@ -107,20 +116,21 @@ node_ids = st.integers(0, 40).map(lambda i: f"n{i:02d}")
 def test_rounds_in_memory_match_networkx(edges):
     labels, used = label_in_memory(edges)
     assert labels == expected_labels(edges)
-    if edges:
-        # max_rounds = rounds used is enough, one fewer is not (unless nothing needed rounds).
-        assert label_in_memory(edges, max_rounds=used)[0] == labels
-        if used > 1:
-            with pytest.raises(ComponentsNotConverged):
-                label_in_memory(edges, max_rounds=used - 1)
+    # Every number of rounds gives the same labels: the union-find finishes what they leave.
+    for rounds in (0, 1, 2, 64):
+        assert label_in_memory(edges, rounds=rounds)[0] == labels
+    # With rounds enough, the union-find has nothing to finish.
+    assert label_in_memory(edges, rounds=64)[1] <= 64
 
 
 @pytest.mark.parametrize("n, sorted_ids_rounds, shuffled_ids_rounds", [(1000, 11, 9)])
 def test_rounds_on_paths(n, sorted_ids_rounds, shuffled_ids_rounds):
     """Round counts quoted in the module docstring (log-like growth with path length)."""
     ids = [f"{i:05d}" for i in range(n)]
-    assert label_in_memory(path(ids))[1] == sorted_ids_rounds
-    assert label_in_memory(path(shuffled(ids, 0)))[1] == shuffled_ids_rounds
+    assert label_in_memory(path(ids), rounds=64)[1] == sorted_ids_rounds
+    assert label_in_memory(path(shuffled(ids, 0)), rounds=64)[1] == shuffled_ids_rounds
+    # with the default rounds, the union-find finishes the path
+    assert label_in_memory(path(ids))[1] == DEFAULT_ROUNDS + 1
 
 
 # -- the Beam transform --------------------------------------------------------------------
@@ -159,25 +169,43 @@ def test_chain_ends_join_only_through_transitivity():
     edges = shuffled(path(["z-end"] + middle + ["a-end"]), 4) + [("q", "r")]
     expected = {node: "a-end" for node in ["z-end", "a-end"] + middle}
     expected.update(q="q", r="q")
-    used = run_components(edges, expected, max_rounds=12)
-    assert used == label_in_memory(edges)[1]
+    used = run_components(edges, expected, rounds=12)
+    assert used == label_in_memory(edges, rounds=12)[1]
 
 
-def test_not_converging_fails_loudly_naming_max_rounds():
-    ids = [f"{i:04d}" for i in range(400)]  # a path with sorted ids: the slowest order seen
-    edges = path(ids)
-    needed = label_in_memory(edges)[1]
-    assert needed > 3
-    with pytest.raises(Exception, match="did not converge in max_rounds=3"):
-        run_components(edges, {}, max_rounds=3)
-    # Exactly enough rounds converge.
-    assert run_components(edges, {i: "0000" for i in ids}, max_rounds=needed) == needed
+@pytest.mark.parametrize("rounds", [0, 1, DEFAULT_ROUNDS, 20])
+def test_long_chain_is_finished_by_the_union_find_with_any_rounds(rounds):
+    """A 2,000-node path with sorted ids needs 12 star rounds; fewer leave it to the
+    union-find, which labels it the same; the pairs beside it finish in the rounds."""
+    ids = [f"{i:04d}" for i in range(2000)]
+    pairs = [(f"p{i:03d}a", f"p{i:03d}b") for i in range(50)]
+    edges = shuffled(path(ids) + pairs, 7)
+    expected = {i: "0000" for i in ids}
+    expected.update({node: a for a, b in pairs for node in (a, b)})
+    needed = label_in_memory(edges, rounds=64)[1]
+    assert needed == 12
+    used = run_components(edges, expected, rounds=rounds)
+    assert used == (needed if rounds >= needed else rounds + 1)
 
 
-def test_empty_graph_and_bad_max_rounds():
-    assert run_components([], {}, max_rounds=2) == 0
+def test_fixed_stage_count_whatever_the_graph():
+    """The unrolled rounds are the only stages: 2 GroupByKeys a round and the union-find's."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    def stages(rounds):
+        p = beam.Pipeline(runner=FnApiRunner())
+        _ = p | beam.Create([("a", "b")]) | ConnectedComponents(rounds=rounds)
+        return len(fn_runner.FnApiRunner().create_stages(p.to_runner_api())[1])
+
+    assert stages(DEFAULT_ROUNDS + 1) - stages(DEFAULT_ROUNDS) == 2
+    assert stages(DEFAULT_ROUNDS) <= 2 * DEFAULT_ROUNDS + 3
+
+
+def test_empty_graph_and_bad_rounds():
+    assert run_components([], {}, rounds=2) == 0
+    assert run_components([], {}, rounds=0) == 0
     with pytest.raises(ValueError):
-        ConnectedComponents(max_rounds=0)
+        ConnectedComponents(rounds=-1)
 
 
 def test_same_labels_with_two_worker_processes():
@@ -185,5 +213,5 @@ def test_same_labels_with_two_worker_processes():
     options = beam.options.pipeline_options.PipelineOptions(
         direct_num_workers=2, direct_running_mode="multi_processing")
     with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
-        labels = p | beam.Create(edges) | ConnectedComponents(max_rounds=16)
+        labels = p | beam.Create(edges) | ConnectedComponents(rounds=2)
         assert_that(labels, equal_to(sorted(expected_labels(edges).items())))
