@@ -10,6 +10,11 @@ build's ``tokenizer.model`` (``--tokenizer``): the same model the build would tr
 sample does not depend on seq_len), without training it again. ``--reuse`` skips a build whose
 manifest exists with the same settings. Prints tables and writes ``<data>/results-pack.json``.
 
+Other corpora (``benchmarks/fetch_pack_corpora.sh``): ``--input DIR --name NAME`` builds a
+folder of repositories instead, into ``<data>/NAME-<L>`` (results ``<data>/results-NAME.json``);
+``--locality-only`` keeps the partition methods and the bounds (section 2's partition table)
+and ``--ceiling-tries N`` adds ``partition_ceiling.py``'s local-search ceiling (``ceiling``).
+
 1. **Utilisation and files split**, per build, all shards together:
    * *fimpack*: non-padding tokens / (sequences x seq_len); files *cut* (``parts > 1``) and files
      whose parts land in more than one packed sequence (the same here: a file part is at most
