@@ -305,13 +305,8 @@ def _languages(files: list[dict]) -> Counter:
     return Counter(f["language"] for f in files)
 
 
-def build_report(out: str) -> str:
-    with open(os.path.join(out, "manifest.json")) as f:
-        manifest = json.load(f)
-    c = manifest["counts"]
-    seq_len = manifest["config"]["seq_len"]
-    fills, docs_per_seq, splits, repos, repo_files, first = _collect(out, seq_len)
-    files, drops = _records(out, "files"), _records(out, "drops")
+def _summary_table(c: dict) -> str:
+    """The build's headline counts, one row each."""
     utilisation = c.get("utilisation")
     summary = [("input files", c["input_files"]), ("kept files", c["kept_files"]),
                ("dropped files", c["dropped_files"]), ("examples", c["examples"]),
@@ -322,16 +317,27 @@ def build_report(out: str) -> str:
                 f"{c['code_fraction']:.3f} ({c.get('code_fraction_target')})"
                 if c.get("code_fraction") is not None else "—"),
                ("tokens", c["tokens"])]
-    table = "".join(f"<tr><td>{html.escape(k)}</td><td class=n>"
-                    f"{html.escape(_num(v) if isinstance(v, (int, float)) else str(v))}"
-                    "</td></tr>" for k, v in summary)
+    return "<table>" + "".join(
+        f"<tr><td>{html.escape(k)}</td><td class=n>"
+        f"{html.escape(_num(v) if isinstance(v, (int, float)) else str(v))}</td></tr>"
+        for k, v in summary) + "</table>"
+
+
+def build_report(out: str) -> str:
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    c = manifest["counts"]
+    seq_len = manifest["config"]["seq_len"]
+    fills, docs_per_seq, splits, repos, repo_files, first = _collect(out, seq_len)
+    files, drops = _records(out, "files"), _records(out, "drops")
+    table = _summary_table(c)
     notes = warnings(manifest)
     warn = ("<div class='warn'><h2>Warnings</h2><ul>"
             + "".join(f"<li>{html.escape(w)}</li>" for w in notes) + "</ul></div>") if notes \
         else "<p class='ok'>No warnings.</p>"
     body = [
         f"<h1>fimpack build report</h1><p>{html.escape(os.path.abspath(out))}</p>", warn,
-        f"<table>{table}</table>",
+        table,
         _split_table(splits),
         _repo_table(repos, files, drops),
         _histogram(f"Sequence utilisation (tokens / seq_len {seq_len:,})", fills, 20, 0.0,
