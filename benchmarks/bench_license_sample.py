@@ -11,7 +11,8 @@ fimpack: every file of a package read from disk, as a build reads it; licence fi
 package manifests (``is_license_source``) go to ``repo_license_info``, every code file (a
 language by name) through ``file_license_source`` (SPDX identifier or header notice). The
 repository's answer is ``repo_license_info``'s expression; the answer of the issue's measure
-(what most of its code files carry, header else repository) is reported too.
+(what most of its code files carry, header else repository, column "files") and the licence
+files' own answer with every manifest ignored (column "text") are reported too.
 
 ScanCode (``scancode -l --package --classify -n 1`` over the whole sample in one run, so its
 start-up and licence index load are paid once): a repository's answer is what ScanCode
@@ -64,8 +65,9 @@ def package_files(folder: str) -> list[str]:
     return out
 
 
-def fimpack_repo(folder: str) -> tuple[str | None, str | None, str | None, int]:
-    """(repository expression, its source, majority of code files, files read)."""
+def fimpack_repo(folder: str) -> tuple[str | None, str | None, str | None, int, str | None]:
+    """(repository expression, its source, majority of code files, files read, the licence
+    files' own answer without any manifest)."""
     sources, headers = [], []
     files = package_files(folder)
     for rel in files:
@@ -86,7 +88,7 @@ def fimpack_repo(folder: str) -> tuple[str | None, str | None, str | None, int]:
     info = repo_license_info(sources)
     votes = collections.Counter(h or info.expression for h in headers)
     majority = votes.most_common(1)[0][0] if votes else info.expression
-    return info.expression, info.source, majority, len(files)
+    return info.expression, info.source, majority, len(files), info.from_files
 
 
 def _link(src: str, dst: str) -> None:
@@ -169,8 +171,9 @@ def main(argv=None) -> int:
     rows, by_registry = [], collections.defaultdict(lambda: collections.Counter())
     for r in table:
         repo, want = r["repository"], r["declared"]
-        got, source, majority, _ = fim[repo]
-        ok = {"fimpack": agrees(want, got), "fimpack_files": agrees(want, majority)}
+        got, source, majority, _, text_only = fim[repo]
+        ok = {"fimpack": agrees(want, got), "fimpack_files": agrees(want, majority),
+              "fimpack_text": agrees(want, text_only)}
         if args.scancode:
             ok["scancode"] = agrees(want, sc.get(repo))
         reg = by_registry[r["registry"]]
@@ -179,20 +182,23 @@ def main(argv=None) -> int:
             reg[k] += v
         rows.append({"repository": repo, "registry": r["registry"], "declared": want,
                      "fimpack": got, "fimpack_source": source, "fimpack_files": majority,
+                     "fimpack_text": text_only,
                      "scancode": sc.get(repo) if args.scancode else None, **{
                          f"ok_{k}": v for k, v in ok.items()}})
     n = len(rows)
     print(f"{n} repositories from {len(by_registry)} registries ({missing} of the table not "
           f"fetched)")
-    head = f"{'registry':10} {'n':>3} {'fimpack':>8} {'(files)':>8}" + (
+    head = f"{'registry':10} {'n':>3} {'fimpack':>8} {'(files)':>8} {'(text)':>7}" + (
         f" {'scancode':>9}" if args.scancode else "")
     print(head)
     total = collections.Counter()
     for reg, c in sorted(by_registry.items()):
         total.update(c)
-        print(f"{reg:10} {c['n']:>3} {c['fimpack']:>8} {c['fimpack_files']:>8}"
+        print(f"{reg:10} {c['n']:>3} {c['fimpack']:>8} {c['fimpack_files']:>8} "
+              f"{c['fimpack_text']:>7}"
               + (f" {c['scancode']:>9}" if args.scancode else ""))
-    print(f"{'all':10} {n:>3} {total['fimpack'] / n:>8.1%} {total['fimpack_files'] / n:>8.1%}"
+    print(f"{'all':10} {n:>3} {total['fimpack'] / n:>8.1%} {total['fimpack_files'] / n:>8.1%} "
+          f"{total['fimpack_text'] / n:>7.1%}"
           + (f" {total['scancode'] / n:>9.1%}" if args.scancode else ""))
     print(f"fimpack: {fim_files} files in {fim_seconds:.2f} s = {fim_files / fim_seconds:,.0f} "
           "files/s")
@@ -201,10 +207,12 @@ def main(argv=None) -> int:
               f"{sc_files / sc_seconds:,.1f} files/s; fimpack is "
               f"{(fim_files / fim_seconds) / (sc_files / sc_seconds):,.0f}x faster")
     for row in rows:
-        wrong = [k for k in ("fimpack", "fimpack_files", "scancode") if row.get(f"ok_{k}") is False]
+        wrong = [k for k in ("fimpack", "fimpack_files", "fimpack_text", "scancode")
+                 if row.get(f"ok_{k}") is False]
         if wrong:
             print(f"  {row['repository']}: declared {row['declared']}; fimpack {row['fimpack']}"
-                  f" ({row['fimpack_source']}), files {row['fimpack_files']}"
+                  f" ({row['fimpack_source']}), files {row['fimpack_files']}, text "
+                  f"{row['fimpack_text']}"
                   + (f"; scancode {row['scancode']}" if args.scancode else ""))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
