@@ -9,8 +9,10 @@ Reports input MB (bytes of the files the build read), wall seconds, MB/s, MB/s p
 the speed-up from 1 to 2 workers and of each other engine against FnApiRunner with one worker,
 whether they wrote identical shards, the fraction of the encode + parse floor reached, seconds per
 stage (summed over workers), and peak resident memory of the driver, of the largest SDK worker
-(``--workers 1`` runs in the driver) and of the tokenizer trainer's own process; and the floor
-that one tokenisation and one parse of the kept content put on MB/s per core.
+(``--workers 1`` runs in the driver) and of the tokenizer trainer's own process, the number
+of fused stages FnApiRunner runs (``build.fused_stages``) and the load average (other users of
+the machine); and the floor that one tokenisation and one parse of the kept content put on MB/s
+per core.
 Writes bench-data/results-build.json.
 """
 from __future__ import annotations
@@ -50,6 +52,18 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def rss_mb(pid: int) -> float:
+    """VmRSS (resident set now) of a live process, MB; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return 0.0
+    return 0.0
+
+
 def cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -77,12 +91,23 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def fused_stage_count(build_args: list[str]) -> int:
+    """How many fused stages FnApiRunner runs for ``fimpack build BUILD_ARGS`` (Beam's own
+    fusion of the build's graph, ``build.fused_stages``; nothing runs)."""
+    from fimpack.cli import _build_parser
+    from fimpack.config import build_config
+    from fimpack.pipelines import build
+
+    args, _ = _build_parser().parse_known_args(["build", *build_args])
+    return len(build.fused_stages(build_config(args, False)))
+
+
 def run_build(out: str, max_repos: int, max_files: int, workers: int,
               engine: str = "fnapi", extra: tuple[str, ...] = ()) -> dict:
     """One build; its wall time and the peak RSS of the driver (FnApiRunner keeps the
     PCollections between stages in the driver; on Prism the driver is also the SDK worker)
-    and of the largest other process (SDK workers; the Prism engine), sampled from /proc
-    every 0.2 s."""
+    and of the largest other process (SDK workers; the Prism engine), and the peak of the
+    whole process tree's resident sets summed at one instant, sampled from /proc every 0.2 s."""
     cmd = [sys.executable, "-m", "fimpack", "build", "--out", out, "--max-repos", str(max_repos),
            "--max-files-per-repo", str(max_files), "--vocab-size", "8192", "--workers",
            str(workers), "--code-fraction", "-1"]
@@ -94,26 +119,35 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int,
     log_path = out.rstrip("/") + ".log"  # a file, not a pipe: a full pipe would stall the build
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-    driver, worker, trainer = 0.0, 0.0, 0.0
+    # `fimpack build` runs the build in a child process of its own (cli.console_main's
+    # supervisor): the driver is that child, the process with the build's own command line.
+    build_cmd = " ".join(cmd[1:])
+    driver, worker, trainer, tree = 0.0, 0.0, 0.0, 0.0
     while proc.poll() is None:
-        driver = max(driver, peak_rss_mb(proc.pid) or 0)
-        for pid in descendants(proc.pid):
-            if "fimpack.packing.tokenizer" in cmdline(pid):  # the tokenizer trainer's process
+        pids = descendants(proc.pid)
+        tree = max(tree, sum(rss_mb(p) for p in pids | {proc.pid}))  # the whole tree, at once
+        for pid in pids:
+            line = cmdline(pid)
+            if "fimpack.packing.tokenizer" in line:  # the tokenizer trainer's process
                 trainer = max(trainer, peak_rss_mb(pid) or 0)
+            elif build_cmd in line:
+                driver = max(driver, peak_rss_mb(pid) or 0)
             else:
                 worker = max(worker, peak_rss_mb(pid) or 0)
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     if proc.returncode:  # e.g. DataLost from the build's audit: recorded, the bench goes on
         return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1),
-                "peak_rss_mb_driver": round(driver, 1),
+                "peak_rss_mb_driver": round(driver, 1), "peak_rss_mb_tree": round(tree, 1),
                 "peak_rss_mb_worker": round(worker, 1) if workers > 1 or engine != "fnapi"
                 else None,
                 "failed": open(log_path).read().strip().splitlines()[-1][:1000]}
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
     return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1),
-            "peak_rss_mb_driver": round(driver, 1),
+            "load_average": os.getloadavg(),  # 1/5/15 min, at the end: other users' CPU
+            "fused_stages": fused_stage_count(cmd[4:]),
+            "peak_rss_mb_driver": round(driver, 1), "peak_rss_mb_tree": round(tree, 1),
             "peak_rss_mb_worker": round(worker, 1) if workers > 1 or engine != "fnapi"
             else None,
             "peak_rss_mb_tokenizer_trainer": round(trainer, 1),
@@ -167,7 +201,7 @@ def main() -> None:
     ap.add_argument("--runs", default="fnapi-1,fnapi-2",
                     help="ENGINE-WORKERS list: fnapi-N (FnApiRunner, N processes), prism-1")
     args = ap.parse_args()
-    results = {"cpus": os.cpu_count(), "runs": []}
+    results = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg(), "runs": []}
     for size in [int(s) for s in args.sizes.split(",")]:
         mb = input_mb(size, args.max_files_per_repo)
         for run in args.runs.split(","):

@@ -9,8 +9,9 @@ detection, SPDX headers, the documents' language ID and Gopher/C4 rules) and off
 (``--licenses off --no-nl-filter``), ``--repeats`` times each, interleaved so machine noise
 hits both. Reports each wall time, the best of each, their ratio, and the seconds the runner
 charged to the stages involved (``Licenses``; ``Filters``, which holds the documents' rules
-with the code quality rules, decontamination and PII; ``WriteFiles``: the per-file provenance
-records, written in both). Writes bench-data/results-provenance.json.
+with the code quality rules, decontamination and PII; ``WriteRecords``: the per-file
+provenance records, written in both, with the drops and dedup records since 2026-12-05, when
+the tables' writers were merged; ``WriteFiles`` before). Writes bench-data/results-provenance.json.
 
 The embedded corpus is 98% code by tokens, so the documents' rules barely show in it. With
 ``--nl-share S`` the input is instead a folder (``bench-data/provenance-input``, no file cap):
@@ -104,7 +105,7 @@ def main() -> None:
                           extra=extra)
             r["stages_of_interest"] = {"Licenses": stage(r, "Licenses"),
                                        "Filters": stage(r, "Filters"),
-                                       "WriteFiles": stage(r, "WriteFiles"),
+                                       "WriteRecords": stage(r, "WriteRecords"),
                                        "all stages": stage(r, "")}
             runs[name].append(r)
             print(name, i, r["wall_s"], "s", r.get("failed", ""), r["stages_of_interest"],

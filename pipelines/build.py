@@ -58,13 +58,16 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         generated_drops.append(dropped)
     dedup = Dedup(cfg.dedup)
     clean, dedup_drops, clusters = files | "Dedup" >> dedup
-    record_files = [clusters | "WriteClusters" >> outputs.WriteRecords(
-        out, "dedup/clusters", outputs.CLUSTERS_SCHEMA, outputs.cluster_row),
-        # what dedup kept, for a later build's --dedup-against (dedup/earlier.py)
-        dedup.kept_signatures | "WriteSignatures" >> outputs.WriteRecords(
-            out, "dedup/signatures", earlier.SIGNATURES_SCHEMA, earlier.signature_row),
-        dedup.kept_hashes | "WriteHashes" >> outputs.WriteRecords(
-            out, "dedup/hashes", earlier.HASHES_SCHEMA, earlier.hash_row)]
+    # The per-file record tables, written together at the end (WriteRecordTables: one set of
+    # stages for all of them instead of one per table).
+    tables = {"dedup/clusters": (outputs.CLUSTERS_SCHEMA, outputs.cluster_row),
+              # what dedup kept, for a later build's --dedup-against (dedup/earlier.py)
+              "dedup/signatures": (earlier.SIGNATURES_SCHEMA, earlier.signature_row),
+              "dedup/hashes": (earlier.HASHES_SCHEMA, earlier.hash_row),
+              "files": (outputs.FILES_SCHEMA, _same_row),
+              "drops": (outputs.DROPS_SCHEMA, outputs.drop_row)}
+    records = {"dedup/clusters": clusters, "dedup/signatures": dedup.kept_signatures,
+               "dedup/hashes": dedup.kept_hashes}
     drops, counts = [read_drops, license_drops, *generated_drops, dedup_drops], [
         clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts, *flow]
     if cfg.dedup_only:
@@ -87,17 +90,21 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
             (examples, stats) | "Mixture" >> Mixture(cfg.seed, cfg.code_fraction,
                                                      cfg.shard_tokens))
         shards = keyed | "WriteShards" >> outputs.WriteShards(out, cfg.seq_len, model)
-        record_files.append(kept_files | "WriteFiles" >> outputs.WriteRecords(
-            out, "files", outputs.FILES_SCHEMA, lambda row: row))
+        records["files"] = kept_files
         drops += [filter_drops, pack_drops, mixture_drops]
         counts += [pii_counts, example_counts, kept_counts,
                    stats | "PackedCounts" >> beam.Map(lambda _: {"examples_packed": 1})]
     drops = tuple(drops) | "AllDrops" >> beam.Flatten()
-    record_files.append(drops | "WriteDrops" >> outputs.WriteRecords(
-        out, "drops", outputs.DROPS_SCHEMA, outputs.drop_row))
+    records["drops"] = drops
+    record_files = records | "WriteRecords" >> outputs.WriteRecordTables(
+        out, {name: tables[name] for name in records})
     counts.append(drops | "DropCounts" >> beam.Map(drop_counter))
-    _ = tuple(counts) | "Report" >> Report(out, tuple(record_files),
+    _ = tuple(counts) | "Report" >> Report(out, (record_files,),
                                            None if cfg.dedup_only else shards)
+
+
+def _same_row(row: tuple) -> tuple:
+    return row
 
 
 def clear_outputs(out: str) -> None:
@@ -163,3 +170,17 @@ def write_failure(out: str, manifest: dict, reason: str) -> str:
     path = outputs.join(out, FAILURE_REPORT)
     outputs.write_json(path, {"failed": reason, **manifest})
     return path
+
+
+def fused_stages(cfg: BuildConfig) -> list[str]:
+    """The names of the fused stages FnApiRunner runs for CFG's build, in its order: the
+    pipeline after Beam's own fusion (``FnApiRunner.create_stages``), built with no sources
+    (the graph's shape depends on the settings, not on the input). Nothing runs. Each stage
+    is one pass of the runner over its input (FnApiRunner runs them one at a time), so their
+    number is a floor on a build's fixed cost: bench_build reports it, a test bounds it."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    p = beam.Pipeline(runner=fn_runner.FnApiRunner())
+    pipeline(p, [], cfg)
+    _, stages = fn_runner.FnApiRunner().create_stages(p.to_runner_api())
+    return [s.name for s in stages]
