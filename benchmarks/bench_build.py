@@ -198,6 +198,9 @@ def main() -> None:
     ap.add_argument("--data", default="bench-data")
     ap.add_argument("--sizes", default="20,60", help="numbers of repositories")
     ap.add_argument("--max-files-per-repo", type=int, default=400)
+    ap.add_argument("--tokenizer", default=None, metavar="MODEL",
+                    help="pass --tokenizer MODEL to every build (no training: what the "
+                         "tokenizer's place on the critical path costs)")
     ap.add_argument("--runs", default="fnapi-1,fnapi-2",
                     help="ENGINE-WORKERS list: fnapi-N (FnApiRunner, N processes), prism-1")
     args = ap.parse_args()
@@ -208,7 +211,8 @@ def main() -> None:
             engine, w = run.rsplit("-", 1)
             w = int(w)
             out = os.path.join(args.data, f"build-{size}-{engine}-w{w}")
-            r = run_build(out, size, args.max_files_per_repo, w, engine)
+            extra = ("--tokenizer", os.path.abspath(args.tokenizer)) if args.tokenizer else ()
+            r = run_build(out, size, args.max_files_per_repo, w, engine, extra)
             r.update(repos=size, engine=engine, workers=w, input_mb=round(mb, 2))
             if "failed" not in r:
                 r.update(mb_per_s=round(mb / r["wall_s"], 3),
