@@ -83,6 +83,25 @@ def _in_range(name: str, value, lo, hi, lo_open=False, hi_open=False) -> None:
         raise UserError(f"{name} {value} is out of range: it must lie in {lo_s}{lo}, {hi}{hi_s}")
 
 
+def check_earlier_build(prev: str, out: str) -> None:
+    """--dedup-against PREV: a finished build (its manifest) that wrote what it kept."""
+    if is_remote(prev):
+        return
+    manifest = os.path.join(prev, "manifest.json")
+    if os.path.abspath(prev) == os.path.abspath(out):
+        raise UserError(f"--dedup-against {prev} is --out itself: the build clears it first")
+    if not os.path.isfile(manifest):
+        raise UserError(f"--dedup-against {prev}: no manifest.json there (not a finished "
+                        "fimpack build's OUT folder)")
+    import json
+
+    with open(manifest, encoding="utf-8") as f:
+        records = json.load(f).get("records", {})
+    if "dedup/signatures" not in records or "dedup/hashes" not in records:
+        raise UserError(f"--dedup-against {prev}: built before builds wrote OUT/dedup/ "
+                        "signatures and hashes; rebuild it once")
+
+
 def check_build_args(args, dedup_only: bool) -> None:
     """Every check of ``fimpack build``/``dedup``'s parsed flags; raises UserError."""
     check_input(args.input, getattr(args, "input_layout", "auto"))
@@ -98,6 +117,8 @@ def check_build_args(args, dedup_only: bool) -> None:
             and not os.path.isfile(args.exclude_repos):
         raise UserError(f"--exclude-repos {args.exclude_repos}: no such file (names or globs, "
                         "one per line)")
+    for prev in getattr(args, "dedup_against", None) or ():
+        check_earlier_build(prev, args.out)
     if dedup_only:
         return
     check_vocab(args.vocab_size, args.tokenizer)

@@ -98,3 +98,18 @@ def test_dedup_flags_reach_the_config():
     cfg = build_config(parse(base + ["--dedup-against", "a", "b", "--dedup-mode", "drop-all",
                                      "--keep-policy", "stars"]), False).dedup
     assert (cfg.against, cfg.dedup_mode, cfg.keep_policy) == (("a", "b"), "drop-all", "stars")
+
+
+def test_an_earlier_build_that_is_not_one_is_refused_before_the_pipeline(tmp_path):
+    from fimpack.errors import UserError
+    from fimpack.preflight import check_earlier_build
+
+    with pytest.raises(UserError, match="no manifest.json"):
+        check_earlier_build(str(tmp_path / "missing"), str(tmp_path / "out"))
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text('{"records": {"drops": []}}')
+    with pytest.raises(UserError, match="rebuild it once"):
+        check_earlier_build(str(old), str(tmp_path / "out"))
+    with pytest.raises(UserError, match="--out itself"):
+        check_earlier_build(str(old), str(old))
