@@ -94,11 +94,10 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         drops += [filter_drops, pack_drops, mixture_drops]
         counts += [pii_counts, example_counts, kept_counts,
                    stats | "PackedCounts" >> beam.Map(lambda _: {"examples_packed": 1})]
-    drops = tuple(drops) | "AllDrops" >> beam.Flatten()
-    records["drops"] = drops
+    records["drops"] = tuple(drops)  # each mapped where it is made: no Flatten of Flattens
     record_files = records | "WriteRecords" >> outputs.WriteRecordTables(
         out, {name: tables[name] for name in records})
-    counts.append(drops | "DropCounts" >> beam.Map(drop_counter))
+    counts += [d | f"DropCounts{i}" >> beam.Map(drop_counter) for i, d in enumerate(drops)]
     _ = tuple(counts) | "Report" >> Report(out, (record_files,),
                                            None if cfg.dedup_only else shards)
 

@@ -247,7 +247,7 @@ class _WriteRecordShard(beam.DoFn):
 class WriteRecordTables(beam.PTransform):
     """Several tables of per-file records written as ``WriteRecords`` writes each (the same
     files, byte for byte), in one set of stages for all of them: TABLES is {name: (schema,
-    to_row)}, the input a dict {name: PCollection}. One count per table (a CombinePerKey), one
+    to_row)}, the input a dict {name: PCollection, or a tuple of them}. One count per table (a CombinePerKey), one
     GroupByKey for every table's shards and one for their keys, where a WriteRecords per table
     took 7-8 fused stages each (37 of a build's 159 for its five tables). Outputs the manifest
     entry of each shard written."""
@@ -258,9 +258,13 @@ class WriteRecordTables(beam.PTransform):
 
     def expand(self, records: dict):
         per_shard, tables = self.rows_per_shard, self.tables
-        rows = [records[name] | f"Rows/{name}" >> beam.Map(
+        # a table's records may come as several PCollections: each is mapped where it is made
+        # (no Flatten of Flattens, which FnApiRunner runs as a copy stage each)
+        parts = [(name, i, pcoll) for name in sorted(records) for i, pcoll in enumerate(
+            records[name] if isinstance(records[name], (tuple, list)) else [records[name]])]
+        rows = [pcoll | f"Rows/{name}/{i}" >> beam.Map(
             lambda r, name=name, to_row=tables[name][1]: (name, to_row(r)))
-            for name in sorted(records)] | "AllRows" >> beam.Flatten()
+            for name, i, pcoll in parts] | "AllRows" >> beam.Flatten()
         buckets = beam.pvalue.AsDict(
             rows
             | "Count" >> beam.combiners.Count.PerKey()

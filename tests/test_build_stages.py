@@ -2,14 +2,14 @@
 a pass of the runner over its input, one at a time, with a fixed cost per worker). Measured
 2026-12-05 with ``build.fused_stages``: 159 before the connected components' rounds became a
 union-find finish and the record tables and report were written by one set of stages each,
-71 after (benchmarks/bench_build.py reports it with every run)."""
+70 after (benchmarks/bench_build.py reports it with every run)."""
 from __future__ import annotations
 
 from fimpack.cli import _build_parser
 from fimpack.config import build_config
 from fimpack.pipelines import build
 
-STAGE_LIMIT = 80  # 71 measured; a little room for a stage that earns its place
+STAGE_LIMIT = 80  # 70 measured; a little room for a stage that earns its place
 
 
 def stages(*flags, dedup_only=False) -> list[str]:
