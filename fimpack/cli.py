@@ -417,8 +417,9 @@ class StepBar:
     def __enter__(self):
         from tqdm import tqdm
 
+        # redirected to a log, a bar drawn every 15 s instead of every step
         self.bar = tqdm(total=self.steps, unit="step", desc="train", dynamic_ncols=True,
-                        file=sys.stderr)
+                        file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 15)
         return self
 
     def __exit__(self, *exc):

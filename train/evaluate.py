@@ -274,7 +274,9 @@ def main(run_dir: str, data_dir: str, json_out: str | None = None, as_json: bool
         run_dir, data_dir, progress=lambda line: print(f"fimpack eval: {line}",
                                                       file=sys.stderr, flush=True),
         bar=lambda it, desc: tqdm(it, desc=desc, unit="task", file=sys.stderr,
-                                  dynamic_ncols=True, leave=False), **options))
+                                  dynamic_ncols=True, leave=False,
+                                  mininterval=0.5 if sys.stderr.isatty() else 15),
+        **options))
     if as_json:
         print(json.dumps(result))
         return 0
