@@ -210,10 +210,9 @@ def _ip_in_context(text: str, s: int, e: int, glued: str) -> bool:
     if _word_before(text, s, glued):
         return False
     after = text[e:e + 4]
-    if after.startswith("/") and after[1:2].isdigit():
-        bits = int(re.match(r"\d+", after[1:]).group(0))
-        if bits < (32 if glued == "." else 128):
-            return False
+    prefix = re.match(r"/(\d+)", after)  # \d, not str.isdigit: "/²" is no prefix length
+    if prefix and int(prefix.group(1)) < (32 if glued == "." else 128):
+        return False
     if VERSION_AFTER.match(after):
         return False
     before = text[max(0, s - 60):s]

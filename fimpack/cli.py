@@ -566,13 +566,33 @@ def console_main() -> int:
                              start_new_session=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` or a timeout: the same clean stop
     try:
-        return child.wait()
+        rc = child.wait()
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: the stop goes on
         _stop_group(child)
         out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"), "OUT")
         print(f"\nfimpack: interrupted; the {command} was stopped with its workers, and "
               f"nothing in {out} was written as complete (no manifest.json)", file=sys.stderr)
+        if _remote_runner(argv):
+            print("fimpack: a job already submitted to a remote runner keeps running there: "
+                  "cancel it with the runner's own tools (e.g. gcloud dataflow jobs cancel "
+                  "JOB_ID)", file=sys.stderr)
         return 130
+    if rc < 0:  # killed by a signal (the kernel's out-of-memory killer, say)
+        print(f"fimpack: the {command} process was killed by signal {-rc} "
+              f"({signal.Signals(-rc).name}); nothing was written as complete",
+              file=sys.stderr)
+        return 128 - rc
+    return rc
+
+
+def _remote_runner(argv: list[str]) -> bool:
+    """Does ARGV name a runner whose jobs run outside this process tree (Dataflow, ...)?"""
+    runner = next((a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv)
+                                                         else "")
+                   for i, a in enumerate(argv) if a.split("=", 1)[0] == "--runner"), "")
+    return runner.lower() not in ("", "prism", "prismrunner", "directrunner",
+                                  "fnapirunner")
 
 
 def _die_with(supervisor: int | None) -> None:

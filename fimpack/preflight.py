@@ -109,12 +109,16 @@ def check_build_args(args, dedup_only: bool) -> None:
     _in_range("--workers", args.workers, 1, 1024)
     _in_range("--max-file-bytes", args.max_file_bytes, 1, 1 << 40)
     _in_range("--near-threshold", args.near_threshold, 0.0, 1.0, lo_open=True)
-    if args.licenses not in ("any", "permissive", "off") and not is_remote(args.licenses) \
+    for flag, value in (("--licenses", args.licenses), ("--exclude-repos",
+                                                         args.exclude_repos)):
+        if value and is_remote(value):  # read by the driver with open(), before Beam starts
+            raise UserError(f"{flag} {value}: pass a local file (it is read once, by the "
+                            "machine that submits the build)")
+    if args.licenses not in ("any", "permissive", "off") \
             and not os.path.isfile(args.licenses):
         raise UserError(f"--licenses {args.licenses}: neither any, permissive, off nor a file "
                         "of SPDX ids (one per line)")
-    if args.exclude_repos and not is_remote(args.exclude_repos) \
-            and not os.path.isfile(args.exclude_repos):
+    if args.exclude_repos and not os.path.isfile(args.exclude_repos):
         raise UserError(f"--exclude-repos {args.exclude_repos}: no such file (names or globs, "
                         "one per line)")
     for prev in getattr(args, "dedup_against", None) or ():

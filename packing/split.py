@@ -71,6 +71,8 @@ def choose_validation(sizes: dict[str, tuple[int, ...]], val_fraction: float,
         return SplitChoice((), tuple(0.0 for _ in totals), False)
     order = sorted(sizes, key=lambda r: (split_rank(r), r))
     present = [k for k in range(width) if totals[k] > 0]
+    if not present:  # nothing has a size (one-character files estimate to 0 tokens)
+        return SplitChoice((), tuple(0.0 for _ in totals), False)
     targets = [val_fraction * t for t in totals]
 
     def fractions(chosen) -> tuple[float, ...]:

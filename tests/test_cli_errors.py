@@ -221,6 +221,11 @@ def _marked(mark: str) -> list[int]:
     return pids
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_build_and_every_process(tmp_path):
     mark = uuid.uuid4().hex
@@ -354,3 +359,44 @@ def test_a_killed_supervisor_takes_the_build_with_it(tmp_path):
     finally:
         for pid in _marked(mark):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_review_findings_stay_fixed(tmp_path):
+    # a remote --licenses file would be read with open(): refused up front, in one line
+    from fimpack.preflight import check_build_args
+    (tmp_path / "in" / "r").mkdir(parents=True)
+    args = cli._build_parser().parse_args(["build", "--input", str(tmp_path / "in"), "--out",
+                                           str(tmp_path / "o"), "--licenses", "gs://b/ids"])
+    with pytest.raises(UserError, match="pass a local file"):
+        check_build_args(args, dedup_only=False)
+    # one odd character after an address is no prefix length (it crashed the redactor)
+    from fimpack.dedup.pii import redact
+    assert redact("host 93.184.216.34/\u00b2")[1] == {"ip": 1}
+    # sizes that are all zero: no choice, no crash
+    from fimpack.packing.split import choose_validation
+    assert choose_validation({"a": (0, 0), "b": (0, 0)}, 0.05).held_out == ()
+    assert cli._remote_runner(["build", "--runner", "DataflowRunner"])
+    assert not cli._remote_runner(["build", "--runner=prism"])
+
+
+@pytest.mark.slow
+def test_a_child_killed_by_a_signal_is_said_and_its_status_kept(tmp_path):
+    # what the kernel's OOM killer does to a build: one line, 128 + the signal
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fimpack", "build", "--out", str(tmp_path / "out"),
+         "--max-repos", "8", "--workers", "1", "--vocab-size", "1024"],
+        env={**os.environ, "FIMPACK_TEST_MARK": mark}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240  # a bound on a wait, not a speed assertion
+        while len(_marked(mark)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        child = next(p for p in _marked(mark) if _parent(p) == proc.pid)  # the driver
+        os.kill(child, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGKILL
+    assert "killed by signal 9 (SIGKILL)" in stderr
