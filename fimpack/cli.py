@@ -377,7 +377,10 @@ def input_sources(path: str | None, layout: str, max_repos: int) -> list:
 
     if not path:
         return embedded_sources(max_repos)
-    sources, used = discover_input(path, layout)
+    try:
+        sources, used = discover_input(path, layout)
+    except ValueError as err:  # a layout the input cannot have
+        raise UserError(str(err)) from err
     if layout == "auto" and used == "repo":
         marker = repository_marker(path) if os.path.isdir(path) else "an archive"
         print(f"fimpack: {path} is one repository ({marker}); building it as one "
@@ -401,7 +404,8 @@ def cmd_build(args, beam_args: list[str], dedup_only: bool = False) -> int:
     from fimpack.pipelines.runners import sources_for_runner  # remote runners: paths checked
     sources = sources_for_runner(
         beam_args, args.input, args.out, getattr(args, "benchmark", None),
-        lambda: input_sources(args.input, args.input_layout, args.max_repos))
+        lambda: input_sources(args.input, args.input_layout, args.max_repos),
+        getattr(args, "dedup_against", None))
     manifest = build.run(cfg, sources, beam_args)
     print(summary(manifest))
     return 0

@@ -83,8 +83,9 @@ def _in_range(name: str, value, lo, hi, lo_open=False, hi_open=False) -> None:
         raise UserError(f"{name} {value} is out of range: it must lie in {lo_s}{lo}, {hi}{hi_s}")
 
 
-def check_earlier_build(prev: str, out: str) -> None:
-    """--dedup-against PREV: a finished build (its manifest) that wrote what it kept."""
+def check_earlier_build(prev: str, out: str, near: dict | None = None) -> None:
+    """--dedup-against PREV: a finished build (its manifest) that wrote what it kept, with
+    MinHash signatures comparable to this build's (NEAR: its num_perm and ngram)."""
     if is_remote(prev):
         return
     manifest = os.path.join(prev, "manifest.json")
@@ -96,10 +97,18 @@ def check_earlier_build(prev: str, out: str) -> None:
     import json
 
     with open(manifest, encoding="utf-8") as f:
-        records = json.load(f).get("records", {})
+        earlier = json.load(f)
+    records = earlier.get("records", {})
     if "dedup/signatures" not in records or "dedup/hashes" not in records:
         raise UserError(f"--dedup-against {prev}: built before builds wrote OUT/dedup/ "
                         "signatures and hashes; rebuild it once")
+    theirs = earlier.get("config", {}).get("dedup", {}).get("near", {})
+    for key, value in (near or {}).items():  # other settings give signatures of other sets
+        if key in theirs and theirs[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"--dedup-against {prev}: it was built with {flag} "
+                            f"{theirs[key]}, this build has {value}; their MinHash signatures "
+                            f"cannot be compared: pass {flag} {theirs[key]}")
 
 
 def check_build_args(args, dedup_only: bool) -> None:
@@ -122,7 +131,7 @@ def check_build_args(args, dedup_only: bool) -> None:
         raise UserError(f"--exclude-repos {args.exclude_repos}: no such file (names or globs, "
                         "one per line)")
     for prev in getattr(args, "dedup_against", None) or ():
-        check_earlier_build(prev, args.out)
+        check_earlier_build(prev, args.out, {"num_perm": args.num_perm, "ngram": args.ngram})
     if dedup_only:
         return
     check_vocab(args.vocab_size, args.tokenizer)

@@ -154,7 +154,8 @@ def _is_url(path: str) -> bool:
 
 
 def check_remote_paths(options: PipelineOptions, input_path: str | None, out: str,
-                       benchmarks: list[str] | None = None) -> None:
+                       benchmarks: list[str] | None = None,
+                       earlier: list[str] | None = None) -> None:
     """Refuse, before anything is submitted, a path that a remote runner's workers would
     read or write on their own disks: a local --input (or the embedded default, this
     machine's installed Python), a local --out, a local --benchmark. The message says what
@@ -191,17 +192,22 @@ def check_remote_paths(options: PipelineOptions, input_path: str | None, out: st
         if not _is_url(path):
             bad.append(f"--benchmark {path} is on this machine; copy it to a bucket and pass "
                        "its gs:// path")
+    for path in earlier or []:
+        if not _is_url(path):  # the workers read its dedup records
+            bad.append(f"--dedup-against {path} is on this machine; copy that build to a "
+                       "bucket and pass its gs:// path")
     if bad:
         raise UserError(f"--runner {runner} runs on other machines: " + "; ".join(bad))
 
 
 def sources_for_runner(beam_args: list[str], input_path: str | None, out: str,
-                       benchmarks: list[str] | None, list_sources):
+                       benchmarks: list[str] | None, list_sources,
+                       earlier: list[str] | None = None):
     """The build's sources for the chosen runner: paths checked (``check_remote_paths``)
     first; LIST_SOURCES() lists them, except in a remote dry run, which needs no account
     and so does not list a bucket (the pipeline's graph does not depend on the list)."""
     options = PipelineOptions(beam_args)
-    check_remote_paths(options, input_path, out, benchmarks)
+    check_remote_paths(options, input_path, out, benchmarks, earlier)
     if is_remote_runner(options) and is_dry_run(options) and input_path and \
             _is_url(input_path):
         log.info("dry run: %s is not listed (no account needed); the pipeline is translated "

@@ -118,10 +118,25 @@ def discover_input(path: str, layout: str = "auto") -> tuple[list[RepoSource], s
     its root, a row file's rows when it is one, else ``repos``."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown input layout {layout!r}: one of {', '.join(LAYOUTS)}")
-    if layout == "auto":
-        if is_remote(path):
+    if is_remote(path) and layout in ("auto", "repo", "rows"):
+        # object stores have no folders to look into: the name decides
+        if path.endswith(ARCHIVE_SUFFIXES):
+            layout = "repo"
+        elif path.endswith(ROW_SUFFIXES):
+            layout = "rows"
+        elif layout != "auto":
+            raise ValueError(f"--input-layout {layout} with a remote --input needs an archive "
+                             f"({', '.join(ARCHIVE_SUFFIXES)}) or a row file (.jsonl, "
+                             ".parquet); a remote prefix is read as a folder of repositories")
+        else:
             layout = "repos"
-        elif os.path.isfile(path):
+        if layout != "repos":
+            name = repo_name_for(path.rstrip("/"))
+            kind = "rows" if layout == "rows" else ("zip" if path.endswith(".zip") else "tar")
+            return [RepoSource(os.path.basename(path) if kind == "rows" else name, kind,
+                               path)], layout
+    if layout == "auto":
+        if os.path.isfile(path):
             layout = "rows" if path.endswith(ROW_SUFFIXES) else "repo"
         else:
             layout = "repo" if repository_marker(path) else "repos"

@@ -400,3 +400,35 @@ def test_a_child_killed_by_a_signal_is_said_and_its_status_kept(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 128 + signal.SIGKILL
     assert "killed by signal 9 (SIGKILL)" in stderr
+
+
+def test_remote_inputs_are_told_by_their_names():
+    sources, layout = discover_input("gs://b/in/pkg-1.0.tar.gz")
+    assert layout == "repo" and [(s.name, s.kind) for s in sources] == [("pkg-1.0", "tar")]
+    sources, layout = discover_input("gs://b/in/rows.parquet")
+    assert layout == "rows" and [(s.name, s.kind) for s in sources] == [("rows.parquet",
+                                                                          "rows")]
+    with pytest.raises(ValueError, match="needs an archive"):
+        discover_input("gs://b/in/prefix", "repo")
+
+
+def test_an_earlier_build_with_other_minhash_settings_is_refused(tmp_path):
+    from fimpack.preflight import check_earlier_build
+    prev = tmp_path / "prev"
+    prev.mkdir()
+    (prev / "manifest.json").write_text(json.dumps({
+        "records": {"dedup/signatures": [], "dedup/hashes": []},
+        "config": {"dedup": {"near": {"num_perm": 256, "ngram": 5}}}}))
+    check_earlier_build(str(prev), str(tmp_path / "out"), {"num_perm": 256, "ngram": 5})
+    with pytest.raises(UserError, match="built with --num-perm 256, this build has 64"):
+        check_earlier_build(str(prev), str(tmp_path / "out"), {"num_perm": 64, "ngram": 5})
+
+
+def test_a_local_earlier_build_is_refused_for_a_remote_runner():
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from fimpack.pipelines.runners import check_remote_paths
+    options = PipelineOptions(["--runner", "DataflowRunner", "--project", "p", "--region",
+                               "r", "--temp_location", "gs://b/tmp"])
+    with pytest.raises(UserError, match="--dedup-against /data/prev is on this machine"):
+        check_remote_paths(options, "gs://b/in", "gs://b/out", [], ["/data/prev"])
+    check_remote_paths(options, "gs://b/in", "gs://b/out", [], ["gs://b/prev"])
