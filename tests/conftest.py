@@ -92,3 +92,16 @@ def tokenizer():
     texts = [p.read_text() for p in sorted((STDLIB / "json").glob("*.py"))
              + sorted((STDLIB / "email").glob("*.py"))]
     return Tokenizer(train_model(texts, vocab_size=800))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: a second intra-op thread buys nothing, and on a shared 2-core machine its
+    spin-waiting made a test 30x slower under load. Modules that train or run models use it
+    (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

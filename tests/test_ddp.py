@@ -16,12 +16,7 @@ from test_train import cyclic_docs, write_build
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_ranks_read_disjoint_slices_that_make_up_the_single_process_batch(tmp_path):

@@ -13,14 +13,7 @@ from fimpack.model.gemma import (FLAVORS, Gemma, RMSNorm, apply_rope, attention,
 EXACT = ["segments", "sdpa_mask", "eager"]  # the backends that run forward and backward on CPU
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second intra-op thread buys nothing, and on a shared 2-core
-    machine its spin-waiting made a test 30x slower under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_config(**overrides):

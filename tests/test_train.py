@@ -15,14 +15,7 @@ from fimpack.train.trainer import MIN_LR_RATIO, lr_at, train
 BOS, EOS, VOCAB = 1, 2, 512
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second intra-op thread buys nothing, and on a shared 2-core
-    machine its spin-waiting made a test 30x slower under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def write_build(root, shards, vocab=VOCAB, split="train", seq_len=256):
