@@ -291,9 +291,17 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int,
         for ex, ids in examples:
             items[shard_of[repo]].append((ex.id, len(ids), repo,
                                           [(f.path, f.part) for f in ex.files]))
+    return place_in_shards(items, L)
+
+
+def place_in_shards(items: dict, L: int) -> dict:
+    """Examples ITEMS {shard: [(id, tokens, repo, [(path, part)])]} placed as the build
+    places them (best-fit-decreasing per shard, in id order): where each file's parts land
+    {(repo, path): [(shard, sequence, rank, file index, part)]}, sequences, utilisation,
+    files split across sequences, sizes and tokens."""
     place, seqs, tokens, sizes_all = defaultdict(list), 0, 0, []
     for shard, its in items.items():
-        its.sort()
+        its.sort(key=lambda it: it[0])
         sizes = [s for _, s, _, _ in its]
         bins = best_fit_decreasing(sizes, L)
         for s, b in enumerate(bins):
@@ -306,7 +314,7 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int,
         sizes_all += sizes
     split = sum(len({p[:2] for p in ps}) > 1 for ps in place.values())
     return {"place": place, "sequences": seqs, "utilisation": tokens / (seqs * L),
-            "sizes": sorted(sizes_all), "files_split": split}
+            "files_split": split, "sizes": sorted(sizes_all), "tokens": tokens}
 
 
 def weighted_locality(fits, place, weight: dict) -> float | None:
@@ -553,22 +561,7 @@ def replay(rows, files, L: int, *, orders: dict | None = None, mode: str = "buil
                 add(path, k, n, i)
         close()
         by_shard[shard_of[repo]].extend(done)
-    place, seqs, tokens, sizes_all = defaultdict(list), 0, 0, []
-    for shard, its in by_shard.items():
-        its.sort(key=lambda it: it[0])
-        sizes = [s for _, s, _, _ in its]
-        bins = best_fit_decreasing(sizes, L)
-        for s, b in enumerate(bins):
-            for rk, i in enumerate(b):
-                _, _, repo, fs = its[i]
-                for fi, (path, part) in enumerate(fs):
-                    place[(repo, path)].append((shard, s, rk, fi, part))
-        seqs += len(bins)
-        tokens += sum(sizes)
-        sizes_all += sizes
-    split = sum(len({p[:2] for p in ps}) > 1 for ps in place.values())
-    return {"place": place, "sequences": seqs, "utilisation": tokens / (seqs * L),
-            "files_split": split, "sizes": sorted(sizes_all), "tokens": tokens}
+    return place_in_shards(by_shard, L)
 
 
 def dep_clusters(rows, files, fits, L: int) -> dict:
