@@ -294,6 +294,19 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int,
     return place_in_shards(items, L)
 
 
+def file_sizes(rows, tok) -> dict:
+    """{(repo, path): {"parts", "ntok"}}: each file's tokens summed over its parts, with
+    ``file_ntok`` set on ROWS (``file_tokens``) on the way."""
+    pieces, texts = piece_texts(rows)
+    file_tokens(rows, pieces, [len(x) for x in tok.sp.encode(texts)])
+    files = {}
+    for r in rows:
+        for f, n in zip(r["files"], r["file_ntok"]):
+            d = files.setdefault((r["repo"], f["path"]), {"parts": f["parts"], "ntok": 0})
+            d["ntok"] += n
+    return files
+
+
 def place_in_shards(items: dict, L: int) -> dict:
     """Examples ITEMS {shard: [(id, tokens, repo, [(path, part)])]} placed as the build
     places them (best-fit-decreasing per shard, in id order): where each file's parts land

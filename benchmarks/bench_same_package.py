@@ -136,13 +136,7 @@ def locality_before_after(build: Path, method: str) -> dict:
     L = cfg["seq_len"]
     tok = Tokenizer.load(str(build / "tokenizer.model"))
     rows = bp.load_rows(build)
-    pieces, texts = bp.piece_texts(rows)
-    bp.file_tokens(rows, pieces, [len(x) for x in tok.sp.encode(texts)])
-    files = {}
-    for r in rows:
-        for f, n in zip(r["files"], r["file_ntok"]):
-            d = files.setdefault((r["repo"], f["path"]), {"parts": f["parts"], "ntok": 0})
-            d["ntok"] += n
+    files = bp.file_sizes(rows, tok)
     repos = {r: fs for r, fs in bp.reconstruct_files(rows)[0].items()
              if any(f.language in ("go", "java") for f in fs)}
     edges = []

@@ -32,13 +32,7 @@ def repositories(out: Path, L: int):
     """{repo: (graph, sizes of files that fit, fit edges)} of a build."""
     rows = bp.load_rows(out)
     tok = Tokenizer.load(str(out / "tokenizer.model"))
-    pieces, texts = bp.piece_texts(rows)
-    bp.file_tokens(rows, pieces, [len(x) for x in tok.sp.encode(texts)])
-    files = {}
-    for r in rows:
-        for f, n in zip(r["files"], r["file_ntok"]):
-            d = files.setdefault((r["repo"], f["path"]), {"parts": f["parts"], "ntok": 0})
-            d["ntok"] += n
+    files = bp.file_sizes(rows, tok)
     out_repos = {}
     for repo, fs in bp.reconstruct_files(rows)[0].items():
         g = order_repository(fs)

@@ -197,16 +197,7 @@ def no_stray_prism():
     running, so whatever Prism this test started is stopped here (by its pid)."""
     import signal
 
-    def prism_pids() -> set[int]:
-        pids = set()
-        for entry in os.listdir("/proc"):
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if entry.isdigit() and f.read().split(b"\0")[0].endswith(b"/prism"):
-                        pids.add(int(entry))
-            except OSError:
-                continue
-        return pids
+    from test_e2e import prism_pids
 
     before = prism_pids()
     yield

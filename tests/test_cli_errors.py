@@ -226,23 +226,31 @@ def _parent(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_the_build_and_every_process(tmp_path):
+def _marked_build(out, workers: int, processes: int):
+    """``fimpack build`` of the embedded corpus in a group of its own (so a test can signal it
+    as a terminal signals its foreground group), every process of it marked; returned (with
+    its mark) once PROCESSES of them run: the supervisor, the driver and its SDK workers."""
     mark = uuid.uuid4().hex
-    out = tmp_path / "out"
-    # A group of its own, so the test can signal it as a terminal signals its foreground
-    # group; the fimpack supervisor then stops the driver's group (workers included).
     proc = subprocess.Popen(
         [sys.executable, "-m", "fimpack", "build", "--out", str(out), "--max-repos", "8",
-         "--workers", "2", "--vocab-size", "1024"],
+         "--workers", str(workers), "--vocab-size", "1024"],
         env={**os.environ, "FIMPACK_TEST_MARK": mark}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240  # a bound on a wait, not a speed assertion
+    while len(_marked(mark)) < processes and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if proc.poll() is not None or len(_marked(mark)) < processes:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the build did not reach {processes} processes: {proc.communicate()}")
+    return proc, mark
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_build_and_every_process(tmp_path):
+    out = tmp_path / "out"
+    proc, mark = _marked_build(out, workers=2, processes=4)
     try:
-        deadline = time.monotonic() + 240  # a bound on a wait, not a speed assertion
-        while len(_marked(mark)) < 4 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)  # supervisor, driver and two SDK workers
-        assert proc.poll() is None, proc.communicate()
-        assert len(_marked(mark)) >= 4
         os.killpg(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
@@ -338,17 +346,8 @@ def test_a_tokenizer_without_the_sentinels_is_refused_by_name(tmp_path):
 def test_a_killed_supervisor_takes_the_build_with_it(tmp_path):
     # SIGKILL cannot be caught: the supervised driver notices its supervisor is gone and
     # stops its own process group, so no build runs on unsupervised
-    mark = uuid.uuid4().hex
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fimpack", "build", "--out", str(tmp_path / "out"),
-         "--max-repos", "8", "--workers", "2", "--vocab-size", "1024"],
-        env={**os.environ, "FIMPACK_TEST_MARK": mark}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+    proc, mark = _marked_build(tmp_path / "out", workers=2, processes=4)
     try:
-        deadline = time.monotonic() + 240  # a bound on a wait, not a speed assertion
-        while len(_marked(mark)) < 4 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert len(_marked(mark)) >= 4
         proc.kill()  # the supervisor only
         proc.wait()
         for _ in range(60):
@@ -382,16 +381,8 @@ def test_review_findings_stay_fixed(tmp_path):
 @pytest.mark.slow
 def test_a_child_killed_by_a_signal_is_said_and_its_status_kept(tmp_path):
     # what the kernel's OOM killer does to a build: one line, 128 + the signal
-    mark = uuid.uuid4().hex
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fimpack", "build", "--out", str(tmp_path / "out"),
-         "--max-repos", "8", "--workers", "1", "--vocab-size", "1024"],
-        env={**os.environ, "FIMPACK_TEST_MARK": mark}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc, mark = _marked_build(tmp_path / "out", workers=1, processes=2)
     try:
-        deadline = time.monotonic() + 240  # a bound on a wait, not a speed assertion
-        while len(_marked(mark)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
         child = next(p for p in _marked(mark) if _parent(p) == proc.pid)  # the driver
         os.kill(child, signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)
