@@ -15,6 +15,7 @@ from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
 
 from conftest import copy_package, pydoc_topic
+from test_e2e import no_stray_prism  # noqa: F401  (a fixture: stops a Prism a test left)
 
 
 @pytest.fixture(scope="module")
@@ -189,20 +190,3 @@ def test_prism_metrics_undercount_does_not_fail_a_complete_build(small_corpus, b
         if m["data"] is not None:
             assert m["metrics"] < m["data"] and "undercounted" in m["note"], (name, m)
     assert (out / "manifest.json").exists()
-
-
-@pytest.fixture
-def no_stray_prism():
-    """Beam stops the Prism process it starts; a build that fails midway may leave it
-    running, so whatever Prism this test started is stopped here (by its pid)."""
-    import signal
-
-    from test_e2e import prism_pids
-
-    before = prism_pids()
-    yield
-    for pid in prism_pids() - before:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
