@@ -1,0 +1,110 @@
+"""Byte-identical outputs across a refactor: two builds, every output file and its SHA-256.
+
+    .venv/bin/python benchmarks/same_outputs.py build DIR     # both builds into DIR/{embedded,mixed}
+    .venv/bin/python benchmarks/same_outputs.py compare A B   # same files, same bytes?
+
+``embedded``: 20 repositories of the embedded corpus (120 files each).
+``mixed``: the 16 real packages of ``../shared/tools/fetch-real-packages`` (npm, crates, Go,
+Maven, PyPI: licences of every kind) plus a ``docs.jsonl`` of natural-language documents
+made from their READMEs, with e-mail addresses, IP addresses and keys in them (PII), and
+``--licenses permissive`` so the licence policy drops some. The manifest's timings and
+paths differ between runs, so ``manifest.json`` is compared without its ``timing`` and
+``input``; every other file byte for byte.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+FIMPACK = str(Path(sys.executable).parent / "fimpack")
+REAL = Path(os.environ.get("REAL_PACKAGES", "/work/real-packages"))
+COMMON = ["--vocab-size", "2048", "--tokenizer-sample-chars", "2000000", "--seq-len", "1024",
+          "--workers", "1", "--val-fraction", "0.1", "--seed", "3"]
+PII = ["Write to maintainer.name@example-corp.com or ops@internal.example.org for access.",
+       "The staging host is 172.16.254.3 and the proxy 10.20.30.40 on port 8080.",
+       "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+       "token: ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"]
+
+
+def mixed_input(dest: Path) -> Path:
+    """The real packages and a docs.jsonl of their READMEs with PII lines mixed in."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    docs = []
+    for entry in sorted(REAL.iterdir()):
+        if entry.name.endswith(".tsv"):
+            continue
+        target = dest / entry.name
+        if entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True)
+            for readme in sorted(entry.rglob("README*"))[:1]:
+                text = readme.read_text(errors="replace")
+                lines = text.splitlines()
+                at = len(lines) // 2
+                lines[at:at] = PII[len(docs) % len(PII):] + PII[:len(docs) % len(PII)]
+                docs.append({"id": f"{entry.name}-readme", "text": "\n".join(lines)})
+        else:
+            shutil.copy(entry, target)
+    with open(dest / "docs.jsonl", "w") as fh:
+        for d in docs:
+            fh.write(json.dumps(d) + "\n")
+    return dest
+
+
+def build(where: Path) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    runs = {"embedded": ["--max-repos", "20", "--max-files-per-repo", "120"],
+            "mixed": ["--input", str(mixed_input(where / "mixed-input")),
+                      "--licenses", "permissive"]}
+    for name, args in runs.items():
+        cmd = [FIMPACK, "build", "--out", str(where / name), *COMMON, *args]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    for name in runs:
+        for digest, path in hashes(where / name):
+            print(f"{digest[:16]}  {name}/{path}")
+
+
+def hashes(out: Path) -> list[tuple[str, str]]:
+    """(sha256, relative path) of every output file, manifest.json without run details."""
+    found = []
+    for p in sorted(out.rglob("*")):
+        if not p.is_file() or ".build" in p.parts:
+            continue
+        data = p.read_bytes()
+        if p.name == "manifest.json":
+            m = json.loads(data)
+            for k in ("timing", "input", "out", "created"):
+                m.pop(k, None)
+            m.get("config", {}).pop("out", None)
+            m.get("config", {}).pop("input", None)
+            data = json.dumps(m, sort_keys=True).encode()
+        found.append((hashlib.sha256(data).hexdigest(), p.relative_to(out).as_posix()))
+    return found
+
+
+def compare(a: Path, b: Path) -> int:
+    bad = 0
+    for name in ("embedded", "mixed"):
+        ha, hb = dict((p, h) for h, p in hashes(a / name)), dict((p, h) for h, p in hashes(b / name))
+        for path in sorted(set(ha) | set(hb)):
+            if ha.get(path) != hb.get(path):
+                bad += 1
+                print(f"DIFFERS {name}/{path}: {ha.get(path, '-')[:16]} vs {hb.get(path, '-')[:16]}")
+        print(f"{name}: {len(ha)} files, {sum(ha.get(p) == hb.get(p) for p in ha)} identical")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["build"]:
+        build(Path(sys.argv[2]))
+    elif sys.argv[1:2] == ["compare"]:
+        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+    else:
+        sys.exit(__doc__)
