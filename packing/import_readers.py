@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tree_sitter import Node
 
-from fimpack.packing.imports import FUNCTION_TYPES, Import
+from fimpack.packing.parsing import FUNCTION_TYPES, Import
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the readers.

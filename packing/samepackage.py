@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 from tree_sitter import Node, Query, QueryCursor
 
+from fimpack.packing.parsing import parser_for
+
 LANGUAGES = ("go", "java")
 
 
@@ -89,8 +91,6 @@ _QUERIES: dict[str, Query] = {}
 
 def _query(language: str) -> Query:
     if language not in _QUERIES:
-        from fimpack.packing.imports import parser_for  # imports.py imports this module
-
         parser, _ = parser_for(language)
         _QUERIES[language] = Query(parser.language,
                                    _GO_QUERY if language == "go" else _JAVA_QUERY)

@@ -14,7 +14,7 @@ import re
 import numpy as np
 from tree_sitter import Query, QueryCursor
 
-from fimpack.packing.imports import has_parser, parse_tree, parser_for
+from fimpack.packing.parsing import has_parser, parse_tree, parser_for
 
 # Node types worth masking as a unit, across the eight grammars.
 CANDIDATE = re.compile(r"statement|block|expression|definition|declaration|clause|_item$|"

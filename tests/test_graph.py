@@ -20,7 +20,8 @@ from fimpack.packing.graph import (break_cycles, build_graph, linearise_apsp,
                                    linearise_codegemma, linearise_deepseek, order_repository,
                                    place_rest)
 from fimpack.packing.graph_view import draw_png, graph_json, to_dot
-from fimpack.packing.imports import extract_imports, parser_for
+from fimpack.packing.imports import extract_imports
+from fimpack.packing.parsing import GRAMMARS, parser_for
 from fimpack.packing.testlinks import is_test, link_tests, subject_of
 from fimpack.pipelines.languages import detect_language
 from fimpack.records import SourceFile
@@ -171,7 +172,7 @@ fn f() { use crate::lazy::L; }
     ]
 
 
-@pytest.mark.parametrize("language", sorted(fgraph.extract_imports.__globals__["GRAMMARS"]))
+@pytest.mark.parametrize("language", sorted(GRAMMARS))
 def test_garbage_is_recorded_not_fatal(language):
     garbage = b"\xff\xfe\x00\x01 import (( { #include \x80\x81 use ;;; \xc3"
     ex = extract_imports(garbage, language)
