@@ -55,7 +55,8 @@ from fimpack.packing import graph as fgraph  # noqa: E402
 from fimpack.packing import graph_view  # noqa: E402
 from fimpack.packing.graph import build_graph, extract_all, order_repository  # noqa: E402
 from fimpack.packing.imports import parser_for  # noqa: E402
-from fimpack.packing.resolve import RepoIndex  # noqa: E402
+from fimpack.packing.repo_index import RepoIndex  # noqa: E402
+from fimpack.packing.resolve import resolve  # noqa: E402
 from fimpack.packing.testlinks import (_stem, is_test, link_tests,  # noqa: E402
                                        normalize, subject_of)
 from fimpack.records import SourceFile  # noqa: E402
@@ -142,7 +143,7 @@ def fimpack_edges(files: list[SourceFile], keep_dynamic: bool) -> set[tuple[str,
         for imp in ex.imports:
             if imp.kind == "dynamic" and not keep_dynamic:
                 continue
-            for hit in index.resolve(imp, f.path, f.language):
+            for hit in resolve(index, imp, f.path, f.language):
                 if hit.path != f.path:
                     edges.add((f.path, hit.path))
     return edges

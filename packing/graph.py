@@ -58,8 +58,9 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from fimpack.packing.imports import Extraction, Import, extract_imports, has_parser
+from fimpack.packing.repo_index import Hit, RepoIndex
+from fimpack.packing.resolve import resolve
 from fimpack.packing.resolve_langs import note_rust_modules
-from fimpack.packing.resolve import Hit, RepoIndex
 from fimpack.packing.samepackage import same_package_edges
 from fimpack.packing.testlinks import is_test, link_tests
 from fimpack.records import SourceFile
@@ -122,7 +123,7 @@ def build_graph(files: list[SourceFile], index: RepoIndex | None = None,
         if ex.parse_error:
             errors.append(f.path)
         for imp in ex.imports:
-            hits = index.resolve(imp, f.path, f.language)
+            hits = resolve(index, imp, f.path, f.language)
             if not hits:
                 unresolved += 1
             for hit in hits:

@@ -1,12 +1,13 @@
-"""Import resolution for JavaScript/TypeScript, Java, Go, Rust and C/C++ (Python's, and the
-repository index all of them use, are in ``resolve.py``; the rules are described there)."""
+"""Import resolution for JavaScript/TypeScript, Java, Go, Rust and C/C++ (Python's and the
+entry point ``resolve`` are in ``resolve.py``, where the rules are described; the repository
+index all of them use is ``repo_index.py``)."""
 from __future__ import annotations
 
 import posixpath
 
-from fimpack.packing.imports import Import
-from fimpack.packing.resolve import (C_INCLUDE_DIRS, JS_ALIAS_PREFIXES, JS_EXTS, JS_RUNTIME,
-                                     TS_EXTS, Hit, RepoIndex, _dirname, _join, closest)
+from fimpack.packing.parsing import Import
+from fimpack.packing.repo_index import (C_INCLUDE_DIRS, JS_ALIAS_PREFIXES, JS_EXTS, JS_RUNTIME,
+                                        TS_EXTS, Hit, RepoIndex, _dirname, _join, closest)
 
 # -- JavaScript / TypeScript -------------------------------------------------------------------
 
