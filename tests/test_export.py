@@ -15,8 +15,9 @@ import torch
 from fimpack.cli import main as cli
 from fimpack.records import SENTINELS
 from fimpack.train import evaluate as ev
-from fimpack.train.export import NotExportable, fimpack_config, transformers_config
-from fimpack.train.infill import fim_prompt, load_run
+from fimpack.train.export import NotExportable, transformers_config
+from fimpack.train.infill import fim_prompt
+from fimpack.train.runs import fimpack_config, load_run
 from fimpack.train.trainer import train
 from test_eval import make_build
 

@@ -17,49 +17,24 @@ a literal ``<|fim_prefix|>`` in a source file stays text, as in fimpack's shards
 sentinel in a prompt, build the ids (``tokenizer.convert_tokens_to_ids("<|fim_prefix|>")``)
 or call the tokenizer with ``split_special_tokens=False``.
 
-``load_transformers`` is the reverse: a local transformers Gemma folder (weights as
+``runs.load_transformers`` is the reverse: a local transformers Gemma folder (weights as
 safetensors, and a sentencepiece ``tokenizer.model`` with the four FIM sentinels, as CodeGemma's
 folders have) becomes a fimpack ``Run`` for ``fimpack eval`` and ``fimpack infill``.
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
-import re
 
 import torch
 
-from fimpack.model.gemma import Gemma, GemmaConfig
+from fimpack.model.gemma import GemmaConfig
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.records import FILE_SEPARATOR, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, SENTINELS
+from fimpack.train.runs import ACTIVATION, NotExportable, load_run, transformers_name
 
 log = logging.getLogger(__name__)
-ACTIVATION = "gelu_pytorch_tanh"  # transformers' name for fimpack's tanh-approximated GELU
-
-# fimpack's parameter names -> transformers' (per block, then the model's own)
-_BLOCK_NAMES = {
-    "attn_norm.weight": "input_layernorm.weight",
-    "mlp_norm.weight": "post_attention_layernorm.weight",
-    **{f"attn.{p}_proj.weight": f"self_attn.{p}_proj.weight" for p in "qkvo"},
-    **{f"mlp.{p}_proj.weight": f"mlp.{p}_proj.weight" for p in ("gate", "up", "down")},
-}
-_MODEL_NAMES = {"embed.weight": "model.embed_tokens.weight", "final_norm.weight": "model.norm.weight"}
-
-
-class NotExportable(ValueError):
-    """A model transformers' Gemma cannot represent (or a folder fimpack cannot load)."""
-
-
-def transformers_name(name: str) -> str:
-    """transformers' name of a fimpack Gemma parameter."""
-    if name in _MODEL_NAMES:
-        return _MODEL_NAMES[name]
-    match = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)
-    if not match or match.group(2) not in _BLOCK_NAMES:
-        raise KeyError(f"no transformers name for {name}")
-    return f"model.layers.{match.group(1)}.{_BLOCK_NAMES[match.group(2)]}"
 
 
 def transformers_config(config: GemmaConfig, tok: Tokenizer, seq_len: int) -> dict:
@@ -114,8 +89,6 @@ def _transformers():
 
 def export(run_dir: str, out_dir: str) -> dict:
     """Write RUN_DIR's model and tokenizer as a transformers folder OUT_DIR; a summary."""
-    from fimpack.train.infill import load_run
-
     tf = _transformers()
     run = load_run(run_dir)
     config = tf.GemmaConfig(**transformers_config(run.model.config, run.tokenizer, run.seq_len))
@@ -160,71 +133,6 @@ def same_mode(folder: str) -> None:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             os.chmod(path, 0o666 & ~umask)
-
-
-def is_transformers_folder(path: str) -> bool:
-    """A folder with a transformers config.json (fimpack's run folders have ckpt.pt)."""
-    cfg = os.path.join(path, "config.json")
-    if not os.path.isfile(cfg) or os.path.exists(os.path.join(path, "ckpt.pt")):
-        return False
-    with open(cfg) as f:
-        return "model_type" in json.load(f)
-
-
-def fimpack_config(hf: dict, attention: str = "auto") -> GemmaConfig:
-    """fimpack's GemmaConfig for a transformers Gemma config.json (other models refused)."""
-    if hf.get("model_type") != "gemma":
-        raise NotExportable(f"model_type {hf.get('model_type')!r}: fimpack loads Gemma "
-                            "(CodeGemma) checkpoints only")
-    act = hf.get("hidden_activation") or hf.get("hidden_act")
-    if act != ACTIVATION:
-        raise NotExportable(f"activation {act!r}: fimpack's Gemma uses {ACTIVATION}")
-    rope = hf.get("rope_parameters") or {"rope_type": "default",
-                                         "rope_theta": hf.get("rope_theta", 10000.0)}
-    if rope.get("rope_type", "default") != "default" or hf.get("attention_bias"):
-        raise NotExportable(f"RoPE {rope} / attention bias: not fimpack's Gemma")
-    if not hf.get("tie_word_embeddings", True):
-        raise NotExportable("an untied output projection: fimpack's Gemma ties it")
-    return GemmaConfig(vocab_size=hf["vocab_size"], d_model=hf["hidden_size"],
-                       n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"],
-                       n_kv_heads=hf["num_key_value_heads"], head_dim=hf["head_dim"],
-                       ffn_hidden=hf["intermediate_size"], rope_theta=float(rope["rope_theta"]),
-                       norm_eps=hf["rms_norm_eps"], attention=attention)
-
-
-def load_transformers(path: str, device: str = "cpu", attention: str = "auto"):
-    """A transformers Gemma folder as a fimpack ``Run`` (no network: a local folder only)."""
-    from safetensors.torch import load_file
-
-    from fimpack.train.infill import Run
-
-    with open(os.path.join(path, "config.json")) as f:
-        hf = json.load(f)
-    config = fimpack_config(hf, attention)
-    files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
-    if not files:
-        raise NotExportable(f"no *.safetensors weights in {path}")
-    weights = {}
-    for file in files:
-        weights.update(load_file(file))
-    weights.pop("lm_head.weight", None)  # tied: the embedding
-    with torch.device(device):
-        model = Gemma(config)
-    ours = {transformers_name(k): k for k in model.state_dict()}
-    unknown = sorted(set(weights) - set(ours))
-    if unknown:
-        raise NotExportable(f"weights fimpack's Gemma has no place for: {unknown[:5]}")
-    model.load_state_dict({ours[k]: v for k, v in weights.items()})
-    model.eval()
-    tok_path = os.path.join(path, "tokenizer.model")
-    if not os.path.exists(tok_path):
-        raise NotExportable(f"no sentencepiece tokenizer.model in {path}")
-    tokenizer = Tokenizer.load(tok_path)
-    if tokenizer.vocab_size > config.vocab_size:
-        raise NotExportable(f"{tok_path} has {tokenizer.vocab_size} ids, the model "
-                            f"{config.vocab_size} embeddings")
-    return Run(model, tokenizer, f"transformers:{os.path.basename(os.path.normpath(path))}", 0,
-               int(hf.get("max_position_embeddings", 8192)))
 
 
 def main(run_dir: str, out_dir: str) -> int:

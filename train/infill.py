@@ -21,67 +21,13 @@ a model that learned the format stops by itself.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
-import torch
-
-from fimpack.model.gemma import Gemma, GemmaConfig
 from fimpack.packing.tokenizer import Tokenizer
-from fimpack.records import FILE_SEPARATOR, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
-from fimpack.train.checkpoint import load_checkpoint
+from fimpack.records import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+from fimpack.train.runs import Run, load_run
 
 DEFAULT_MAX_NEW_TOKENS = 128
-
-
-@dataclass
-class Run:
-    """A trained model with its tokenizer, loaded from a run folder."""
-
-    model: Gemma
-    tokenizer: Tokenizer
-    flavor: str
-    step: int       # optimiser steps the checkpoint has seen
-    seq_len: int    # training context: prompts are cut to fit it
-
-    @property
-    def stop_ids(self) -> tuple[int, ...]:
-        c = self.tokenizer.control_ids
-        return (c[FIM_PREFIX], c[FIM_SUFFIX], c[FIM_MIDDLE], c[FILE_SEPARATOR],
-                self.tokenizer.eos_id)
-
-
-def load_run(run_dir: str, device: str = "cpu", attention: str = "auto") -> Run:
-    """The model in ``run_dir/ckpt.pt`` (loaded with ``weights_only=True``) in eval mode, and
-    its tokenizer: ``run_dir/tokenizer.model`` (the trainer copies it there), else the one in
-    the data folder that config.json names. A transformers Gemma folder (``fimpack export``'s,
-    or a local CodeGemma checkpoint) loads too (``export.load_transformers``)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    from fimpack.train.export import is_transformers_folder, load_transformers
-    if is_transformers_folder(run_dir):
-        return load_transformers(run_dir, device, attention)
-    ckpt_path = os.path.join(run_dir, "ckpt.pt")
-    if not os.path.exists(ckpt_path):
-        raise FileNotFoundError(f"no checkpoint {ckpt_path} (train first)")
-    ckpt = load_checkpoint(ckpt_path)
-    config = GemmaConfig(**{**ckpt["config"], "attention": attention})
-    with torch.device(device):
-        model = Gemma(config)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    tok_path = os.path.join(run_dir, "tokenizer.model")
-    if not os.path.exists(tok_path):
-        tok_path = os.path.join(ckpt["train"]["data_dir"], "tokenizer.model")
-    if not os.path.exists(tok_path):
-        raise FileNotFoundError(f"no tokenizer.model in {run_dir} or in the run's data folder "
-                                f"{ckpt['train']['data_dir']}")
-    tokenizer = Tokenizer.load(tok_path)
-    if tokenizer.vocab_size > config.vocab_size:
-        raise ValueError(f"{tok_path} has {tokenizer.vocab_size} ids, the model "
-                         f"{config.vocab_size} embeddings")
-    return Run(model, tokenizer, ckpt.get("flavor", ""), int(ckpt["step"]),
-               int(ckpt["train"]["seq_len"]))
 
 
 def fim_prompt(tokenizer: Tokenizer, prefix: str, suffix: str, path: str | None = None,
