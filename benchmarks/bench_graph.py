@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic repository generator
 
 from fimpack.packing import graph as fgraph  # noqa: E402
-from fimpack.packing import graph_view  # noqa: E402
+from fimpack import graph_view  # noqa: E402
 from fimpack.packing.graph import build_graph, extract_all, order_repository  # noqa: E402
 from fimpack.packing.imports import parser_for  # noqa: E402
 from fimpack.packing.repo_index import RepoIndex  # noqa: E402

@@ -520,7 +520,7 @@ def _dispatch(argv: list[str]) -> int:
         return cmd_infill(args)
     if args.command == "graph":
         _setup_logging(False)
-        from fimpack.packing import graph_view
+        from fimpack import graph_view
         return graph_view.main(args.repo_dir, args.strategy, args.json, args.png)
     if args.command == "export":
         from fimpack.train.export import main as export_main

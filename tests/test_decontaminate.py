@@ -9,7 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from fimpack.dedup.decontaminate import (Benchmark, Decontaminate, benchmark_rows,
                                          humaneval_path, informative, ngram_hashes)
 from fimpack.dedup.minhash import tokens
-from fimpack.packing import graph_view
+from fimpack import graph_view
 from fimpack.records import Drop, SourceFile
 
 # A real-format Java file (a hex formatter) with the digit run that matched HumanEval/78.

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fimpack.packing import graph as fgraph
-from fimpack.packing import graph_view
+from fimpack import graph_view
 from fimpack.packing.graph import (break_cycles, build_graph, linearise_apsp,
                                    linearise_codegemma, linearise_deepseek, order_repository,
                                    place_rest)
-from fimpack.packing.graph_view import draw_png, graph_json, to_dot
+from fimpack.graph_view import draw_png, graph_json, to_dot
 from fimpack.packing.imports import extract_imports
 from fimpack.packing.parsing import GRAMMARS, parser_for
 from fimpack.packing.testlinks import is_test, link_tests, subject_of
