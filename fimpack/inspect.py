@@ -16,7 +16,7 @@ from typing import Iterator
 import pyarrow.parquet as pq
 
 from fimpack.packing.fim import reconstruct
-from fimpack.records import Piece
+from fimpack.packing.pieces import pieces_of
 
 # ANSI colours per piece kind: prefix / middle / suffix stay distinguishable in a terminal.
 COLOURS = {"path": "\033[1;36m", "sentinel": "\033[1;35m", "prefix": "\033[32m",
@@ -35,11 +35,6 @@ def iter_examples(out: str) -> Iterator[dict]:
     for path in example_files(out):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
             yield from batch.to_pylist()
-
-
-def pieces_of(row: dict) -> list[Piece]:
-    text = row["text"]
-    return [Piece(p["kind"], text[p["start"]:p["end"]], p["file"]) for p in row["pieces"]]
 
 
 def as_json(row: dict) -> dict:

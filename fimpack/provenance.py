@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 import pyarrow.compute as pc
 
-from fimpack.inspect import pieces_of
 from fimpack.packing.fim import original_start, reconstruct
+from fimpack.packing.pieces import pieces_of
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.records import PATH, PROVENANCE_FIELDS as FIELDS, SENTINEL  # noqa: F401

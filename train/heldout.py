@@ -30,11 +30,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from fimpack.inspect import pieces_of
 from fimpack.model.gemma import token_losses
 from fimpack.packing.examples import file_pieces, file_rng
 from fimpack.packing.fim import NONE, PSM, SPM, SYNTAX, UNIFORM, reconstruct
 from fimpack.packing.graph import order_repository
+from fimpack.packing.pieces import pieces_of
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.records import CODE, FILE_SEPARATOR, MIDDLE, PATH, SourceFile
 from fimpack.train.data import IGNORE, PAD_DOC, Batch
