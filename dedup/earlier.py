@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from fimpack.dedup import minhash
 from fimpack.dedup.near import band_keys
+from fimpack.filesystems import join, read_bytes
 from fimpack.records import CODE, Drop
 
 REASON = "duplicate_of_earlier_build"
@@ -42,8 +43,6 @@ def earlier_record_paths(prev_out: str, name: str) -> list[str]:
     """The record shards NAME (``dedup/signatures``, ``dedup/hashes``) that PREV_OUT's
     manifest lists. A build without them (older than this feature) is an error, not a
     silent no-op."""
-    from fimpack.pipelines.outputs import join, read_bytes
-
     manifest = json.loads(read_bytes(join(prev_out, "manifest.json")))
     entries = manifest.get("records", {}).get(name)
     if entries is None:
@@ -57,8 +56,6 @@ def _read_rows(item):
     import io
 
     import pyarrow.parquet as pq
-
-    from fimpack.pipelines.outputs import read_bytes
 
     build, path = item
     for row in pq.read_table(io.BytesIO(read_bytes(path))).to_pylist():
