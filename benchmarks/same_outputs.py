@@ -31,11 +31,18 @@ PII = ["Write to maintainer.name@example-corp.com or ops@internal.example.org fo
        "token: ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"]
 
 
-def mixed_input(dest: Path) -> Path:
+# One fixed place for the mixed input: files record where they were read (``origin``), so
+# builds compare only when they read the same path. Made once, then reused.
+MIXED_INPUT = Path(os.environ.get("SAME_OUTPUTS_INPUT", "/tmp/fimpack-same-outputs-input"))
+
+
+def mixed_input(dest: Path = MIXED_INPUT) -> Path:
     """The real packages and a docs.jsonl of their READMEs with PII lines mixed in."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    if (dest / "docs.jsonl").exists():
+        return dest
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True)
+    dest, final = tmp, dest
     docs = []
     for entry in sorted(REAL.iterdir()):
         if entry.name.endswith(".tsv"):
@@ -54,13 +61,17 @@ def mixed_input(dest: Path) -> Path:
     with open(dest / "docs.jsonl", "w") as fh:
         for d in docs:
             fh.write(json.dumps(d) + "\n")
-    return dest
+    try:
+        dest.rename(final)
+    except OSError:  # another run made it first
+        shutil.rmtree(dest)
+    return final
 
 
 def build(where: Path) -> None:
     where.mkdir(parents=True, exist_ok=True)
     runs = {"embedded": ["--max-repos", "20", "--max-files-per-repo", "120"],
-            "mixed": ["--input", str(mixed_input(where / "mixed-input")),
+            "mixed": ["--input", str(mixed_input()),
                       "--licenses", "permissive"]}
     for name, args in runs.items():
         cmd = [FIMPACK, "build", "--out", str(where / name), *COMMON, *args]

@@ -37,7 +37,7 @@ import apache_beam as beam
 
 from fimpack.config import GENERATED_KINDS as KINDS
 from fimpack.dedup.quality import GENERATED as GENERATOR_MARKER
-from fimpack.records import Drop, SourceFile, processing_error
+from fimpack.records import Drop, SourceFile, StageOut, processing_error
 
 MINIFIED_EXTS = (".js", ".mjs", ".cjs", ".css")
 MINIFIED_MEAN_LINE = 110                    # linguist's generated.rb, minified_files?
@@ -233,7 +233,7 @@ def _apply(item):
 
 
 class GeneratedFiles(beam.PTransform):
-    """SourceFiles -> (SourceFiles kept, Drops): vendored, minified and generated files by
+    """SourceFiles -> ``StageOut``: SourceFiles kept, Drops. Vendored, minified and generated files by
     their own path and content; compiled outputs by the repository's paths (only the paths
     are grouped per repository, and only possible outputs are joined back)."""
 
@@ -263,6 +263,4 @@ class GeneratedFiles(beam.PTransform):
                 "drops", main="files")
             files = out.files
             drops.append(out.drops)
-        if not drops:
-            drops = [files.pipeline | "NoDrops" >> beam.Create([])]
-        return files, tuple(drops) | "GeneratedDrops" >> beam.Flatten()
+        return StageOut(files, tuple(drops))

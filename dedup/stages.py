@@ -33,8 +33,9 @@ from fimpack.dedup.quality import QualityConfig, QualityFilter
 from fimpack.dedup.licenses import (ROW_LICENSE, SOURCE_HEADER, allowed, file_license_source,
                                     is_manifest, opted_out, repo_license_info)
 from fimpack.dedup.nl import LanguageID, NLConfig, judge
+from fimpack.counting import cluster_counter
 from fimpack.records import (CODE, LICENSE_TEXT, NATURAL_LANGUAGE, ClusterMember, Drop,
-                             counter_key, processing_error)
+                             StageOut, counter_key, processing_error)
 
 SEP = "\x1f"  # between repo and path in a file key: never in a path
 
@@ -105,15 +106,15 @@ def _without(pcoll, keys, label: str):
 
 
 class Dedup(beam.PTransform):
-    """SourceFiles -> (kept SourceFiles, Drops, ClusterMembers). With ``against`` (earlier
-    builds' outputs), what they kept is dropped first (``dedup/earlier.py``). After
-    expansion, ``kept_signatures`` ((repo, signature) of every repository kept at repository
-    level) and ``kept_hashes`` (the kept files) are what a later build dedups against."""
+    """SourceFiles -> ``StageOut``: kept SourceFiles, Drops, cluster counts, and three record
+    tables: ``dedup/clusters`` (ClusterMembers), and what a later build dedups against
+    (``dedup/earlier.py``): ``dedup/signatures`` ((repo, signature) of every repository kept
+    at repository level) and ``dedup/hashes`` (the kept files). With ``against`` (earlier
+    builds' outputs), what they kept is dropped first."""
 
     def __init__(self, config: DedupConfig = DedupConfig()):
         super().__init__()
         self.config = config
-        self.kept_signatures = self.kept_hashes = None
 
     def expand(self, files):
         cfg = self.config
@@ -138,7 +139,6 @@ class Dedup(beam.PTransform):
             gone = c | "DroppedRepos" >> beam.FlatMap(
                 lambda m: [] if m.kept else [m.repo])
             sigs = _without(sigs, gone, "NotNearDuplicate")
-        self.kept_signatures = sigs
         if cfg.file_exact:
             exact = files | "FileExact" >> ExactDedup(drop_all)
             files = exact.files
@@ -148,12 +148,12 @@ class Dedup(beam.PTransform):
             files, d, c = files | "FileNear" >> _NearLevel("file", cfg.near, policy)
             drops.append(d)
             clusters.append(c)
-        empty = lambda label: files.pipeline | label >> beam.Create([])  # noqa: E731
-        drops = drops or [empty("NoDrops")]
-        clusters = clusters or [empty("NoClusters")]
-        self.kept_hashes = files
-        return (files, tuple(drops) | "AllDedupDrops" >> beam.Flatten(),
-                tuple(clusters) | "AllClusters" >> beam.Flatten())
+        counts = tuple(c | f"ClusterCounts{i}" >> beam.Map(cluster_counter)
+                       for i, c in enumerate(clusters))
+        # what dedup kept, for a later build's --dedup-against (dedup/earlier.py)
+        return StageOut(files, tuple(drops), counts, tables={
+            "dedup/clusters": tuple(clusters), "dedup/signatures": sigs,
+            "dedup/hashes": files})
 
 
 class _JudgeDocuments(beam.DoFn):
@@ -184,7 +184,7 @@ class _JudgeDocuments(beam.DoFn):
 
 
 class Filters(beam.PTransform):
-    """Kept SourceFiles -> (SourceFiles that pass, Drops, counters): the code quality rules
+    """Kept SourceFiles -> ``StageOut``: SourceFiles that pass, Drops, counters. The code quality rules
     (QUALITY None: off), the documents' language and quality (NL None: off), decontamination
     against BENCHMARKS (empty: off), then PII redaction (counted per file) when PII."""
 
@@ -211,9 +211,7 @@ class Filters(beam.PTransform):
             files, pii_counts, dropped = files | "RedactPII" >> RedactPII()
             counts.append(pii_counts)
             drops.append(dropped)
-        empty = lambda label: files.pipeline | label >> beam.Create([])  # noqa: E731
-        return (files, tuple(drops or [empty("NoDrops")]) | "FilterDrops" >> beam.Flatten(),
-                tuple(counts or [empty("NoCounts")]) | "FilterCounts" >> beam.Flatten())
+        return StageOut(files, tuple(drops), tuple(counts))
 
 
 def _repo_licenses(repo: str, files) -> Iterator:
@@ -259,7 +257,8 @@ class _ApplyLicenses(beam.DoFn):
 
 
 class Licenses(beam.PTransform):
-    """SourceFiles -> (SourceFiles with their licence, Drops, licence counters): licence files
+    """SourceFiles -> ``StageOut``: SourceFiles with their licence, Drops, licence counters.
+    Licence files
     and package manifests read per repository (``dedup/licenses.py``; licence files and the
     manifests that are no code, PKG-INFO / METADATA / gemspec, dropped as ``license_file``;
     package.json, Cargo.toml, pom.xml... stay code files), then every
@@ -300,6 +299,4 @@ class Licenses(beam.PTransform):
                | "Apply" >> beam.ParDo(_ApplyLicenses(self.policy, self.opt_outs, self.detect),
                                        beam.pvalue.AsDict(repo_licenses)).with_outputs(
                    "drops", "counts", main="files"))
-        drops = (license_drops, out.drops) | "LicenseDrops" >> beam.Flatten()
-        counts = (out.counts, disagreements) | "LicenseCounts" >> beam.Flatten()
-        return out.files, drops, counts
+        return StageOut(out.files, (license_drops, out.drops), (out.counts, disagreements))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -152,6 +152,24 @@ class PartFate(NamedTuple):
     kept: bool
     source: str
     entry: FileEntry
+
+
+@dataclass(frozen=True)
+class StageOut:
+    """What one stage of a build hands on (``pipelines/build.py``), every output by name:
+
+    - ``items``: the records the next stage reads (files, examples, ...);
+    - ``drops``: PCollections of ``Drop``, each mapped where it is made;
+    - ``counts``: PCollections of counter dicts for the report (``counter_key``);
+    - ``tables``: record tables to write, {table name: PCollection or tuple of them}
+      (``pipelines/outputs.RECORD_TABLES`` names them and their rows);
+    - ``side``: other named outputs a later stage reads (PackExamples' ``stats``)."""
+
+    items: Any
+    drops: tuple = ()
+    counts: tuple = ()
+    tables: dict = field(default_factory=dict)
+    side: dict = field(default_factory=dict)
 
 
 # Counters travel as {key: count} dicts summed by a combiner into the manifest. A key is a

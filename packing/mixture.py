@@ -20,7 +20,8 @@ from apache_beam.metrics import Metrics
 from fimpack.config import PRESETS  # noqa: F401  (re-exported)
 from fimpack.counting import SumCounters, example_counter, kept_counter
 from fimpack.packing.examples import stable_hash
-from fimpack.records import (AUDIT, CODE, NATURAL_LANGUAGE, SPLITS, Drop, PartFate, packed)
+from fimpack.records import (AUDIT, CODE, NATURAL_LANGUAGE, SPLITS, Drop, PartFate, StageOut,
+                             packed)
 
 BUCKETS = 1 << 16
 def bucket(seed: int, example_id: str) -> int:
@@ -136,13 +137,6 @@ class _Mix(beam.DoFn):
                 "parts", ((example.repo, f.path), PartFate(kept, example.source, f)))
 
 
-def file_row(key: tuple[str, str], fate: PartFate) -> tuple:
-    """One kept file's provenance row (``outputs.FILES_SCHEMA``)."""
-    f = fate.entry
-    return (key[0], key[1], fate.source, f.language, f.natural_language or None, f.license,
-            f.origin, f.sha256, f.parts, f.license_source or None, f.encoding or None)
-
-
 class _FileFate(beam.CombineFn):
     """A file is kept when any of its parts is."""
 
@@ -164,9 +158,10 @@ class _FileFate(beam.CombineFn):
 
 
 class Mixture(beam.PTransform):
-    """(Tokenized examples, their ExampleStats) -> (kept examples keyed by shard as packed
-    bytes, their counters, the counters of the files kept, Drops of the files whose every
-    part fell out, the kept files' provenance rows for ``OUT/files``). The plan (one token
+    """{"examples": Tokenized examples, "stats": their ExampleStats} -> ``StageOut``: kept
+    examples keyed by shard as packed bytes; Drops of the files whose every part fell out;
+    the kept examples' and kept files' counters; and the ``files`` table (each kept file's
+    ((repo, path), PartFate), its provenance row in ``OUT/files``: ``outputs.file_row``). The plan (one token
     histogram per source and split) and the shard counts come from the small stats records, so the
     examples are read once, to be kept or dropped and keyed.
     Shard counts come from the data (not the worker count), so outputs are identical however
@@ -178,7 +173,7 @@ class Mixture(beam.PTransform):
         self.seed, self.code_fraction, self.shard_tokens = seed, code_fraction, shard_tokens
 
     def expand(self, pcolls):
-        examples, stats = pcolls
+        examples, stats = pcolls["examples"], pcolls["stats"]
         fraction, shard_tokens = self.code_fraction, self.shard_tokens
         decision = beam.pvalue.AsSingleton(
             stats
@@ -204,5 +199,4 @@ class Mixture(beam.PTransform):
         kept_files = fates | "Kept" >> beam.Filter(lambda kv: kv[1].kept)
         kept = kept_files | "KeptCounts" >> beam.Map(
             lambda kv: kept_counter(kv[1].source, kv[1].entry.language, kv[1].entry.encoding))
-        rows = kept_files | "FileRows" >> beam.MapTuple(file_row)
-        return keyed, example_counts, kept, drops, rows
+        return StageOut(keyed, (drops,), (example_counts, kept), tables={"files": kept_files})

@@ -29,8 +29,8 @@ from fimpack.packing.partition import edge_weights
 from fimpack.packing.split import TOLERANCE, choose_validation
 from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
 from fimpack.packing.fim import UNIFORM
-from fimpack.records import (AUDIT, CODE, Drop, ExampleStats, SourceFile, Tokenized, packed,
-                             processing_error)
+from fimpack.records import (AUDIT, CODE, Drop, ExampleStats, SourceFile, StageOut, Tokenized,
+                             packed, processing_error)
 
 log = logging.getLogger("fimpack.build")
 
@@ -274,7 +274,8 @@ def _held_out(choice) -> frozenset:
 
 
 class PackExamples(beam.PTransform):
-    """Kept files -> (Tokenized examples, ExampleStats, Drops of files that failed), with the
+    """Kept files -> ``StageOut``: Tokenized examples, the Drops of files that failed, an
+    ``examples_packed`` count, and ``side["stats"]`` (an ExampleStats per example), with the
     tokenizer MODEL as a side input. CFG: the build's settings (seed, fim_rate, fim_split,
     order, seq_len, val_fraction)."""
 
@@ -304,6 +305,8 @@ class PackExamples(beam.PTransform):
                 | "Docs" >> beam.Filter(lambda f: f.source != CODE)
                 | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model, held_out)
                 .with_outputs("drops", "stats", main="examples"))
-        return ((code.examples, docs.examples) | "AllExamples" >> beam.Flatten(),
-                (code.stats, docs.stats) | "AllStats" >> beam.Flatten(),
-                (code.drops, docs.drops) | "PackDrops" >> beam.Flatten())
+        stats = (code.stats, docs.stats) | "AllStats" >> beam.Flatten()
+        return StageOut((code.examples, docs.examples) | "AllExamples" >> beam.Flatten(),
+                        (code.drops, docs.drops),
+                        (stats | "PackedCounts" >> beam.Map(lambda _: {"examples_packed": 1}),),
+                        side={"stats": stats})

@@ -24,13 +24,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from fimpack.config import BuildConfig  # noqa: F401  (re-exported)
-from fimpack.counting import cluster_counter, drop_counter, kept_counter
-from fimpack.dedup import earlier
+from fimpack.counting import drop_counter, kept_counter
 from fimpack.dedup.decontaminate import HUMANEVAL
 from fimpack.dedup.generated import GeneratedFiles
 from fimpack.dedup.licenses import load_patterns, load_policy
 from fimpack.dedup.stages import Dedup, Filters, Licenses
 from fimpack.errors import BuildFailed
+from fimpack.records import StageOut
 from fimpack.packing.mixture import Mixture
 from fimpack.packing.stages import PackExamples, TrainTokenizer
 from fimpack.packing.tokenizer import Tokenizer
@@ -43,67 +43,60 @@ log = logging.getLogger("fimpack.build")
 
 
 def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
-    """Wire the build into P. Returns nothing: every output is a file under cfg.out."""
-    out = cfg.out
-    files, read_drops = p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits)
-    # Counts carried as data from the stages that make the records (the audit's flow checks:
-    # pipelines/manifest.py): every file read, as Ingest emits it.
-    flow = [files | "ReadCounts" >> beam.Map(lambda _: {"files_read": 1}),
-            read_drops | "ReadDropCounts" >> beam.Map(lambda _: {"files_read": 1})]
-    files, license_drops, license_counts = files | "Licenses" >> Licenses(
-        load_policy(cfg.licenses), load_patterns(cfg.exclude_repos), cfg.licenses != "off")
-    generated_drops = []
+    """Wire the build into P, top to bottom as the module's diagram. Returns nothing: every
+    output is a file under cfg.out. Each stage returns a ``StageOut``; what the stages drop,
+    count and record is gathered once, by ``account``, for the record tables and the report."""
+    out, stages = cfg.out, []
+
+    def step(result: StageOut):
+        stages.append(result)
+        return result.items
+
+    files = step(p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits))
+    files = step(files | "Licenses" >> Licenses(
+        load_policy(cfg.licenses), load_patterns(cfg.exclude_repos), cfg.licenses != "off"))
     if cfg.drop_generated:  # before dedup: a compiled copy must never be the one kept
-        files, dropped = files | "Generated" >> GeneratedFiles(cfg.drop_generated)
-        generated_drops.append(dropped)
-    dedup = Dedup(cfg.dedup)
-    clean, dedup_drops, clusters = files | "Dedup" >> dedup
-    # The per-file record tables, written together at the end (WriteRecordTables: one set of
-    # stages for all of them instead of one per table).
-    tables = {"dedup/clusters": (outputs.CLUSTERS_SCHEMA, outputs.cluster_row),
-              # what dedup kept, for a later build's --dedup-against (dedup/earlier.py)
-              "dedup/signatures": (earlier.SIGNATURES_SCHEMA, earlier.signature_row),
-              "dedup/hashes": (earlier.HASHES_SCHEMA, earlier.hash_row),
-              "files": (outputs.FILES_SCHEMA, _same_row),
-              "drops": (outputs.DROPS_SCHEMA, outputs.drop_row)}
-    records = {"dedup/clusters": clusters, "dedup/signatures": dedup.kept_signatures,
-               "dedup/hashes": dedup.kept_hashes}
-    drops, counts = [read_drops, license_drops, *generated_drops, dedup_drops], [
-        clusters | "ClusterCounts" >> beam.Map(cluster_counter), license_counts, *flow]
+        files = step(files | "Generated" >> GeneratedFiles(cfg.drop_generated))
+    files = step(files | "Dedup" >> Dedup(cfg.dedup))
+    shards = None
     if cfg.dedup_only:
-        counts.append(clean | "KeptCounts" >> beam.Map(
-            lambda f: kept_counter(f.source, f.language, f.encoding)))
+        stages.append(StageOut(None, counts=(files | "KeptCounts" >> beam.Map(
+            lambda f: kept_counter(f.source, f.language, f.encoding)),)))
     else:
         benchmarks = [HUMANEVAL] if cfg.benchmarks is None else cfg.benchmarks
-        clean, filter_drops, pii_counts = clean | "Filters" >> Filters(cfg.quality, benchmarks,
-                                                                       cfg.pii, cfg.nl)
+        files = step(files | "Filters" >> Filters(cfg.quality, benchmarks, cfg.pii, cfg.nl))
         user = outputs.read_bytes(cfg.tokenizer) if cfg.tokenizer else None
-        model = clean | "TrainTokenizer" >> TrainTokenizer(
+        model = files | "TrainTokenizer" >> TrainTokenizer(
             cfg.seed, cfg.vocab_size, cfg.tokenizer_sample_docs, cfg.tokenizer_sample_chars,
             user)
         _ = model | "WriteTokenizer" >> beam.Map(
             lambda m: outputs.write_atomic(outputs.join(out, "tokenizer.model"), m) if m
             else None)
         model = beam.pvalue.AsSingleton(model)
-        examples, stats, pack_drops = clean | "PackExamples" >> PackExamples(cfg, model)
-        keyed, example_counts, kept_counts, mixture_drops, kept_files = (
-            (examples, stats) | "Mixture" >> Mixture(cfg.seed, cfg.code_fraction,
-                                                     cfg.shard_tokens))
+        packed = files | "PackExamples" >> PackExamples(cfg, model)
+        step(packed)
+        keyed = step({"examples": packed.items, "stats": packed.side["stats"]}
+                     | "Mixture" >> Mixture(cfg.seed, cfg.code_fraction, cfg.shard_tokens))
         shards = keyed | "WriteShards" >> outputs.WriteShards(out, cfg.seq_len, model)
-        records["files"] = kept_files
-        drops += [filter_drops, pack_drops, mixture_drops]
-        counts += [pii_counts, example_counts, kept_counts,
-                   stats | "PackedCounts" >> beam.Map(lambda _: {"examples_packed": 1})]
-    records["drops"] = tuple(drops)  # each mapped where it is made: no Flatten of Flattens
-    record_files = records | "WriteRecords" >> outputs.WriteRecordTables(
-        out, {name: tables[name] for name in records})
+    tables, counts = account(stages)
+    record_files = tables | "WriteRecords" >> outputs.WriteRecordTables(
+        out, {name: outputs.RECORD_TABLES[name] for name in tables})
+    _ = counts | "Report" >> Report(out, (record_files,), shards)
+
+
+def account(stages: list[StageOut]) -> tuple[dict, tuple]:
+    """The stages' record tables, with their drops as the ``drops`` table, and every counter
+    PCollection, a drop counter for each drop PCollection among them. Each PCollection is
+    mapped where it is made, never flattened first (a Flatten of Flattens is a copy stage
+    each on FnApiRunner)."""
+    tables, counts, drops = {}, [], []
+    for stage in stages:
+        tables.update(stage.tables)
+        counts += stage.counts
+        drops += stage.drops
+    tables["drops"] = tuple(drops)
     counts += [d | f"DropCounts{i}" >> beam.Map(drop_counter) for i, d in enumerate(drops)]
-    _ = tuple(counts) | "Report" >> Report(out, (record_files,),
-                                           None if cfg.dedup_only else shards)
-
-
-def _same_row(row: tuple) -> tuple:
-    return row
+    return tables, tuple(counts)
 
 
 def clear_outputs(out: str) -> None:

@@ -19,7 +19,7 @@ from fimpack.pipelines.archives import read_rows, read_tar, read_zip, safe_membe
 from fimpack.pipelines.sources import (RepoSource, classify, discover, list_dir,  # noqa: F401
                                        list_files, read_dir, read_files, _read_path_entry)
 # the names above are also ingest's API (tests, ``fimpack graph``): re-exported
-from fimpack.records import AUDIT, Drop, SourceFile, processing_error
+from fimpack.records import AUDIT, Drop, SourceFile, StageOut, processing_error
 
 log = logging.getLogger("fimpack.ingest")
 
@@ -95,7 +95,8 @@ class _ReadEntry(beam.DoFn):
 
 
 class Ingest(beam.PTransform):
-    """RepoSources -> SourceFiles (main output) and Drops (``drops`` output)."""
+    """RepoSources -> ``StageOut``: SourceFiles, the Drops of files not read, and a
+    ``files_read`` count of each."""
 
     def __init__(self, limits: Limits):
         super().__init__()
@@ -111,6 +112,10 @@ class Ingest(beam.PTransform):
                  | "ReadFile" >> beam.ParDo(_ReadEntry(self.limits)).with_outputs(
                      _ReadSource.DROPS, main="files"))
         files = (read.files, loose.files) | "AllFiles" >> beam.Flatten()
-        drops = ((read[_ReadSource.DROPS], loose[_ReadSource.DROPS])
-                 | "AllReadDrops" >> beam.Flatten())
-        return files, drops
+        drops = (read[_ReadSource.DROPS], loose[_ReadSource.DROPS])
+        # every file read, counted as data where Ingest emits it (the audit's flow checks:
+        # pipelines/manifest.py)
+        counts = (files | "ReadCounts" >> beam.Map(lambda _: {"files_read": 1}),
+                  *(d | f"ReadDropCounts{i}" >> beam.Map(lambda _: {"files_read": 1})
+                    for i, d in enumerate(drops)))
+        return StageOut(files, drops, counts)

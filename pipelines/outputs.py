@@ -27,7 +27,7 @@ from fimpack.packing.binpack import best_fit_decreasing
 from fimpack.packing.examples import stable_hash
 from fimpack.packing.shards import encode_shard, token_dtype
 from fimpack.packing.tokenizer import Tokenizer
-from fimpack.records import AUDIT, SPLITS, ClusterMember, Drop, Example
+from fimpack.records import AUDIT, SPLITS, ClusterMember, Drop, Example, PartFate
 
 log = logging.getLogger("fimpack.build")
 EXAMPLES_WRITTEN = Metrics.counter(AUDIT, "examples_written")  # the audit's last count
@@ -155,12 +155,42 @@ RECORD_SCHEMAS = {"drops": DROPS_SCHEMA, "clusters": CLUSTERS_SCHEMA, "files": F
 ROWS_PER_RECORD_SHARD = 1_000_000  # ~20-60 MB of Parquet per shard at real path lengths
 
 
+def row_of(schema: pa.Schema, **values) -> tuple:
+    """A record table's row, its values by field name in SCHEMA's order (the order is stated
+    once, by the schema; a field missing from VALUES is a KeyError, an extra one too)."""
+    if len(values) != len(schema.names):
+        raise KeyError(f"not the fields of the schema: {sorted(set(values) ^ set(schema.names))}")
+    return tuple(values[name] for name in schema.names)
+
+
 def drop_row(d: Drop) -> tuple:
-    return (d.repo, d.path, d.reason, d.detail)
+    return row_of(DROPS_SCHEMA, repo=d.repo, path=d.path, reason=d.reason, detail=d.detail)
 
 
 def cluster_row(m: ClusterMember) -> tuple:
-    return (m.level, m.kind, m.repo, m.path, m.cluster, m.kept, m.keep_policy)
+    return row_of(CLUSTERS_SCHEMA, level=m.level, kind=m.kind, repo=m.repo, path=m.path,
+                  cluster=m.cluster, kept=m.kept, keep_policy=m.keep_policy)
+
+
+def file_row(kept: tuple[tuple[str, str], PartFate]) -> tuple:
+    """One kept file's provenance row: ((repo, path), PartFate) as the mixture keeps it."""
+    (repo, path), fate = kept
+    f = fate.entry
+    return row_of(FILES_SCHEMA, repo=repo, path=path, source=fate.source,
+                  language=f.language, natural_language=f.natural_language or None,
+                  license=f.license, origin=f.origin, sha256=f.sha256, parts=f.parts,
+                  license_source=f.license_source or None, encoding=f.encoding or None)
+
+
+# Every record table a build writes: its name under OUT, its schema, and the function that
+# makes a row of the record its stage hands on (``StageOut.tables``).
+RECORD_TABLES = {
+    "drops": (DROPS_SCHEMA, drop_row),
+    "dedup/clusters": (CLUSTERS_SCHEMA, cluster_row),
+    "dedup/signatures": (earlier.SIGNATURES_SCHEMA, earlier.signature_row),
+    "dedup/hashes": (earlier.HASHES_SCHEMA, earlier.hash_row),
+    "files": (FILES_SCHEMA, file_row),
+}
 
 
 def _order(row: tuple) -> tuple:

@@ -146,7 +146,8 @@ def test_pipeline_drops_each_kind_with_its_reason(kinds):
         for path in ("dist/cjs/Observable.js", "dist/types/Observable.d.ts"):
             expected.add((path, "vendored", "go-enry IsVendor (linguist vendor.yml)"))
     with beam.Pipeline() as p:
-        kept, drops = p | beam.Create(files()) | GeneratedFiles(kinds)
+        out = p | beam.Create(files()) | GeneratedFiles(kinds)
+        kept, drops = out.items, out.drops | "Drops" >> beam.Flatten()
         assert_that(drops | beam.Map(lambda d: (d.path, d.reason, d.detail)),
                     equal_to(sorted(expected)), label="drops")
         assert_that(kept | beam.Map(lambda f: f.path),

@@ -29,8 +29,9 @@ FORKS = (repo("a-fork", "GPL-3.0-only") + repo("b-fork", "MIT", stars=10, forks=
 
 def check(policy: str, keeper: str, why: str):
     with TestPipeline() as p:
-        kept, drops, clusters = p | beam.Create(FORKS) | Dedup(
-            DedupConfig(file_exact=False, keep_policy=policy))
+        out = p | beam.Create(FORKS) | Dedup(DedupConfig(file_exact=False, keep_policy=policy))
+        kept, drops = out.items, out.drops | "Drops" >> beam.Flatten()
+        clusters = out.tables["dedup/clusters"] | "Clusters" >> beam.Flatten()
         assert_that(kept | beam.Map(lambda f: f.repo) | beam.Distinct(), equal_to([keeper]),
                     label="kept")
         cluster = f"repo-near:{keeper}"

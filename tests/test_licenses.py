@@ -174,9 +174,11 @@ def test_licenses_off_reads_no_licence_but_drops_licence_files():
              SourceFile("r", "a.py", "python", gpl_header)]
     for detect, want in ((True, [("a.py", "GPL-2.0-only")]), (False, [("a.py", None)])):
         with TestPipeline() as p:
-            kept, drops, counts = (p | beam.Create(files)
-                                   | Licenses(load_policy("off" if not detect else "any"),
-                                              detect=detect))
+            out = (p | beam.Create(files)
+                   | Licenses(load_policy("off" if not detect else "any"), detect=detect))
+            kept = out.items
+            drops = out.drops | "Drops" >> beam.Flatten()
+            counts = out.counts | "Counts" >> beam.Flatten()
             assert_that(kept | beam.Map(lambda f: (f.path, f.license)), equal_to(want),
                         label="kept")
             assert_that(drops | beam.Map(lambda d: (d.path, d.reason)),

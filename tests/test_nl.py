@@ -163,8 +163,10 @@ def test_documents_keep_their_text_and_get_a_language():
             SourceFile("docs", "spam.txt", TEXT, "Buy now. " * 100, NATURAL_LANGUAGE),
             SourceFile("code", "a.py", "python", "A = 1\n")]
     with TestPipeline() as p:
-        files, drops, counts = (p | beam.Create(docs)
-                                | Filters(None, [], pii=False, nl=NLConfig()))
+        out = p | beam.Create(docs) | Filters(None, [], pii=False, nl=NLConfig())
+        files = out.items
+        drops = out.drops | "Drops" >> beam.Flatten()
+        counts = out.counts | "Counts" >> beam.Flatten()
         assert_that(files | beam.Map(lambda f: (f.path, f.content, f.natural_language)),
                     equal_to([("README.md", readme, "en"), ("a.py", "A = 1\n", "")]),
                     label="kept")
@@ -176,10 +178,10 @@ def test_documents_keep_their_text_and_get_a_language():
 def test_no_nl_filter_leaves_documents_unjudged():
     doc = SourceFile("docs", "spam.txt", TEXT, "Buy now. " * 100, NATURAL_LANGUAGE)
     with TestPipeline() as p:
-        files, drops, _ = p | beam.Create([doc]) | Filters(None, [], pii=False, nl=None)
-        assert_that(files | beam.Map(lambda f: (f.path, f.natural_language)),
+        out = p | beam.Create([doc]) | Filters(None, [], pii=False, nl=None)
+        assert_that(out.items | beam.Map(lambda f: (f.path, f.natural_language)),
                     equal_to([("spam.txt", "")]), label="kept")
-        assert_that(drops, equal_to([]), label="dropped")
+        assert out.drops == ()  # no filter ran: nothing that could drop
 
 
 def _reference_shares(words: list[str], n: int) -> tuple[float, float]:
