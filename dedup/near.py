@@ -24,7 +24,7 @@ import apache_beam as beam
 import numpy as np
 import xxhash
 
-from fimpack.config import NearDedupConfig  # noqa: F401  (re-exported)
+from fimpack.config import KEEP_POLICIES, NearDedupConfig
 from fimpack.dedup import minhash
 from fimpack.dedup.components import ConnectedComponents
 
@@ -128,7 +128,6 @@ class RepoSignatures(beam.PTransform):
 
 # ---- the keeper of a near-duplicate cluster (``--keep-policy``) -----------------------------
 
-KEEP_POLICIES = ("smallest", "permissive", "stars")
 DROP_ALL = "drop-all"  # --dedup-mode drop-all: no copy of a cluster is kept
 
 

@@ -29,32 +29,12 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import fields
 
-from fimpack.config import (FIM_SPLITS, GENERATED_KINDS, ORDERS, PARTITIONS, PRESETS,
-                            BuildConfig, Limits, NearDedupConfig, QualityConfig, build_config)
+from fimpack.config import (DEDUP_GROUPS, INPUT, PRESET_FIELDS, PRESETS, STRATEGIES,
+                            BuildConfig, build_config)
 from fimpack.errors import UserError, user_message
-from fimpack.train.config import PACKINGS, TrainConfig
-
-# The flags' defaults: the config dataclasses' own.
-BUILD, LIMITS, NEAR, QUALITY = BuildConfig(""), Limits(), NearDedupConfig(), QualityConfig()
-
-
-def _language_codes(value: str) -> tuple[str, ...]:
-    """``en, de`` -> ("de", "en"); anything but ISO 639 codes (or ``und``) is refused."""
-    codes = tuple(sorted({c.strip().lower() for c in value.split(",") if c.strip()}))
-    bad = [c for c in codes if not (c.isascii() and c.isalpha() and 2 <= len(c) <= 3)]
-    if bad or not codes:
-        raise argparse.ArgumentTypeError(f"not ISO 639 language codes: {value!r}")
-    return codes
-
-
-def _generated_kinds(value: str) -> tuple[str, ...]:
-    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
-    bad = [k for k in kinds if k not in GENERATED_KINDS]
-    if bad or not kinds:
-        raise argparse.ArgumentTypeError(f"not among {','.join(GENERATED_KINDS)}: {value!r}")
-    return kinds
+from fimpack.options import add_options, from_args
+from fimpack.train.config import AblateConfig, EvalConfig, InfillConfig, TrainConfig
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -121,71 +101,18 @@ class _SubParser(argparse.ArgumentParser):
 
 
 def _add_build(sub) -> None:
+    """Every flag but --preset, --input-layout and --verbose is a BuildConfig field's."""
     b = sub.add_parser("build", help="build a corpus: ingest, dedup, pack, FIM, tokenise, shard")
-    _source_args(b)
-    _dedup_args(b)
-    g = b.add_argument_group("filters")
-    g.add_argument("--no-quality-filter", action="store_true",
-                   help="keep code files that break the line-length and alphanumeric rules")
-    g.add_argument("--max-line-length", type=int, default=QUALITY.max_line_length,
-                   help="drop a code file with a longer line ('max_line_length')")
-    g.add_argument("--max-mean-line-length", type=float, default=QUALITY.max_mean_line_length,
-                   help="drop a code file whose mean line is longer")
-    g.add_argument("--min-alphanumeric-fraction", type=float,
-                   default=QUALITY.min_alphanumeric_fraction,
-                   help="drop a code file with fewer letters and digits than this share")
-    g.add_argument("--benchmark", action="append", default=None, metavar="JSONL",
-                   help="decontaminate against this JSONL (repeatable; default: HumanEval)")
-    g.add_argument("--no-decontaminate", action="store_true")
-    g.add_argument("--no-pii", action="store_true", help="do not redact emails, IPs, keys")
-    g.add_argument("--nl-languages", metavar="CODES", type=_language_codes,
-                   help="keep natural-language documents in these ISO 639-1 languages "
-                   "(comma-separated, e.g. en,de; 'und' = unsure); default: all, counted")
-    g.add_argument("--no-nl-quality-filter", action="store_true",
-                   help="keep documents that break Gopher's or C4's quality rules")
-    g.add_argument("--no-nl-filter", action="store_true",
-                   help="do not judge documents at all: no language ID, no quality rules")
-    b.add_argument("--seed", type=int, default=BUILD.seed,
-                   help="FIM, splits, sampling: the same seed gives byte-identical outputs")
+    _input_flags(b, add_options(b, BuildConfig, cli_default=dict.fromkeys(PRESET_FIELDS)))
     b.add_argument("--preset", choices=sorted(PRESETS),
                    help="CodeGemma's mixture: codegemma-7b = 0.8 code + FIM 0.8, codegemma-2b "
                    "= 1.0 code + FIM 0.9; repository-level long context: repo-16k/32k/64k = "
                    "--seq-len 16384/32768/65536 --partition repository")
-    b.add_argument("--fim-rate", type=float, default=None, help=f"default {BUILD.fim_rate}")
-    b.add_argument("--fim-split", choices=FIM_SPLITS, default=BUILD.fim_split,
-                   help="FIM split points: uniform characters, a whole tree-sitter node, or "
-                   "50/50 (default)")
-    b.add_argument("--code-fraction", type=float, default=None,
-                   help=f"code share of tokens (default {BUILD.code_fraction}); -1 keeps "
-                   "everything")
-    b.add_argument("--seq-len", type=int, default=None,
-                   help=f"tokens per packed sequence (default {BUILD.seq_len})")
-    b.add_argument("--order", choices=ORDERS, default=BUILD.order,
-                   help="file order inside a repository: CodeGemma's dependency "
-                   "linearisation, DeepSeek-Coder's topological order, or seeded random")
-    b.add_argument("--partition", choices=PARTITIONS, default=None,
-                   help="how a repository's files group into examples along imports and test "
-                   "links: smallest pairs first (greedy), most edge weight per token "
-                   "(density), density then single-file moves (refined), per repository "
-                   "whichever of greedy and refined keeps more import edges in order (best), "
-                   f"or consecutive files in order (repository); default {BUILD.partition}")
-    b.add_argument("--val-fraction", type=float, default=BUILD.val_fraction,
-                   help="share of the tokens held out as whole repositories (validation)")
-    b.add_argument("--vocab-size", type=int, default=BUILD.vocab_size,
-                   help="sentencepiece vocabulary trained on a sample (at least 512)")
-    b.add_argument("--tokenizer", help="use this sentencepiece model instead of training one")
-    b.add_argument("--tokenizer-sample-docs", type=int, default=BUILD.tokenizer_sample_docs,
-                   help="documents in the tokenizer's training sample")
-    b.add_argument("--tokenizer-sample-chars", type=int, default=BUILD.tokenizer_sample_chars,
-                   help="characters in the tokenizer's training sample")
-    b.add_argument("--shard-tokens", type=int, default=BUILD.shard_tokens,
-                   help="tokens per shard (a shard is one group in one worker's memory)")
 
 
 def _add_dedup(sub) -> None:
     d = sub.add_parser("dedup", help="ingest and deduplicate only: OUT/dedup/clusters/")
-    _source_args(d)
-    _dedup_args(d)
+    _input_flags(d, add_options(d, BuildConfig, DEDUP_GROUPS))
 
 
 def _add_inspect(sub) -> None:
@@ -226,147 +153,41 @@ def _add_graph(sub) -> None:
     gp.add_argument("repo_dir")
     gp.add_argument("--json", action="store_true", help="nodes, edges, order, test_links")
     gp.add_argument("--png", metavar="FILE", help="draw the graph (needs Graphviz's dot)")
-    gp.add_argument("--strategy", choices=["codegemma", "deepseek"], default="codegemma")
+    gp.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0])
 
 
 def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a small Gemma-style model on a build's shards")
-    tc = TrainConfig("")  # the flags' defaults
-    t.add_argument("--data", required=True, help="a build's output folder")
-    t.add_argument("--flavor", default=tc.flavor)
-    t.add_argument("--steps", type=int, default=tc.steps)
-    t.add_argument("--out", required=True, help="run folder: log.jsonl, ckpt.pt, config.json")
-    t.add_argument("--packing", choices=PACKINGS, default=tc.packing,
-                   help="packed: rows are the build's packed sequences at its seq_len (padded; "
-                   "multi-file examples whole); stream: windows of --seq-len cut from all "
-                   "documents concatenated (no padding; any length)")
-    t.add_argument("--seq-len", type=int, default=tc.seq_len,
-                   help="stream mode only (default 256); packed rows use the build's")
-    t.add_argument("--batch-size", type=int, default=tc.batch_size)
-    t.add_argument("--lr", type=float, default=tc.lr)
-    t.add_argument("--warmup", type=int, default=tc.warmup)
-    t.add_argument("--seed", type=int, default=tc.seed)
-    t.add_argument("--ckpt-every", type=int, default=tc.ckpt_every)
-    t.add_argument("--resume", action="store_true")
-    t.add_argument("--grad-accum", type=int, default=tc.grad_accum)
-    t.add_argument("--clip", type=float, default=tc.clip)
-    t.add_argument("--device", default=tc.device)
-    t.add_argument("--attention", default=tc.attention)
-    t.add_argument("--compile", action="store_true")
+    add_options(t, TrainConfig)
 
 
 def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a run: held-out loss by kind of text, infilling "
                        "exact match, HumanEval infilling pass@1 (a table; JSON in a file)")
-    e.add_argument("run", help="run folder (ckpt.pt, tokenizer.model) or a transformers "
-                   "Gemma folder (safetensors + tokenizer.model)")
-    e.add_argument("--data", required=True, help="a build's output folder, same tokenizer")
-    e.add_argument("--max-loss-tokens", type=int, default=100_000)
-    e.add_argument("--infill-tasks", type=int, default=20,
-                   help="held-out file tasks per kind (single-line, multi-line); 0 = skip")
-    e.add_argument("--humaneval-tasks", type=int, default=20,
-                   help="HumanEval infilling tasks per kind; 0 = skip")
-    e.add_argument("--metric-files", type=int, default=100,
-                   help="held-out files for the infilling loss and the repository-context "
-                   "gain; 0 = skip")
-    e.add_argument("--max-new-tokens", type=int, default=128)
-    e.add_argument("--timeout", type=float, default=5.0, help="seconds per HumanEval test run")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--details", metavar="JSONL", help="write every infilling task here")
-    e.add_argument("--json-out", metavar="FILE", help="where the whole result goes as JSON "
-                   "(default RUN/eval.json)")
-    e.add_argument("--json", action="store_true", help="print the JSON on stdout instead of "
-                   "the table (for scripts)")
+    add_options(e, EvalConfig)
 
 
 def _add_ablate(sub) -> None:
+    """The builds' input flags (BuildConfig's input group), then AblateConfig's."""
     a = sub.add_parser("ablate", help="the paper's questions on your corpus: build variants "
                        "(FIM rate, code fraction, file order), train each, compare held out")
-    _source_args(a)
-    a.add_argument("--variants", default="fim,mixture,order",
-                   help="comma-separated: fim (0.8 vs 0.0), mixture (code 0.8 vs 1.0), order "
-                   "(codegemma vs deepseek vs random)")
-    a.add_argument("--flavor", default="tiny")
-    a.add_argument("--steps", type=int, default=300)
-    a.add_argument("--seq-len", type=int, default=512, help="the builds' packed sequences")
-    a.add_argument("--batch-size", type=int, default=4)
-    a.add_argument("--repeats", type=int, default=1, help="seeds per variant")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--device", default="auto")
-    a.add_argument("--vocab-size", type=int, default=4096)
-    a.add_argument("--val-fraction", type=float, default=0.2)
-    a.add_argument("--metric-files", type=int, default=60)
+    _input_flags(a, add_options(a, BuildConfig, (INPUT,)))
+    add_options(a, AblateConfig)
 
 
 def _add_infill(sub) -> None:
     f = sub.add_parser("infill", help="fill in the middle with a trained run (greedy)")
-    f.add_argument("run", help="run folder (ckpt.pt, tokenizer.model) or a transformers "
-                   "Gemma folder")
-    f.add_argument("--prefix", required=True)
-    f.add_argument("--suffix", default="")
-    f.add_argument("--path", help="file path for the prompt's path line")
-    f.add_argument("--max-new-tokens", type=int, default=128)
-    f.add_argument("--json", action="store_true", help="completion, tokens, stop reason")
-    f.add_argument("--device", default="cpu")
+    add_options(f, InfillConfig)
 
 
-def _source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", help="folder of repositories (subfolders, .tar.gz/.zip archives, "
-                   ".jsonl/.parquet rows), one repository (a folder with .git or a package "
-                   "manifest, or an archive) or a row file; default: the Python source "
-                   "installed here")
-    p.add_argument("--input-layout", choices=("auto", "repos", "repo", "rows"), default="auto",
+def _input_flags(p: argparse.ArgumentParser, sections: dict) -> None:
+    """The input flags that are no BuildConfig field: how --input is read (input_sources),
+    and logging."""
+    g = sections[INPUT]
+    g.add_argument("--input-layout", choices=("auto", "repos", "repo", "rows"), default="auto",
                    help="repos: --input holds repositories; repo: it is one; rows: row files; "
                    "auto: one repository when it has .git or a package manifest at its root")
-    p.add_argument("--out", required=True, help="output folder (local or a Beam filesystem URL)")
-    p.add_argument("--max-file-bytes", type=int, default=LIMITS.max_file_bytes,
-                   help="larger files are dropped as 'too_large'")
-    p.add_argument("--max-files-per-repo", type=int, default=LIMITS.max_files_per_repo,
-                   help="0 = no cap")
-    p.add_argument("--max-repos", type=int, default=BUILD.max_repos,
-                   help="embedded default only: number of code repositories (0 = all)")
-    p.add_argument("--workers", type=int, default=BUILD.workers,
-                   help="FnApiRunner (the default runner) SDK processes; other runners "
-                   "(--runner prism, Dataflow, Flink, Spark) size themselves")
-    p.add_argument("--licenses", default=BUILD.licenses, metavar="any|permissive|FILE|off",
-                   help="keep repositories whose licence (licence files, SPDX headers) is "
-                   "allowed: any (default; recorded only), permissive (README's list) or a "
-                   "file of SPDX ids; the rest are dropped as 'license'. off: no licence read")
-    p.add_argument("--exclude-repos", metavar="FILE", default=BUILD.exclude_repos,
-                   help="opt-outs: repository names or globs, one per line ('opted_out')")
-    p.add_argument("--allow-unaudited", action="store_true",
-                   help="accept a runner that reports no metrics: the counts are then checked "
-                   "against the files written only")
-    p.add_argument("-v", "--verbose", action="store_true", help="Beam's own logs too")
-
-
-def _dedup_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("deduplication")
-    g.add_argument("--no-repo-near-dedup", action="store_true")
-    g.add_argument("--no-file-exact-dedup", action="store_true")
-    g.add_argument("--file-near-dedup", action="store_true", help="off by default: it leaves "
-                   "holes in repositories that multi-file packing would use")
-    g.add_argument("--dedup-against", nargs="+", metavar="PREV_OUT", help="drop what these "
-                   "earlier builds kept (their OUT/dedup/ signatures and hashes) as "
-                   "'duplicate_of_earlier_build': a new build adds only what is new")
-    g.add_argument("--dedup-mode", choices=("keep-one", "drop-all"), default="keep-one",
-                   help="keep one copy of each duplicate cluster, or drop every copy")
-    g.add_argument("--keep-policy", choices=("smallest", "permissive", "stars"),
-                   default="smallest", help="the copy a near-duplicate cluster keeps: the "
-                   "smallest key; one whose licence is permissive; or (repository rows with "
-                   "metadata) most stars, then forks, permissive licence, earliest creation")
-    g.add_argument("--near-threshold", type=float, default=NEAR.threshold)
-    g.add_argument("--num-perm", type=int, default=NEAR.num_perm)
-    g.add_argument("--ngram", type=int, default=NEAR.ngram)
-    g.add_argument("--bands", type=int, default=NEAR.bands, help="0: optimum for the threshold")
-    g.add_argument("--rows", type=int, default=NEAR.rows)
-    g.add_argument("--no-verify", action="store_true",
-                   help="keep LSH candidate pairs without checking estimated Jaccard")
-    g.add_argument("--keep-generated", nargs="?", const=",".join(GENERATED_KINDS),
-                   type=_generated_kinds, metavar="KINDS",
-                   help="keep these of compiled,vendored,minified,generated (comma-separated; "
-                   "alone: all four), which are dropped before dedup by default")
+    g.add_argument("-v", "--verbose", action="store_true", help="Beam's own logs too")
 
 
 def input_sources(path: str | None, layout: str, max_repos: int) -> list:
@@ -445,10 +266,12 @@ def cmd_train(args) -> int:
     from fimpack.train.trainer import train
 
     _setup_logging(False)
-    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-               if f.name not in ("data_dir", "flavor", "steps", "out_dir", "log_every")}
-    with StepBar(args.steps) as bar:
-        result = train(args.data, args.flavor, args.steps, args.out, **options, progress=bar)
+    cfg = from_args(TrainConfig, args)
+    options = {k: v for k, v in vars(cfg).items()
+               if k not in ("data_dir", "flavor", "steps", "out_dir")}
+    with StepBar(cfg.steps) as bar:
+        result = train(cfg.data_dir, cfg.flavor, cfg.steps, cfg.out_dir, **options,
+                       progress=bar)
     if result["rank"] == 0:  # under torchrun every process returns; one summary is enough
         print(json.dumps(result))
     return 0
@@ -458,20 +281,13 @@ def cmd_eval(args) -> int:
     from fimpack.train.evaluate import main as evaluate_main
 
     _setup_logging(False)
-    return evaluate_main(args.run, args.data, max_loss_tokens=args.max_loss_tokens,
-                         infill_tasks=args.infill_tasks,
-                         humaneval_tasks_per_kind=args.humaneval_tasks,
-                         metric_files=args.metric_files,
-                         max_new_tokens=args.max_new_tokens, timeout=args.timeout,
-                         seed=args.seed, device=args.device, details=args.details,
-                         json_out=args.json_out, as_json=args.json)
+    return evaluate_main(**vars(from_args(EvalConfig, args)))
 
 
 def cmd_infill(args) -> int:
     from fimpack.train.infill import main as infill_main
 
-    return infill_main(args.run, args.prefix, args.suffix, args.path, args.max_new_tokens,
-                       args.json, args.device)
+    return infill_main(**vars(from_args(InfillConfig, args)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -527,7 +343,7 @@ def _dispatch(argv: list[str]) -> int:
         return export_main(args.run, args.out)
     if args.command == "ablate":
         _setup_logging(args.verbose)
-        from fimpack.train.ablate import main as ablate_main
+        from fimpack.ablate import main as ablate_main
         return ablate_main(args)
     if args.command == "provenance":
         from fimpack import provenance

@@ -3,9 +3,23 @@ these, the command line takes its flags' defaults and choices from them, and the
 records them (``config``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
-from fimpack.packing.fim import FIM_SPLITS, MIXED  # noqa: F401  (flag choices)
+from fimpack.options import from_args, option
+
+# The option vocabularies (flag choices), owned here at the bottom layer; the modules that act
+# on them (packing.fim, packing.graph, packing.partition, dedup.near) import them from here.
+UNIFORM, SYNTAX, MIXED = "uniform", "syntax", "mixed"
+FIM_SPLITS = (UNIFORM, SYNTAX, MIXED)  # where the middle is cut: characters, a node, 50/50
+RANDOM = "random"
+STRATEGIES = ("codegemma", "deepseek")  # dependency orders of packing.graph
+ORDERS = (*STRATEGIES, RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded random
+# how files group into examples (packing.partition); "repository": consecutive files in order
+PARTITIONS = ("greedy", "density", "refined", "best", "repository")
+KEEP_POLICIES = ("smallest", "permissive", "stars")  # the keeper of a near-duplicate cluster
+DEDUP_MODES = ("keep-one", "drop-all")
+# files dropped before dedup, each kind its own reason (dedup/generated.py); --keep-generated
+GENERATED_KINDS = ("compiled", "vendored", "minified", "generated")
 
 PRESETS = {  # CodeGemma's published mixtures, then repository-level long-context stages
     "codegemma-7b": {"code_fraction": 0.8, "fim_rate": 0.8},
@@ -17,31 +31,54 @@ PRESETS = {  # CodeGemma's published mixtures, then repository-level long-contex
     "repo-64k": {"seq_len": 65536, "partition": "repository"},
 }
 PRESET_FIELDS = ("code_fraction", "fim_rate", "seq_len", "partition")  # what a preset may set
-RANDOM = "random"
-ORDERS = ("codegemma", "deepseek", RANDOM)  # CodeGemma's linearisation, DeepSeek's, seeded
-# how files group into examples (packing.partition); "repository": consecutive files in order
-PARTITIONS = ("greedy", "density", "refined", "best", "repository")
-# files dropped before dedup, each kind its own reason (dedup/generated.py); --keep-generated
-GENERATED_KINDS = ("compiled", "vendored", "minified", "generated")
+# the flag groups (help sections) of ``fimpack build``; ``fimpack dedup`` takes the first two
+INPUT, DEDUP, FILTERS = "input", "deduplication", "filters"
+DEDUP_GROUPS = (INPUT, DEDUP)
+
+
+def language_codes(value: str) -> tuple[str, ...]:
+    """``en, de`` -> ("de", "en"); anything but ISO 639 codes (or ``und``) is refused."""
+    codes = tuple(sorted({c.strip().lower() for c in value.split(",") if c.strip()}))
+    bad = [c for c in codes if not (c.isascii() and c.isalpha() and 2 <= len(c) <= 3)]
+    if bad or not codes:
+        raise ValueError(f"not ISO 639 language codes: {value!r}")
+    return codes
+
+
+def generated_kinds(value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    bad = [k for k in kinds if k not in GENERATED_KINDS]
+    if bad or not kinds:
+        raise ValueError(f"not among {','.join(GENERATED_KINDS)}: {value!r}")
+    return kinds
+
+
+def _dropped_kinds(kept: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k for k in GENERATED_KINDS if k not in kept)
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_file_bytes: int = 1_000_000       # StarCoder drops files over 1 MB
-    max_files_per_repo: int = 0           # 0 = no cap; files past it are dropped, counted
-    nl_min_chars: int = 200               # shorter natural-language documents carry little
+    max_file_bytes: int = option(1_000_000, "larger files are dropped as 'too_large' "
+                                 "(StarCoder drops files over 1 MB)")
+    max_files_per_repo: int = option(0, "0 = no cap; files past it are dropped, counted")
+    nl_min_chars: int = option(200, "shorter natural-language documents are dropped: they "
+                               "carry little")
 
 
 @dataclass(frozen=True)
 class NearDedupConfig:
-    threshold: float = 0.7        # BigCode's Jaccard threshold
-    num_perm: int = 256
-    ngram: int = 5
-    bands: int = 0                # 0: the optimum for threshold and num_perm
-    rows: int = 0
-    verify: bool = True           # keep a pair only if its estimated Jaccard >= threshold
-    seed: int = 0
-    max_bucket_pairs: int = 2_000
+    threshold: float = option(0.7, "Jaccard similarity of a near duplicate (BigCode's)",
+                              flag="--near-threshold")
+    num_perm: int = option(256, "MinHash permutations")
+    ngram: int = option(5, "words per shingle")
+    bands: int = option(0, "LSH bands; 0: the optimum for the threshold and --num-perm")
+    rows: int = option(0, "LSH rows per band; 0: the optimum")
+    verify: bool = option(True, "keep LSH candidate pairs without checking estimated Jaccard",
+                          flag="--no-verify")
+    seed: int = option(0, flag=False)  # fixed: only signatures of one seed compare
+    max_bucket_pairs: int = option(2_000, "an LSH bucket that would yield more pairs links "
+                                   "each member to its smallest key only")
 
     def band_params(self) -> tuple[int, int]:
         if self.bands and self.rows:
@@ -55,123 +92,152 @@ class NearDedupConfig:
 
 @dataclass(frozen=True)
 class DedupConfig:
-    repo_near: bool = True
-    file_exact: bool = True
-    file_near: bool = False
-    near: NearDedupConfig = field(default_factory=NearDedupConfig)
-    keep_policy: str = "smallest"  # the keeper of a near-duplicate cluster (dedup/near.py)
-    against: tuple[str, ...] = ()  # earlier builds' OUT folders (dedup/earlier.py)
-    dedup_mode: str = "keep-one"   # "drop-all": no copy of a duplicate cluster is kept
+    repo_near: bool = option(True, "keep near-duplicate repositories",
+                             flag="--no-repo-near-dedup")
+    file_exact: bool = option(True, "keep exact duplicate files", flag="--no-file-exact-dedup")
+    file_near: bool = option(False, "off by default: it leaves holes in repositories that "
+                             "multi-file packing would use", flag="--file-near-dedup")
+    near: NearDedupConfig = option(factory=NearDedupConfig)
+    keep_policy: str = option("smallest", "the copy a near-duplicate cluster keeps: the "
+                              "smallest key; one whose licence is permissive; or (repository "
+                              "rows with metadata) most stars, then forks, permissive licence, "
+                              "earliest creation", choices=KEEP_POLICIES)
+    against: tuple[str, ...] = option(
+        (), "drop what these earlier builds kept (their OUT/dedup/ signatures and hashes) as "
+        "'duplicate_of_earlier_build': a new build adds only what is new",
+        flag="--dedup-against", nargs="+", metavar="PREV_OUT", to_field=tuple)
+    dedup_mode: str = option("keep-one", "keep one copy of each duplicate cluster, or drop "
+                             "every copy", choices=DEDUP_MODES)
 
 
 @dataclass(frozen=True)
 class QualityConfig:
-    max_line_length: int = 1000
-    max_mean_line_length: float = 100.0
-    min_alphanumeric_fraction: float = 0.25
-    generated_marker_lines: int = 5
-    max_encoded_fraction: float = 0.5
-    max_encoded_match: int = 1024
-    data_min_chars: int = 50
-    data_max_chars: int = 5000
+    max_line_length: int = option(1000, "drop a code file with a longer line "
+                                  "('max_line_length')")
+    max_mean_line_length: float = option(100.0, "drop a code file whose mean line is longer")
+    min_alphanumeric_fraction: float = option(
+        0.25, "drop a code file with fewer letters and digits than this share")
+    # the generated stage's rule: 0 when --keep-generated keeps generated files (build_config)
+    generated_marker_lines: int = option(5, flag=False)
+    max_encoded_fraction: float = option(0.5, "drop a file whose encoded data (base64, hex, "
+                                         "escapes) is a larger share of its characters")
+    max_encoded_match: int = option(1024, "drop a file with a longer run of encoded data")
+    data_min_chars: int = option(50, "drop a data file (JSON, YAML, CSV...) of fewer characters")
+    data_max_chars: int = option(5000, "drop a data file of more characters")
 
 
 @dataclass(frozen=True)
 class NLConfig:
-    """Natural-language documents (dedup/nl.py): Gopher's and C4's published thresholds."""
-    languages: tuple[str, ...] = ()   # ISO 639-1 codes to keep; empty: all (still counted)
-    quality: bool = True
-    min_confidence: float = 0.5       # below it py3langid's answer becomes "und"
-    identify_chars: int = 2000        # prose characters read for the language
-    min_words: int = 50
-    max_words: int = 100_000
-    min_mean_word_length: float = 3.0
-    max_mean_word_length: float = 10.0
-    max_symbol_ratio: float = 0.1
-    max_bullet_lines: float = 0.9
-    max_ellipsis_lines: float = 0.3
-    min_alphabetic_words: float = 0.8
-    min_stop_words: int = 2
-    max_duplicate_items: float = 0.3       # lines, paragraphs
-    max_duplicate_item_chars: float = 0.2
-    top_ngram_bounds: tuple = ((2, 0.20), (3, 0.18), (4, 0.16))
-    duplicate_ngram_bounds: tuple = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11),
-                                     (10, 0.10))
-    min_sentences: int = 3            # C4
+    """Natural-language documents (dedup/nl.py): Gopher's and C4's published thresholds.
+    Flags: --nl-FIELD."""
+    languages: tuple[str, ...] = option(
+        (), "keep natural-language documents in these ISO 639-1 languages (comma-separated, "
+        "e.g. en,de; 'und' = unsure); default: all, counted", metavar="CODES",
+        parse=language_codes)
+    quality: bool = option(True, "keep documents that break Gopher's or C4's quality rules",
+                           flag="--no-nl-quality-filter")
+    min_confidence: float = option(0.5, "below it py3langid's answer becomes 'und'")
+    identify_chars: int = option(2000, "prose characters read for the language")
+    min_words: int = option(50, "Gopher: fewer words is too short")
+    max_words: int = option(100_000, "Gopher: more words is too long")
+    min_mean_word_length: float = option(3.0, "Gopher: shorter mean word length")
+    max_mean_word_length: float = option(10.0, "Gopher: longer mean word length")
+    max_symbol_ratio: float = option(0.1, "Gopher: '#' and ellipses per word")
+    max_bullet_lines: float = option(0.9, "Gopher: share of lines starting with a bullet")
+    max_ellipsis_lines: float = option(0.3, "Gopher: share of lines ending with an ellipsis")
+    min_alphabetic_words: float = option(0.8, "Gopher: share of words with a letter")
+    min_stop_words: int = option(2, "Gopher: English stop words at least (English only)")
+    max_duplicate_items: float = option(0.3, "Gopher: share of duplicate lines, paragraphs")
+    max_duplicate_item_chars: float = option(0.2, "Gopher: their share of characters")
+    top_ngram_bounds: tuple = option(((2, 0.20), (3, 0.18), (4, 0.16)), flag=False)
+    duplicate_ngram_bounds: tuple = option(((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12),
+                                            (9, 0.11), (10, 0.10)), flag=False)
+    min_sentences: int = option(3, "C4: fewer sentences is too short")
 
 
 @dataclass
 class BuildConfig:
-    out: str
-    input: str | None = None          # None: the embedded default corpus
-    seed: int = 0
-    seq_len: int = 8192               # tokens per packed training sequence
-    fim_rate: float = 0.8             # CodeGemma 7B / 2B v1.0
-    fim_split: str = MIXED            # "uniform", "syntax" or "mixed" (50/50)
-    order: str = "codegemma"          # file order in a repository: ORDERS
-    partition: str = "best"           # files into examples along the graph: PARTITIONS
-    code_fraction: float | None = 0.8  # code share of tokens; None keeps everything
-    val_fraction: float = 0.05        # repositories held out for validation
-    vocab_size: int = 32_000
-    tokenizer: str | None = None      # a user-supplied sentencepiece model
-    tokenizer_sample_docs: int = 4_000
-    tokenizer_sample_chars: int = 20_000_000
-    shard_tokens: int = 1 << 25       # 64 MB of uint16 tokens: the largest group a worker holds
-    max_repos: int = 0                # embedded default only: cap the repositories
-    workers: int = 1
-    limits: Limits = field(default_factory=Limits)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    quality: QualityConfig | None = field(default_factory=QualityConfig)  # None: no filter
-    nl: NLConfig | None = field(default_factory=NLConfig)  # None: documents not judged
-    benchmarks: list[str] | None = None  # decontamination sets; None: HumanEval; []: off
-    pii: bool = True                     # redact emails, IPs, keys
-    drop_generated: tuple[str, ...] = GENERATED_KINDS  # compiled/vendored/minified/generated
-    licenses: str = "any"                # "any", "permissive", a file of SPDX ids, or "off"
-    exclude_repos: str | None = None     # a file of repository names or globs: opted out
-    dedup_only: bool = False             # `fimpack dedup`: stop after dedup
-    allow_unaudited: bool = False        # accept a runner that reports no metrics
+    """Every setting of ``fimpack build`` (``fimpack dedup``: the input and deduplication
+    groups); each field's flag, default and help are its ``option``."""
+    out: str = option(help="output folder (local or a Beam filesystem URL)", group=INPUT)
+    input: str | None = option(
+        None, "folder of repositories (subfolders, .tar.gz/.zip archives, .jsonl/.parquet "
+        "rows), one repository (a folder with .git or a package manifest, or an archive) or a "
+        "row file; default: the Python source installed here", group=INPUT)
+    seed: int = option(0, "FIM, splits, sampling: the same seed gives byte-identical outputs")
+    seq_len: int = option(8192, "tokens per packed training sequence")
+    fim_rate: float = option(0.8, "share of files in FIM format (CodeGemma 7B / 2B v1.0)")
+    fim_split: str = option(MIXED, "FIM split points: uniform characters, a whole tree-sitter "
+                            "node, or 50/50 (default)", choices=FIM_SPLITS)
+    order: str = option("codegemma", "file order inside a repository: CodeGemma's dependency "
+                        "linearisation, DeepSeek-Coder's topological order, or seeded random",
+                        choices=ORDERS)
+    partition: str = option(
+        "best", "how a repository's files group into examples along imports and test links: "
+        "smallest pairs first (greedy), most edge weight per token (density), density then "
+        "single-file moves (refined), per repository whichever of greedy and refined keeps "
+        "more import edges in order (best), or consecutive files in order (repository)",
+        choices=PARTITIONS)
+    code_fraction: float | None = option(
+        0.8, "code share of tokens; -1 keeps everything (None)",
+        to_field=lambda v: None if v < 0 else v)
+    val_fraction: float = option(0.05, "share of the tokens held out as whole repositories "
+                                 "(validation)")
+    vocab_size: int = option(32_000, "sentencepiece vocabulary trained on a sample (at least "
+                             "512)")
+    tokenizer: str | None = option(None, "use this sentencepiece model instead of training one")
+    tokenizer_sample_docs: int = option(4_000, "documents in the tokenizer's training sample")
+    tokenizer_sample_chars: int = option(20_000_000, "characters in the tokenizer's training "
+                                         "sample")
+    shard_tokens: int = option(1 << 25, "tokens per shard (a shard is one group in one "
+                               "worker's memory; 64 MB of uint16 tokens)")
+    max_repos: int = option(0, "embedded default only: number of code repositories (0 = all)",
+                            group=INPUT)
+    workers: int = option(1, "FnApiRunner (the default runner) SDK processes; other runners "
+                          "(--runner prism, Dataflow, Flink, Spark) size themselves", group=INPUT)
+    limits: Limits = option(factory=Limits, group=INPUT)
+    dedup: DedupConfig = option(factory=DedupConfig, group=DEDUP)
+    quality: QualityConfig | None = option(  # None: no filter
+        factory=QualityConfig, group=FILTERS,
+        off=("--no-quality-filter", None, "keep code files that break the line-length and "
+             "alphanumeric rules"))
+    nl: NLConfig | None = option(  # None: documents not judged
+        factory=NLConfig, group=FILTERS, prefix="nl-",
+        off=("--no-nl-filter", None, "do not judge documents at all: no language ID, no "
+             "quality rules"))
+    benchmarks: list[str] | None = option(  # None: HumanEval; []: off
+        None, "decontaminate against this JSONL (repeatable; default: HumanEval)",
+        flag="--benchmark", action="append", metavar="JSONL", group=FILTERS,
+        off=("--no-decontaminate", [], "no decontamination"))
+    pii: bool = option(True, "do not redact emails, IPs, keys", flag="--no-pii", group=FILTERS)
+    drop_generated: tuple[str, ...] = option(
+        GENERATED_KINDS, "keep these of compiled,vendored,minified,generated (comma-separated; "
+        "alone: all four), which are dropped before dedup by default", flag="--keep-generated",
+        nargs="?", const=",".join(GENERATED_KINDS), parse=generated_kinds, metavar="KINDS",
+        to_field=_dropped_kinds, group=DEDUP)
+    licenses: str = option(
+        "any", "keep repositories whose licence (licence files, SPDX headers) is allowed: any "
+        "(default; recorded only), permissive (README's list) or a file of SPDX ids; the rest "
+        "are dropped as 'license'. off: no licence read", metavar="any|permissive|FILE|off",
+        group=INPUT)
+    exclude_repos: str | None = option(None, "opt-outs: repository names or globs, one per "
+                                       "line ('opted_out')", metavar="FILE", group=INPUT)
+    dedup_only: bool = option(False, flag=False)  # set by the command: ``fimpack dedup``
+    allow_unaudited: bool = option(False, "accept a runner that reports no metrics: the counts "
+                                   "are then checked against the files written only",
+                                   group=INPUT)
 
 
 def build_config(args, dedup_only: bool) -> BuildConfig:
-    """The BuildConfig of ``fimpack build``/``dedup``'s parsed flags (whose defaults are
-    this module's)."""
-    near = NearDedupConfig(threshold=args.near_threshold, num_perm=args.num_perm,
-                           ngram=args.ngram, bands=args.bands, rows=args.rows,
-                           verify=not args.no_verify)
-    dedup = DedupConfig(repo_near=not args.no_repo_near_dedup,
-                        file_exact=not args.no_file_exact_dedup,
-                        file_near=args.file_near_dedup, near=near,
-                        keep_policy=getattr(args, "keep_policy", "smallest"),
-                        against=tuple(getattr(args, "dedup_against", None) or ()),
-                        dedup_mode=getattr(args, "dedup_mode", "keep-one"))
-    common = dict(out=args.out, input=args.input, max_repos=args.max_repos,
-                  workers=args.workers, dedup=dedup, dedup_only=dedup_only,
-                  licenses=args.licenses, exclude_repos=args.exclude_repos,
-                  allow_unaudited=args.allow_unaudited,
-                  drop_generated=tuple(k for k in GENERATED_KINDS
-                                       if k not in (args.keep_generated or ())),
-                  limits=Limits(max_file_bytes=args.max_file_bytes,
-                                max_files_per_repo=args.max_files_per_repo))
+    """The BuildConfig of ``fimpack build``/``dedup``'s parsed flags (``cli`` generates them
+    from the fields above): a flag given wins over the preset, the preset over the field's
+    default."""
     if dedup_only:
-        return BuildConfig(**common)
-    quality = None if args.no_quality_filter else QualityConfig(
-        max_line_length=args.max_line_length, max_mean_line_length=args.max_mean_line_length,
-        min_alphanumeric_fraction=args.min_alphanumeric_fraction,
+        return from_args(BuildConfig, args, DEDUP_GROUPS, dedup_only=True)
+    preset = PRESETS.get(getattr(args, "preset", None), {})
+    cfg = from_args(BuildConfig, args, **{k: v for k, v in preset.items()
+                                          if getattr(args, k) is None})
+    if cfg.quality is not None and "generated" not in cfg.drop_generated:
         # generator markers are the generated stage's rule; kept files stay kept
-        generated_marker_lines=QualityConfig.generated_marker_lines
-        if "generated" not in (args.keep_generated or ()) else 0)
-    # a flag given wins over the preset, the preset over BuildConfig's default
-    chosen = {k: getattr(args, k) if getattr(args, k) is not None
-              else PRESETS.get(args.preset, {}).get(k, getattr(BuildConfig, k))
-              for k in PRESET_FIELDS}
-    code_fraction = chosen.pop("code_fraction")
-    return BuildConfig(
-        **common, **chosen, seed=args.seed, fim_split=args.fim_split, order=args.order,
-        code_fraction=None if code_fraction < 0 else code_fraction,
-        val_fraction=args.val_fraction, vocab_size=args.vocab_size, tokenizer=args.tokenizer,
-        tokenizer_sample_docs=args.tokenizer_sample_docs,
-        tokenizer_sample_chars=args.tokenizer_sample_chars,
-        shard_tokens=args.shard_tokens, quality=quality,
-        nl=None if args.no_nl_filter else NLConfig(
-            languages=args.nl_languages or (), quality=not args.no_nl_quality_filter),
-        benchmarks=[] if args.no_decontaminate else args.benchmark, pii=not args.no_pii)
+        cfg = replace(cfg, quality=replace(cfg.quality, generated_marker_lines=0))
+    return cfg

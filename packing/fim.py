@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import random
 
+from fimpack.config import MIXED, SYNTAX, UNIFORM  # the split vocabulary (FIM_SPLITS) is config's
 from fimpack.records import (CONTENT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MIDDLE, PREFIX,
                              SENTINEL, SUFFIX, TEXT, Piece)
 
 NONE, PSM, SPM = "none", "psm", "spm"
-UNIFORM, SYNTAX, MIXED = "uniform", "syntax", "mixed"
-FIM_SPLITS = (UNIFORM, SYNTAX, MIXED)  # where the middle is cut: characters, a node, 50/50
 
 
 def choose_mode(rng: random.Random, fim_rate: float, spm_rate: float = 0.5) -> str:

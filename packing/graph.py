@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from fimpack.config import STRATEGIES
 from fimpack.packing.imports import Extraction, Import, extract_imports, has_parser
 from fimpack.packing.repo_index import Hit, RepoIndex
 from fimpack.packing.resolve import resolve
@@ -69,7 +70,6 @@ WILDCARD_NAMES = 4
 LATE = 0.75
 LOCAL = 0.5
 TYPE_ONLY = 0.25
-STRATEGIES = ("codegemma", "deepseek")
 
 
 @dataclass

@@ -1,43 +1,14 @@
-"""``fimpack ablate``: the paper's open questions, answered with small models on your corpus.
-
-    fimpack ablate --out ABL --variants fim,mixture,order --flavor tiny --steps 300 \\
-        --seq-len 512 [--input DIR | --max-repos 12 --max-files-per-repo 120] [--repeats 2]
-    fimpack ablate ... --device cuda --flavor small        # unchanged on a GPU (bf16)
-
-Questions (variants of one build; every other setting is the base: FIM 0.8, code 0.8,
-CodeGemma order):
-
-* ``fim``: FIM rate 0.8 vs 0.0 (Bavarian et al.'s "FIM for free": infilling loss far lower
-  at nearly the same left-to-right loss);
-* ``mixture``: code fraction 0.8 vs 1.0 (natural-language loss against code loss);
-* ``order``: CodeGemma's dependency order vs DeepSeek's vs random (repository-context gain).
-
-All variants share ONE tokenizer and the SAME held-out repositories: a reference build (every
-example kept, ``--code-fraction -1``) trains the tokenizer and fixes the split; each variant is
-built with that tokenizer (same repositories held out: the split depends on the kept files
-only), trained with the same seed, budget and model, and evaluated on the reference build's
-validation split, so the losses are comparable. Writes ``ablation.json``, ``ablation.md`` (a
-table per question, intervals in brackets), ``loss_curves.png``, ``metrics.png`` and
-``ablation.html`` into ``--out``.
-"""
+"""The ablation's training-side helpers and report (``fimpack ablate`` runs in
+``fimpack.ablate``, the command layer, which builds the variants): whether a run finished, its
+loss curve, the metrics compared per question with their intervals and paired differences, and
+``ablation.json``/``.md``/``.html`` with the plots."""
 from __future__ import annotations
 
 import base64
 import html
 import json
 import os
-from dataclasses import replace
 
-from fimpack.config import BuildConfig
-from fimpack.pipelines.build import run as run_build
-
-QUESTIONS = {
-    "fim": {"fim-0.8": {"fim_rate": 0.8}, "fim-0.0": {"fim_rate": 0.0}},
-    "mixture": {"code-0.8": {"code_fraction": 0.8}, "code-1.0": {"code_fraction": 1.0}},
-    "order": {"codegemma": {"order": "codegemma"}, "deepseek": {"order": "deepseek"},
-              "random": {"order": "random"}},
-}
-BASE = {"fim_rate": 0.8, "code_fraction": 0.8, "order": "codegemma"}
 # (label, path into an evaluation result): the numbers each table shows
 METRICS = [
     ("code loss", ("loss", "code")),
@@ -54,71 +25,7 @@ def _dig(result: dict, path: tuple) -> dict:
     return result
 
 
-def variant_key(settings: dict) -> str:
-    s = {**BASE, **settings}
-    return f"fim{s['fim_rate']}-code{s['code_fraction']}-{s['order']}"
-
-
-def plan(questions: list[str]) -> dict[str, dict[str, dict]]:
-    unknown = sorted(set(questions) - set(QUESTIONS))
-    if unknown:
-        raise ValueError(f"unknown variants {unknown}; choose from {sorted(QUESTIONS)}")
-    return {q: QUESTIONS[q] for q in questions}
-
-
-def ablate(out: str, sources: list, base: BuildConfig, questions: list[str], *, flavor: str,
-           steps: int, batch_size: int, seed: int, repeats: int, device: str,
-           metric_files: int = 60, progress=print) -> dict:
-    """Build, train and evaluate every variant of QUESTIONS; the ``ablation.json`` dict."""
-    from fimpack.train.evaluate import evaluate
-    from fimpack.train.trainer import train
-
-    chosen = plan(questions)
-    os.makedirs(out, exist_ok=True)
-    reference = os.path.join(out, "builds", "reference")
-    if not os.path.exists(os.path.join(reference, "manifest.json")):
-        progress(f"reference build (tokenizer, held-out repositories): {reference}")
-        run_build(replace(base, out=reference, code_fraction=None), sources, [])
-    tokenizer = os.path.join(reference, "tokenizer.model")
-    results: dict = {"settings": {"flavor": flavor, "steps": steps, "batch_size": batch_size,
-                                  "seq_len": base.seq_len, "seed": seed, "repeats": repeats,
-                                  "device": device, "reference": reference},
-                     "questions": {}}
-    for question, variants in chosen.items():
-        rows = {}
-        for name, settings in variants.items():
-            key = variant_key(settings)
-            data = os.path.join(out, "builds", key)
-            if not os.path.exists(os.path.join(data, "manifest.json")):
-                progress(f"{question}/{name}: build {key}")
-                run_build(replace(base, out=data, tokenizer=tokenizer, **{**BASE, **settings}),
-                          sources, [])
-            runs = []
-            for r in range(repeats):
-                run_dir = os.path.join(out, "runs", f"{key}-s{seed + r}")
-                if not _trained(run_dir, steps):  # an interrupted ablation resumes here
-                    progress(f"{question}/{name}: train {flavor} {steps} steps, seed {seed + r}")
-                    train(data, flavor, steps, run_dir, batch_size=batch_size, seed=seed + r,
-                          device=device, resume=True)
-                if not os.path.exists(os.path.join(run_dir, "eval.json")):
-                    progress(f"{question}/{name}: evaluate seed {seed + r}")
-                    result = evaluate(run_dir, reference, infill_tasks=0,
-                                      humaneval_tasks_per_kind=0, metric_files=metric_files,
-                                      seed=seed, device=_device(device))
-                    with open(os.path.join(run_dir, "eval.json"), "w") as f:
-                        json.dump(result, f, indent=1)
-                with open(os.path.join(run_dir, "eval.json")) as f:
-                    runs.append({"run": run_dir, "eval": json.load(f),
-                                 "curve": _curve(run_dir)})
-            rows[name] = {"build": data, "settings": {**BASE, **settings}, "runs": runs,
-                          "metrics": _combine(runs)}
-        _differences(rows)
-        results["questions"][question] = rows
-    write_reports(out, results)
-    return results
-
-
-def _trained(run_dir: str, steps: int) -> bool:
+def trained(run_dir: str, steps: int) -> bool:
     """Whether RUN_DIR holds a finished run of STEPS steps (its log's last step)."""
     try:
         with open(os.path.join(run_dir, "log.jsonl")) as f:
@@ -128,19 +35,19 @@ def _trained(run_dir: str, steps: int) -> bool:
         return False
 
 
-def _device(device: str) -> str:
+def resolve_device(device: str) -> str:
     if device != "auto":
         return device
     import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _curve(run_dir: str) -> list[float]:
+def curve(run_dir: str) -> list[float]:
     with open(os.path.join(run_dir, "log.jsonl")) as f:
         return [json.loads(line)["loss"] for line in f]
 
 
-def _combine(runs: list[dict]) -> dict:
+def combine(runs: list[dict]) -> dict:
     """Per metric: the mean over seeds, the first seed's interval, the spread over seeds."""
     out = {}
     for label, path in METRICS:
@@ -152,7 +59,7 @@ def _combine(runs: list[dict]) -> dict:
     return out
 
 
-def _differences(rows: dict) -> None:
+def differences(rows: dict) -> None:
     """Each variant minus the question's first, paired over the same held-out files (first
     seeds): ``differences[label]`` with its interval; None where a metric has no files."""
     from fimpack.train.heldout import paired_difference
@@ -276,29 +183,3 @@ def write_reports(out: str, results: dict) -> None:
         f.write("<!doctype html><meta charset=utf-8><title>fimpack ablation</title>"
                 "<body style='font-family:sans-serif;max-width:1200px'>" + "".join(body)
                 + images + "</body>")
-
-
-def main(args) -> int:
-    """``fimpack ablate``'s parsed flags: build the variants, train, compare; the Markdown
-    table on stdout, progress on stderr."""
-    import sys
-
-    from fimpack.config import Limits
-    from fimpack.pipelines.embedded import embedded_sources
-    from fimpack.pipelines.ingest import discover
-
-    sources = discover(args.input) if args.input else embedded_sources(args.max_repos)
-    base = BuildConfig(out=args.out, input=args.input, max_repos=args.max_repos,
-                       workers=args.workers, seed=args.seed, seq_len=args.seq_len,
-                       vocab_size=args.vocab_size, val_fraction=args.val_fraction,
-                       tokenizer_sample_chars=4_000_000, allow_unaudited=args.allow_unaudited,
-                       licenses=args.licenses, exclude_repos=args.exclude_repos,
-                       limits=Limits(max_file_bytes=args.max_file_bytes,
-                                     max_files_per_repo=args.max_files_per_repo))
-    results = ablate(args.out, sources, base, args.variants.split(","), flavor=args.flavor,
-                     steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                     repeats=args.repeats, device=args.device, metric_files=args.metric_files,
-                     progress=lambda line: print(f"fimpack ablate: {line}", file=sys.stderr,
-                                                 flush=True))
-    print(markdown(results))
-    return 0

@@ -55,7 +55,8 @@ from fimpack.train.data import IGNORE, Batch, TokenStream
 from fimpack.train.tasks import (HUMANEVAL_PATH, MULTI, SINGLE, InfillTask,  # noqa: F401
                                  heldout_tasks, humaneval_tasks, mask_lines, score)
 from fimpack.train.heldout import code_files, heldout_metrics, model_nll, summary
-from fimpack.train.infill import DEFAULT_MAX_NEW_TOKENS, Run, load_run
+from fimpack.train.config import EvalConfig
+from fimpack.train.infill import Run, load_run
 
 LOSS_GROUPS = ("all", CODE, NATURAL_LANGUAGE, "fim", "plain")
 
@@ -166,11 +167,15 @@ def heldout_files(data_dir: str, split: str, max_files: int = 200) -> list[tuple
 # everything
 
 
-def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = 100_000,
-             infill_tasks: int = 20, humaneval_tasks_per_kind: int = 20,
-             metric_files: int = 100,
-             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, timeout: float = 5.0,
-             seed: int = 0, device: str = "cpu", details: str | None = None,
+_E = EvalConfig  # the defaults, once: ``fimpack eval``'s flags come from the same fields
+
+
+def evaluate(run_dir: str, data_dir: str, *, max_loss_tokens: int = _E.max_loss_tokens,
+             infill_tasks: int = _E.infill_tasks,
+             humaneval_tasks_per_kind: int = _E.humaneval_tasks_per_kind,
+             metric_files: int = _E.metric_files, max_new_tokens: int = _E.max_new_tokens,
+             timeout: float = _E.timeout, seed: int = _E.seed, device: str = _E.device,
+             details: str | None = _E.details,
              progress: Callable[[str], None] | None = None,
              bar: Callable | None = None) -> dict:
     """Loss by group and infilling scores of ``run_dir``'s checkpoint on ``data_dir`` (the
@@ -263,7 +268,8 @@ def without_per_file(result):
     return result
 
 
-def main(run_dir: str, data_dir: str, json_out: str | None = None, as_json: bool = False,
+def main(run_dir: str, data_dir: str, json_out: str | None = _E.json_out,
+         as_json: bool = _E.as_json,
          **options) -> int:
     """``fimpack eval``: a short table on stdout and the whole result as JSON in JSON_OUT
     (default RUN/eval.json; per-file values left out); with AS_JSON the JSON on stdout

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.records import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
+from fimpack.train.config import DEFAULT_MAX_NEW_TOKENS, InfillConfig
 from fimpack.train.runs import Run, load_run
-
-DEFAULT_MAX_NEW_TOKENS = 128
 
 
 def fim_prompt(tokenizer: Tokenizer, prefix: str, suffix: str, path: str | None = None,
@@ -78,9 +77,10 @@ def infill(run_dir: str, prefix: str, suffix: str, path: str | None = None,
     return complete(run, prefix, suffix, path, max_new_tokens, max_context).text
 
 
-def main(run_dir: str, prefix: str, suffix: str, path: str | None = None,
-         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, as_json: bool = False,
-         device: str = "cpu") -> int:
+def main(run_dir: str, prefix: str, suffix: str = InfillConfig.suffix,
+         path: str | None = InfillConfig.path,
+         max_new_tokens: int = InfillConfig.max_new_tokens,
+         as_json: bool = InfillConfig.as_json, device: str = InfillConfig.device) -> int:
     """``fimpack infill``: print the completion (raw, or one JSON object with ``--json``)."""
     run = load_run(run_dir, device)
     result = complete(run, prefix, suffix, path, max_new_tokens)
