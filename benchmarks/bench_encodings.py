@@ -17,7 +17,7 @@ import os
 import sys
 
 from fimpack.pipelines.ingest import Limits, classify
-from fimpack.pipelines.languages import detect_language
+from fimpack.languages import detect_language
 from fimpack.records import SourceFile
 
 ROOTS = ["~/go/pkg/mod", "/usr/local/go/src", sys.prefix, "/usr/lib/python3",

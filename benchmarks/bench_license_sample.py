@@ -42,7 +42,7 @@ from pathlib import Path
 
 from fimpack.dedup.licenses import (equivalent, file_license_source, is_license_source,
                                     repo_license_info)
-from fimpack.pipelines.languages import detect_language
+from fimpack.languages import detect_language
 
 HERE = Path(__file__).resolve().parent
 DATA_LANGUAGES = {"markdown", "restructuredtext", "json", "yaml", "toml", "xml", "ini", "html",

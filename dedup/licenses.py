@@ -29,6 +29,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from fimpack.languages import detect_language
+
 THRESHOLD = 0.9      # Dice of word sets: licensee uses 0.95 on whole files; 0.9 tolerates
 WINDOW_STEP = 16     # words between windows when a file holds several licences
 LENGTH_SLACK = 0.3   # a whole-file match: the file within 30% of the licence's word count
@@ -106,8 +108,6 @@ def is_license_file(path: str) -> bool:
         return False
     if where == LOCATION_REUSE:
         return True
-    from fimpack.pipelines.languages import detect_language
-
     name = parts[-1]
     language = detect_language(name)
     if language not in (None, "markdown", "restructuredtext", "html"):

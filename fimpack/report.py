@@ -113,7 +113,7 @@ def _graph_matrix(repo: str, files: dict[str, str]) -> str:
     column j when cell (i, j) is filled. Dependencies first puts every mark left of the
     diagonal; a mark right of it is an import the order could not honour (a cycle, red)."""
     from fimpack.packing.graph import order_repository
-    from fimpack.pipelines.languages import detect_language
+    from fimpack.languages import detect_language
     from fimpack.records import SourceFile
 
     sources = [SourceFile(repo, p, detect_language(p) or "text", c)

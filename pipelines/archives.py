@@ -12,7 +12,7 @@ from typing import Iterator
 
 from fimpack.dedup.licenses import is_license_source
 from fimpack.config import Limits
-from fimpack.pipelines.languages import detect_language
+from fimpack.languages import detect_language
 from fimpack.pipelines.sources import (CONTENT_COLUMNS, PATH_COLUMNS, REPO_COLUMNS, RepoSource,
                                        _capped, _read_bounded, classify, open_binary)
 from fimpack.records import CODE, NATURAL_LANGUAGE, Drop, SourceFile

@@ -13,7 +13,7 @@ import sysconfig
 
 from fimpack.dedup.licenses import is_license_file
 from fimpack.pipelines.ingest import RepoSource
-from fimpack.pipelines.languages import detect_language
+from fimpack.languages import detect_language
 from fimpack.records import NATURAL_LANGUAGE
 
 SKIP_DIRS = {"__pycache__", "site-packages", "dist-packages", "idlelib", "turtledemo"}

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from fimpack.config import Limits
 from fimpack.pipelines.encodings import decode, has_utf16_or_32_bom
-from fimpack.pipelines.languages import detect_language
+from fimpack.languages import detect_language
 from fimpack.dedup.licenses import is_license_file, is_license_source, is_manifest
 from fimpack.dedup.nl import TEXT, doc_format
 from fimpack.records import CODE, LICENSE_TEXT, NATURAL_LANGUAGE, Drop, SourceFile

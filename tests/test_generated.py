@@ -9,7 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from fimpack.cli import _build_parser as build_parser
 from fimpack.config import GENERATED_KINDS, build_config
 from fimpack.dedup.generated import GeneratedFiles, Rules, compiled_outputs, minified
-from fimpack.pipelines.languages import detect_language
+from fimpack.languages import detect_language
 from fimpack.records import SourceFile
 
 TS = """import { Subscriber } from './Subscriber';

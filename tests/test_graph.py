@@ -23,7 +23,7 @@ from fimpack.graph_view import draw_png, graph_json, to_dot
 from fimpack.packing.imports import extract_imports
 from fimpack.packing.parsing import GRAMMARS, parser_for
 from fimpack.packing.testlinks import is_test, link_tests, subject_of
-from fimpack.pipelines.languages import detect_language
+from fimpack.languages import detect_language
 from fimpack.records import SourceFile
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
