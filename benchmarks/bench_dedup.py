@@ -65,7 +65,8 @@ import numpy as np
 import fimpack.dedup as fdedup
 from fimpack.dedup import minhash
 from fimpack.dedup.components import label_in_memory
-from fimpack.dedup.near import NearDedupConfig, band_keys, bucket_pairs
+from fimpack.config import NearDedupConfig
+from fimpack.dedup.near import band_keys, bucket_pairs
 
 NUM_PERM = 256
 NGRAM = 5

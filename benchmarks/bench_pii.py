@@ -130,7 +130,8 @@ def build_report(args, module) -> int:
     """Every span the detector finds in the files a build kept, by kind, each labelled by the
     labelled samples' row for the same value in the same file (pii / benign / unlabelled)."""
     from fimpack.pipelines import outputs
-    from fimpack.pipelines.ingest import Limits, discover, read_source
+    from fimpack.config import Limits
+    from fimpack.pipelines.ingest import discover, read_source
     from fimpack.records import SourceFile
 
     kept = {(r["repo"], r["path"]) for r in outputs.read_records(args.build, "files").to_pylist()}

@@ -22,14 +22,13 @@ from typing import Iterator
 
 import apache_beam as beam
 
-from fimpack.config import DedupConfig  # noqa: F401  (re-exported)
+from fimpack.config import DedupConfig, NearDedupConfig, QualityConfig
 from fimpack.dedup.decontaminate import Decontaminate
 from fimpack.dedup.earlier import AgainstEarlier
 from fimpack.dedup.exact import ExactDedup
-from fimpack.dedup.near import (FileSignatures, KeepPolicy, LSHClusters, NearDedupConfig,
-                                RepoSignatures)
+from fimpack.dedup.near import FileSignatures, KeepPolicy, LSHClusters, RepoSignatures
 from fimpack.dedup.pii import RedactPII
-from fimpack.dedup.quality import QualityConfig, QualityFilter
+from fimpack.dedup.quality import QualityFilter
 from fimpack.dedup.licenses import (ROW_LICENSE, SOURCE_HEADER, allowed, file_license_source,
                                     is_manifest, opted_out, repo_license_info)
 from fimpack.dedup.nl import LanguageID, NLConfig, judge

@@ -19,7 +19,7 @@ from dataclasses import replace
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from fimpack.config import ORDERS, RANDOM  # noqa: F401
+from fimpack.config import RANDOM, BuildConfig
 from fimpack.packing import mixture
 from fimpack.packing.examples import (assemble_repo, document_examples, file_segments,
                                       stable_hash)
@@ -88,7 +88,7 @@ def _counted(examples, seed: int):
 def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: int,
                     fim_rate: float, seq_len: int, val_fraction: float,
                     fim_split: str = UNIFORM, order: str | list[str] = "codegemma",
-                    held_out: AbstractSet[str] | None = None, partition: str = "greedy") -> tuple[list[Tokenized], list[Drop]]:
+                    held_out: AbstractSet[str] | None = None, partition: str = BuildConfig.partition) -> tuple[list[Tokenized], list[Drop]]:
     """A repository's files as the build packs them: (examples, drops).
 
     Each file is parsed once, for its imports and its syntax-aware FIM split together

@@ -23,7 +23,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from fimpack.config import BuildConfig  # noqa: F401  (re-exported)
+from fimpack.config import BuildConfig
 from fimpack.counting import drop_counter, kept_counter
 from fimpack.dedup.decontaminate import HUMANEVAL
 from fimpack.dedup.generated import GeneratedFiles

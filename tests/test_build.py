@@ -17,7 +17,7 @@ import pytest
 
 from fimpack import inspect
 from fimpack.cli import _build_parser
-from fimpack.config import build_config
+from fimpack.config import BuildConfig, Limits, QualityConfig, build_config
 from fimpack.dedup.pii import redact
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
@@ -25,7 +25,7 @@ from fimpack.packing.graph import order_repository
 from fimpack.packing.mixture import shard_count
 from fimpack.pipelines import build, outputs
 from fimpack.records import SPLITS, SourceFile
-from fimpack.pipelines.ingest import Limits, discover
+from fimpack.pipelines.ingest import discover
 
 from conftest import STDLIB
 from readers import assert_readers_open
@@ -35,7 +35,7 @@ def run_build(corpus_dir: Path, out: Path, **overrides) -> dict:
     settings = dict(out=str(out), input=str(corpus_dir), vocab_size=1000, val_fraction=0.3,
                     limits=Limits(max_file_bytes=200_000), seq_len=2048, shard_tokens=60_000,
                     code_fraction=None)
-    cfg = build.BuildConfig(**{**settings, **overrides})
+    cfg = BuildConfig(**{**settings, **overrides})
     return build.run(cfg, discover(str(corpus_dir)), [])
 
 
@@ -326,7 +326,7 @@ def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, m
 
     real_quality, real_format = quality.quality_reason, build_module.file_segments
 
-    def flaky_quality(f, cfg=quality.QualityConfig()):
+    def flaky_quality(f, cfg=QualityConfig()):
         if f.path == "tabs.py":
             raise RuntimeError("boom")
         return real_quality(f, cfg)

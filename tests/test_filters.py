@@ -3,10 +3,11 @@ import json
 
 import pytest
 
+from fimpack.config import QualityConfig
 from fimpack.dedup.decontaminate import (benchmark_ngrams, benchmark_texts, contaminated,
                                          humaneval_path)
 from fimpack.dedup.pii import find_pii, redact
-from fimpack.dedup.quality import QualityConfig, quality_reason
+from fimpack.dedup.quality import quality_reason
 from fimpack.records import SourceFile
 
 from conftest import STDLIB

@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from fimpack import inspect
+from fimpack.config import BuildConfig, Limits
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.pipelines import build, outputs
-from fimpack.pipelines.ingest import Limits, discover
+from fimpack.pipelines.ingest import discover
 
 from conftest import STDLIB, add_tar_member, pydoc_topic
 from readers import assert_readers_open
@@ -88,7 +89,7 @@ def hostile(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile_in")
     make_corpus(root)
     out = tmp_path_factory.mktemp("hostile_out")
-    cfg = build.BuildConfig(out=str(out), input=str(root), vocab_size=600, seq_len=2048,
+    cfg = BuildConfig(out=str(out), input=str(root), vocab_size=600, seq_len=2048,
                             code_fraction=None, limits=Limits())
     manifest = build.run(cfg, discover(str(root)), [])
     drops = outputs.read_records(str(out), "drops").to_pylist()

@@ -8,7 +8,7 @@ import tarfile
 
 
 from fimpack import inspect
-from fimpack.config import Limits
+from fimpack.config import BuildConfig, Limits
 from fimpack.dedup.licenses import (PERMISSIVE, allowed, detect, file_license, is_license_file,
                                     load_policy, opted_out, repo_license, spdx_texts)
 from fimpack.pipelines import build
@@ -132,7 +132,7 @@ def test_a_build_drops_by_licence_and_opt_out_with_counted_reasons(tmp_path):
     prose = pydoc_topic("with")  # documents carry no SPDX licence: kept
     (root / "docs.jsonl").write_text(json.dumps({"id": "zen", "text": prose}) + "\n")
     (tmp_path / "optout.txt").write_text("# names or globs\nacme-*\n")
-    cfg = build.BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
+    cfg = BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
                             seq_len=2048, val_fraction=0.0, code_fraction=None,
                             limits=Limits(max_file_bytes=200_000), licenses="permissive",
                             exclude_repos=str(tmp_path / "optout.txt"))
@@ -380,7 +380,7 @@ def test_a_build_reads_licences_as_registries_declare_them(tmp_path):
     (mixed / "package.json").write_text('{"name": "mixed", "license": "MIT"}')
     (mixed / "LICENSE").write_text(spdx_text("BSD-3-Clause"))
     (mixed / "gpl.py").write_text(GPL_HEADER + "X = 1\n")
-    cfg = build.BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
+    cfg = BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
                             seq_len=2048, val_fraction=0.0, code_fraction=None,
                             limits=Limits(max_file_bytes=200_000), licenses="any")
     manifest = build.run(cfg, discover(str(root)), [])

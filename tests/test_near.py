@@ -3,9 +3,10 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from fimpack.config import NearDedupConfig
 from fimpack.dedup.minhash import jaccard, shingle_hashes, signature
-from fimpack.dedup.near import (FileSignatures, LSHClusters, NearDedupConfig, RepoSignatures,
-                                band_keys, bucket_pairs)
+from fimpack.dedup.near import (FileSignatures, LSHClusters, RepoSignatures, band_keys,
+                                bucket_pairs)
 
 from conftest import STDLIB
 

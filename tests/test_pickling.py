@@ -5,13 +5,14 @@ from apache_beam.internal import pickler
 from apache_beam.portability import common_urns, python_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
+from fimpack.config import BuildConfig
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
 
 
 def test_build_graph_pickles_and_unpickles(corpus_dir, tmp_path):
     assert pickler.DEFAULT_PICKLE_LIB in ("cloudpickle", pickler.USE_CLOUDPICKLE)
-    cfg = build.BuildConfig(out=str(tmp_path / "out"), input=str(corpus_dir))
+    cfg = BuildConfig(out=str(tmp_path / "out"), input=str(corpus_dir))
     p = beam.Pipeline()
     build.pipeline(p, discover(str(corpus_dir)), cfg)
     proto = p.to_runner_api()
