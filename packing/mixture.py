@@ -12,12 +12,12 @@ held-out fraction that ``split.py`` chose survives the sampling.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from fimpack.config import PRESETS  # noqa: F401  (re-exported)
 from fimpack.counting import SumCounters, example_counter, kept_counter
 from fimpack.packing.examples import stable_hash
 from fimpack.records import (AUDIT, CODE, NATURAL_LANGUAGE, SPLITS, Drop, PartFate, StageOut,
@@ -46,23 +46,35 @@ class Histogram(beam.CombineFn):
         return acc
 
 
-def plan(code: np.ndarray, nl: np.ndarray, code_fraction: float | None) -> dict:
-    """Which source to cut and below which bucket its examples stay.
-    ``{"cut": None}`` keeps everything (no target, or nothing to cut)."""
+class Cut(NamedTuple):
+    """The mixture's decision for one split: the examples of source CUT stay when their
+    bucket is below BELOW; the other source's all stay. ``Cut(None, BUCKETS)`` keeps
+    everything."""
+
+    cut: str | None      # CODE, NATURAL_LANGUAGE or None
+    below: int
+
+
+KEEP_ALL = Cut(None, BUCKETS)
+
+
+def plan(code: np.ndarray, nl: np.ndarray, code_fraction: float | None) -> Cut:
+    """Which source to cut and below which bucket its examples stay; ``KEEP_ALL`` with no
+    target, or nothing to cut."""
     total_code, total_nl = int(code.sum()), int(nl.sum())
     if code_fraction is None or total_code + total_nl == 0:
-        return {"cut": None, "below": BUCKETS}
+        return KEEP_ALL
     if code_fraction >= 1.0:
-        return {"cut": "nl", "below": 0}
+        return Cut(NATURAL_LANGUAGE, 0)
     if code_fraction <= 0.0:
-        return {"cut": "code", "below": 0}
+        return Cut(CODE, 0)
     if total_nl and total_code / (total_code + total_nl) > code_fraction:
-        cut, hist, want = "code", code, code_fraction / (1 - code_fraction) * total_nl
+        cut, hist, want = CODE, code, code_fraction / (1 - code_fraction) * total_nl
     elif total_code and total_code / (total_code + total_nl) < code_fraction:
-        cut, hist, want = "nl", nl, (1 - code_fraction) / code_fraction * total_code
+        cut, hist, want = NATURAL_LANGUAGE, nl, (1 - code_fraction) / code_fraction * total_code
     else:
-        return {"cut": None, "below": BUCKETS}
-    return {"cut": cut, "below": _below(hist, want)}
+        return KEEP_ALL
+    return Cut(cut, _below(hist, want))
 
 
 def _below(hist: np.ndarray, want: float) -> int:
@@ -76,8 +88,8 @@ def _below(hist: np.ndarray, want: float) -> int:
     return min(below, BUCKETS)
 
 
-def plan_by_split(hists: dict, code_fraction: float | None) -> dict:
-    """{split: decision}: the cut of ``plan`` over the whole corpus, applied to each split
+def plan_by_split(hists: dict, code_fraction: float | None) -> dict[str, Cut]:
+    """{split: Cut}: the cut of ``plan`` over the whole corpus, applied to each split
     alone (stratified): the cut source keeps the same share of its tokens in every split.
     Sampled corpus-wide, a split of few examples keeps whatever share its examples' buckets
     happen to give, and the held-out fraction that ``split.py`` chose moves with it (6.4%
@@ -90,17 +102,17 @@ def plan_by_split(hists: dict, code_fraction: float | None) -> dict:
         return sum((np.asarray(hists.get((source, s), zero)) for s in SPLITS), zero)
 
     overall = plan(hist(CODE), hist(NATURAL_LANGUAGE), code_fraction)
-    cut = overall["cut"]
-    if cut is None or overall["below"] in (0, BUCKETS):
-        return {s: dict(overall) for s in SPLITS}
+    cut = overall.cut
+    if cut is None or overall.below in (0, BUCKETS):
+        return {s: overall for s in SPLITS}
     total = hist(cut)
-    share = float(np.cumsum(total)[overall["below"] - 1]) / float(total.sum())
-    return {s: {"cut": cut, "below": _below(hist(cut, s), share * float(hist(cut, s).sum()))}
+    share = float(np.cumsum(total)[overall.below - 1]) / float(total.sum())
+    return {s: Cut(cut, _below(hist(cut, s), share * float(hist(cut, s).sum())))
             for s in SPLITS}
 
 
-def keep(source: str, example_bucket: int, decision: dict) -> bool:
-    return decision["cut"] != source or example_bucket < decision["below"]
+def keep(source: str, example_bucket: int, decision: Cut) -> bool:
+    return decision.cut != source or example_bucket < decision.below
 
 
 def shard_count(tokens: int, shard_tokens: int) -> int:

@@ -17,7 +17,7 @@ from apache_beam.metrics import Metrics
 from fimpack.config import Limits  # noqa: F401  (re-exported)
 from fimpack.pipelines.archives import read_rows, read_tar, read_zip, safe_member_path  # noqa
 from fimpack.pipelines.sources import (RepoSource, classify, discover, list_dir,  # noqa: F401
-                                       list_files, read_dir, read_files, _read_path_entry)
+                                       list_files, read_dir, read_files, read_listed)
 # the names above are also ingest's API (tests, ``fimpack graph``): re-exported
 from fimpack.records import AUDIT, Drop, SourceFile, StageOut, processing_error
 
@@ -82,12 +82,12 @@ class _ReadEntry(beam.DoFn):
     def __init__(self, limits: Limits):
         self.limits = limits
 
-    def process(self, entry: tuple):
+    def process(self, entry):
         INPUT_FILES.inc()
         try:
-            item = _read_path_entry(*entry, limits=self.limits)
+            item = read_listed(entry, self.limits)
         except Exception as err:
-            item = processing_error(entry[0], entry[2], "read", err)
+            item = processing_error(entry.repo, entry.path, "read", err)
         if isinstance(item, Drop):
             yield beam.pvalue.TaggedOutput(_ReadSource.DROPS, item)
         else:

@@ -9,7 +9,7 @@ import logging
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from fimpack.config import Limits
 from fimpack.pipelines.encodings import decode, has_utf16_or_32_bom
@@ -220,9 +220,20 @@ def _read_bounded(f, limit: int) -> bytes:
     return f.read(limit + 1)  # one byte past the limit is enough to know it is too large
 
 
-def list_dir(src: RepoSource, limits: Limits) -> Iterator[tuple]:
-    """A folder's entries as (repo, root, rel, kind, within_cap, source), read one by one
-    later: listing is cheap, and one element per file keeps any single output small."""
+class ListedFile(NamedTuple):
+    """One file of a folder as listed, before it is read (``read_listed``): listing is
+    cheap, and one element per file keeps any single output small."""
+
+    repo: str
+    root: str          # the folder (local or remote) the path is relative to
+    path: str          # relative, with "/"
+    kind: str          # "file", "symlink" or "special" (a device, a pipe)
+    within_cap: bool   # inside --max-files-per-repo
+    source: str = CODE
+
+
+def list_dir(src: RepoSource, limits: Limits) -> Iterator[ListedFile]:
+    """A folder's files as ListedFiles, read one by one later."""
     root = src.location
     entries: dict[str, str] = {}  # relative path -> "file" | "symlink" | "special"
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -243,16 +254,17 @@ def list_dir(src: RepoSource, limits: Limits) -> Iterator[tuple]:
             entries[rel] = ("symlink" if stat.S_ISLNK(mode)
                             else "file" if stat.S_ISREG(mode) else "special")
     for rel, within_cap in _capped(src.name, entries, limits):
-        yield (src.name, root, rel, entries[rel], within_cap, CODE)
+        yield ListedFile(src.name, root, rel, entries[rel], within_cap, CODE)
 
 
 def read_dir(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     for entry in list_dir(src, limits):
-        yield _read_path_entry(*entry, limits=limits)
+        yield read_listed(entry, limits)
 
 
-def _read_path_entry(repo: str, root: str, rel: str, kind: str, within_cap: bool,
-                     source: str = CODE, *, limits: Limits) -> SourceFile | Drop:
+def read_listed(entry: ListedFile, limits: Limits) -> SourceFile | Drop:
+    """A listed file read and classified (``classify``), or its Drop."""
+    repo, root, rel, kind, within_cap, source = entry
     if kind == "symlink":
         return Drop(repo, rel, "symlink")
     if kind == "special":
@@ -292,15 +304,15 @@ def _read_remote_entry(repo: str, root: str, rel: str, full: str, source: str,
     return classify(repo, rel, data, limits, source, origin=root)
 
 
-def list_files(src: RepoSource, limits: Limits) -> Iterator[tuple]:
+def list_files(src: RepoSource, limits: Limits) -> Iterator[ListedFile]:
     for rel, within_cap in _capped(src.name, src.files, limits):
         full = os.path.join(src.location, *rel.split("/"))
         kind = "symlink" if not is_remote(full) and os.path.islink(full) else "file"
-        yield (src.name, src.location, rel, kind, within_cap, src.source)
+        yield ListedFile(src.name, src.location, rel, kind, within_cap, src.source)
 
 
 def read_files(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     for entry in list_files(src, limits):
-        yield _read_path_entry(*entry, limits=limits)
+        yield read_listed(entry, limits)
 
 

@@ -43,9 +43,9 @@ def test_fraction_within_one_percent_either_way():
 def test_presets_and_no_target():
     ex = corpus(500, 500)
     assert achieved(ex, plan(*hists(ex), 1.0)) == 1.0
-    assert plan(*hists(ex), None) == {"cut": None, "below": 1 << 16}
+    assert plan(*hists(ex), None) == (None, 1 << 16)
     only_code = corpus(100, 0)
-    assert plan(*hists(only_code), 0.8)["cut"] is None  # nothing to mix with: keep it all
+    assert plan(*hists(only_code), 0.8).cut is None  # nothing to mix with: keep it all
 
 
 def test_sampling_is_deterministic_by_seed():
@@ -72,7 +72,7 @@ def test_the_cut_keeps_each_splits_share_of_the_sampled_source():
         hists[key][bucket(0, e)] += n
     decisions = plan_by_split(hists, 0.8)
     assert set(decisions) == {"train", "validation"}
-    assert {d["cut"] for d in decisions.values()} == {"code"}
+    assert {d.cut for d in decisions.values()} == {"code"}
     kept = {(s, sp): 0 for s in ("code", "nl") for sp in ("train", "validation")}
     total = dict(kept)
     for e, s, n in ex:
@@ -88,5 +88,5 @@ def test_the_cut_keeps_each_splits_share_of_the_sampled_source():
     assert abs(share_after - share_before) * code <= biggest  # within one example
     assert kept[("nl", "validation")] == total[("nl", "validation")]  # nl not cut
     # no target, or nothing to cut: every split keeps everything
-    assert plan_by_split(hists, None) == {s: {"cut": None, "below": 1 << 16}
+    assert plan_by_split(hists, None) == {s: (None, 1 << 16)
                                           for s in ("train", "validation")}
