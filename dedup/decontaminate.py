@@ -199,11 +199,11 @@ class _Decontaminate(FileFilter):
     def setup(self):
         self.bench = Benchmark(self.paths, self.n)  # once per worker
 
-    def reason(self, f: SourceFile):
+    def check(self, f: SourceFile):
         hit = self.bench.match(f.content)
         return None if hit is None else ("contaminated", hit)
 
 
 def Decontaminate(paths: list[str], n: int = NGRAM) -> Filter:
-    """SourceFiles -> clean SourceFiles (main) and Drops (``drops``)."""
+    """SourceFiles -> ``StageOut``: clean SourceFiles and Drops (``filters.Filter``)."""
     return Filter(_Decontaminate(paths, n))

@@ -37,7 +37,8 @@ import apache_beam as beam
 
 from fimpack.config import GENERATED_KINDS as KINDS
 from fimpack.dedup.quality import GENERATED as GENERATOR_MARKER
-from fimpack.records import Drop, SourceFile, StageOut, processing_error
+from fimpack.dedup.filters import FileFilter, Filter
+from fimpack.records import Drop, SourceFile, StageOut
 
 MINIFIED_EXTS = (".js", ".mjs", ".cjs", ".css")
 MINIFIED_MEAN_LINE = 110                    # linguist's generated.rb, minified_files?
@@ -194,22 +195,17 @@ class Rules:
         return None
 
 
-class _PerFile(beam.DoFn):
+class _PerFile(FileFilter):
+    """Vendored, minified and generated files, each by its own path and content."""
+
+    stage = "generated"
+
     def __init__(self, kinds):
         self.kinds = tuple(kinds)
         self.rules = Rules()
 
-    def process(self, f: SourceFile):
-        try:
-            found = self.rules.reason(f.path, f.content, self.kinds)
-        except Exception as err:  # one bad file must not stop a build
-            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path,
-                                                                     "generated", err))
-            return
-        if found:
-            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, *found))
-        else:
-            yield f
+    def check(self, f: SourceFile) -> tuple[str, str] | None:
+        return self.rules.reason(f.path, f.content, self.kinds)
 
 
 def _is_output(path: str) -> bool:
@@ -259,8 +255,7 @@ class GeneratedFiles(beam.PTransform):
             files = (others, joined.files) | "AllKept" >> beam.Flatten()
             drops.append(joined.drops)
         if set(self.kinds) - {"compiled"}:
-            out = files | "PerFile" >> beam.ParDo(_PerFile(self.kinds)).with_outputs(
-                "drops", main="files")
-            files = out.files
-            drops.append(out.drops)
+            out = files | "PerFile" >> Filter(_PerFile(self.kinds))
+            files = out.items
+            drops += out.drops
         return StageOut(files, tuple(drops))

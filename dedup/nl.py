@@ -26,10 +26,13 @@ line, paragraph and character rules only.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 
 from fimpack.config import NLConfig
+from fimpack.dedup.filters import FileFilter, Filter, Keep
+from fimpack.records import NATURAL_LANGUAGE, SourceFile, counter_key
 
 MARKDOWN, RST, TEXT = "markdown", "restructuredtext", "text"
 FORMATS = {".md": MARKDOWN, ".markdown": MARKDOWN, ".rst": RST, ".txt": TEXT}
@@ -283,3 +286,31 @@ def judge(text: str, fmt: str, langid: LanguageID, cfg: NLConfig
         repeated = gopher_repetition(prose, words, language, cfg)
         reason = ("nl_repetition", repeated) if repeated else c4_quality(prose, language, cfg)
     return language, reason
+
+
+class _Documents(FileFilter):
+    """Each natural-language document gets its language (counted, ``nl_language:CODE``);
+    documents outside ``languages`` or breaking a Gopher / C4 rule are dropped. Code passes."""
+
+    stage = "nl"
+    langid = None  # loaded at the first document (about 1 s), so code-only workers skip it
+
+    def __init__(self, cfg: NLConfig):
+        self.cfg = cfg
+
+    def check(self, f: SourceFile):
+        if f.source != NATURAL_LANGUAGE:
+            return None
+        if self.langid is None:
+            self.langid = LanguageID(self.cfg.min_confidence, self.cfg.identify_chars)
+        language, drop = judge(f.content, f.language, self.langid, self.cfg)
+        if drop is not None:
+            return drop
+        return Keep(replace(f, natural_language=language),
+                    {counter_key("nl_language", language): 1})
+
+
+def DocumentFilter(cfg: NLConfig = NLConfig()) -> Filter:
+    """SourceFiles -> ``StageOut``: documents judged (language set) and code, Drops, the
+    documents' language counts (``filters.Filter``)."""
+    return Filter(_Documents(cfg))

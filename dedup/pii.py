@@ -39,9 +39,8 @@ import ipaddress
 import re
 from dataclasses import replace
 
-import apache_beam as beam
-
-from fimpack.records import SourceFile, processing_error
+from fimpack.dedup.filters import FileFilter, Filter, Keep
+from fimpack.records import SourceFile, counter_key
 
 # Each pattern starts with what is cheap to scan for (a literal, "@", a digit, "[:=]"), and
 # the left context a match needs is checked by hand at the (rare) hits: Python's re tries a
@@ -272,23 +271,21 @@ def redact(text: str, path: str = "") -> tuple[str, dict[str, int]]:
     return "".join(parts), counts
 
 
-class _Redact(beam.DoFn):
-    def process(self, f: SourceFile):
-        try:
-            text, counts = redact(f.content, f.path)
-        except Exception as err:  # one bad file must not stop a build
-            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path, "pii", err))
-            return
-        yield replace(f, content=text, redactions=sum(counts.values())) if counts else f
-        if counts:
-            yield beam.pvalue.TaggedOutput("counts", {f"pii:{k}": v for k, v in counts.items()}
-                                           | {"pii_files": 1})
+class _Redact(FileFilter):
+    """Redaction as a filter that rewrites: a file with PII is kept redacted, its
+    redactions counted (``pii:KIND``, and ``pii_files``); a file without passes as it is."""
+
+    stage = "pii"
+
+    def check(self, f: SourceFile) -> Keep | None:
+        text, counts = redact(f.content, f.path)
+        if not counts:
+            return None
+        return Keep(replace(f, content=text, redactions=sum(counts.values())),
+                    {counter_key("pii", k): v for k, v in counts.items()} | {"pii_files": 1})
 
 
-class RedactPII(beam.PTransform):
-    """SourceFiles -> redacted SourceFiles (main), per-file counts (``counts``) and Drops of
-    files whose redaction failed (``drops``)."""
-
-    def expand(self, files):
-        return files | "Redact" >> beam.ParDo(_Redact()).with_outputs("counts", "drops",
-                                                                      main="files")
+def RedactPII() -> Filter:
+    """SourceFiles -> ``StageOut``: redacted SourceFiles, per-file redaction counts and Drops
+    of files whose redaction failed (``filters.Filter``)."""
+    return Filter(_Redact())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from fimpack.config import QualityConfig  # noqa: F401  (re-exported)
+from fimpack.config import QualityConfig
 from fimpack.dedup.filters import FileFilter, Filter
 from fimpack.records import CODE, SourceFile
 
@@ -67,10 +67,10 @@ class _Quality(FileFilter):
     def __init__(self, cfg: QualityConfig):
         self.cfg = cfg
 
-    def reason(self, f: SourceFile) -> str | None:
+    def check(self, f: SourceFile) -> str | None:
         return quality_reason(f, self.cfg)
 
 
 def QualityFilter(cfg: QualityConfig = QualityConfig()) -> Filter:
-    """SourceFiles -> kept SourceFiles (main) and Drops (``drops``)."""
+    """SourceFiles -> ``StageOut``: kept SourceFiles and Drops (``filters.Filter``)."""
     return Filter(_Quality(cfg))

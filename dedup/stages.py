@@ -22,19 +22,20 @@ from typing import Iterator
 
 import apache_beam as beam
 
-from fimpack.config import DedupConfig, NearDedupConfig, QualityConfig
+from fimpack.config import DedupConfig, NearDedupConfig, NLConfig, QualityConfig
 from fimpack.dedup.decontaminate import Decontaminate
 from fimpack.dedup.earlier import AgainstEarlier
 from fimpack.dedup.exact import ExactDedup
 from fimpack.dedup.near import FileSignatures, KeepPolicy, LSHClusters, RepoSignatures
+from fimpack.dedup.filters import FileFilter, Filter, Keep
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityFilter
 from fimpack.dedup.licenses import (ROW_LICENSE, SOURCE_HEADER, allowed, file_license_source,
                                     is_manifest, opted_out, repo_license_info)
-from fimpack.dedup.nl import LanguageID, NLConfig, judge
+from fimpack.dedup.nl import DocumentFilter
 from fimpack.counting import cluster_counter
-from fimpack.records import (CODE, LICENSE_TEXT, NATURAL_LANGUAGE, ClusterMember, Drop,
-                             StageOut, counter_key, processing_error)
+from fimpack.records import (CODE, LICENSE_TEXT, ClusterMember, Drop, SourceFile, StageOut,
+                             counter_key)
 
 SEP = "\x1f"  # between repo and path in a file key: never in a path
 
@@ -155,37 +156,11 @@ class Dedup(beam.PTransform):
             "dedup/hashes": files})
 
 
-class _JudgeDocuments(beam.DoFn):
-    """Each natural-language document gets its language (counted); documents outside
-    ``--nl-languages`` or breaking a Gopher / C4 rule become drops. Code passes."""
-
-    langid = None  # loaded at the first document (about 1 s), so code-only workers skip it
-
-    def __init__(self, cfg: NLConfig):
-        self.cfg = cfg
-
-    def process(self, f):
-        if f.source != NATURAL_LANGUAGE:
-            yield f
-            return
-        if self.langid is None:
-            self.langid = LanguageID(self.cfg.min_confidence, self.cfg.identify_chars)
-        try:
-            language, drop = judge(f.content, f.language, self.langid, self.cfg)
-        except Exception as err:  # one bad document must not stop a build
-            yield beam.pvalue.TaggedOutput("drops", processing_error(f.repo, f.path, "nl", err))
-            return
-        if drop is not None:
-            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, *drop))
-            return
-        yield beam.pvalue.TaggedOutput("counts", {counter_key("nl_language", language): 1})
-        yield replace(f, natural_language=language)
-
-
 class Filters(beam.PTransform):
-    """Kept SourceFiles -> ``StageOut``: SourceFiles that pass, Drops, counters. The code quality rules
-    (QUALITY None: off), the documents' language and quality (NL None: off), decontamination
-    against BENCHMARKS (empty: off), then PII redaction (counted per file) when PII."""
+    """Kept SourceFiles -> ``StageOut``: SourceFiles that pass, Drops, counters. The code
+    quality rules (QUALITY None: off), the documents' language and quality (NL None: off),
+    decontamination against BENCHMARKS (empty: off), then PII redaction (counted per file)
+    when PII. Each is a ``filters.FileFilter``: its drops and counters come out the same way."""
 
     def __init__(self, quality: QualityConfig | None, benchmarks: list[str], pii: bool,
                  nl: NLConfig | None = NLConfig()):
@@ -193,24 +168,20 @@ class Filters(beam.PTransform):
         self.quality, self.benchmarks, self.pii, self.nl = quality, list(benchmarks), pii, nl
 
     def expand(self, files):
-        drops, counts = [], []
+        steps = []
         if self.quality is not None:
-            files, dropped = files | "Quality" >> QualityFilter(self.quality)
-            drops.append(dropped)
+            steps.append(("Quality", QualityFilter(self.quality)))
         if self.nl is not None:
-            judged = files | "Documents" >> beam.ParDo(_JudgeDocuments(self.nl)).with_outputs(
-                "drops", "counts", main="files")
-            files = judged.files
-            drops.append(judged.drops)
-            counts.append(judged.counts)
+            steps.append(("Documents", DocumentFilter(self.nl)))
         if self.benchmarks:
-            files, dropped = files | "Decontaminate" >> Decontaminate(self.benchmarks)
-            drops.append(dropped)
+            steps.append(("Decontaminate", Decontaminate(self.benchmarks)))
         if self.pii:
-            files, pii_counts, dropped = files | "RedactPII" >> RedactPII()
-            counts.append(pii_counts)
-            drops.append(dropped)
-        return StageOut(files, tuple(drops), tuple(counts))
+            steps.append(("RedactPII", RedactPII()))
+        drops, counts = (), ()
+        for label, step in steps:
+            out = files | label >> step
+            files, drops, counts = out.items, drops + out.drops, counts + out.counts
+        return StageOut(files, drops, counts)
 
 
 def _repo_licenses(repo: str, files) -> Iterator:
@@ -224,35 +195,32 @@ def _repo_licenses(repo: str, files) -> Iterator:
     yield repo, (info.expression, info.source)
 
 
-class _ApplyLicenses(beam.DoFn):
+class _LicensePolicy(FileFilter):
     """Each code file gets its licence and where it came from (``license_source``): its own
     header (an SPDX identifier or a licence notice), else its repository's (manifest or
-    licence file); files of opted-out repositories, and code files whose licence is outside
-    the policy, become drops. Natural-language documents pass the policy (they carry no SPDX
-    licence)."""
+    licence file, from the side input {repo: (expression, source)}); files of opted-out
+    repositories, and code files whose licence is outside the policy, are dropped.
+    Natural-language documents pass the policy (they carry no SPDX licence)."""
+
+    stage = "licenses"
 
     def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...], detect: bool):
         self.policy, self.opt_outs, self.detect = policy, opt_outs, detect
 
-    def process(self, f, repo_licenses: dict):
+    def check(self, f: SourceFile, repo_licenses: dict):
         pattern = opted_out(f.repo, self.opt_outs)
         if pattern is not None:
-            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "opted_out", pattern))
-            return
+            return "opted_out", pattern
         if f.source != CODE or not self.detect:  # documents carry no SPDX licence
-            yield f
-            return
+            return None
         spdx, source = file_license_source(f.content), SOURCE_HEADER
         if spdx is None:
             spdx, source = repo_licenses.get(f.repo, (None, None))
         if not allowed(spdx, self.policy):
-            yield beam.pvalue.TaggedOutput("drops", Drop(f.repo, f.path, "license",
-                                                         spdx or "none detected"))
-            return
-        yield beam.pvalue.TaggedOutput("counts", {
-            counter_key("license", spdx or "none"): 1,
-            counter_key("license_source", source or "none"): 1})
-        yield replace(f, license=spdx, license_source=source or "")
+            return "license", spdx or "none detected"
+        return Keep(replace(f, license=spdx, license_source=source or ""),
+                    {counter_key("license", spdx or "none"): 1,
+                     counter_key("license_source", source or "none"): 1})
 
 
 class Licenses(beam.PTransform):
@@ -295,7 +263,6 @@ class Licenses(beam.PTransform):
             lambda f: Drop(f.repo, f.path, "license_file"))
         out = (files
                | "NotLicenseFiles" >> beam.Filter(lambda f: f.language != LICENSE_TEXT)
-               | "Apply" >> beam.ParDo(_ApplyLicenses(self.policy, self.opt_outs, self.detect),
-                                       beam.pvalue.AsDict(repo_licenses)).with_outputs(
-                   "drops", "counts", main="files"))
-        return StageOut(out.files, (license_drops, out.drops), (out.counts, disagreements))
+               | "Apply" >> Filter(_LicensePolicy(self.policy, self.opt_outs, self.detect),
+                                   beam.pvalue.AsDict(repo_licenses)))
+        return StageOut(out.items, (license_drops, *out.drops), (*out.counts, disagreements))

@@ -75,8 +75,9 @@ def test_contaminated_drop_detail(tmp_path):
                         "        pass\n")
     clean = SourceFile("r", "hex/Hex.java", "java", HEX_JAVA)
     with beam.Pipeline() as p:
-        kept, drops = (p | beam.Create([copied, clean])
-                       | Decontaminate([str(own), humaneval_path()]))
+        out = (p | beam.Create([copied, clean])
+               | Decontaminate([str(own), humaneval_path()]))
+        kept, drops = out.items, out.drops[0]
         assert_that(kept | beam.Map(lambda f: f.path), equal_to(["hex/Hex.java"]),
                     label="kept")
         assert_that(drops, equal_to([Drop(
