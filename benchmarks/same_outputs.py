@@ -2,6 +2,13 @@
 
     .venv/bin/python benchmarks/same_outputs.py build DIR     # both builds into DIR/{embedded,mixed}
     .venv/bin/python benchmarks/same_outputs.py compare A B   # same files, same bytes?
+    .venv/bin/python benchmarks/same_outputs.py time BEFORE_PKG [N]  # build time, side by side
+
+``time``: the embedded build at 40 repositories (300 files each, 2 workers), N times (3) with
+the code of BEFORE_PKG (a folder holding an older checkout's ``fimpack`` package and a
+``sitecustomize.py`` that drops the editable install from ``sys.meta_path``) and with this
+checkout, alternately, so both see the same load; the median wall seconds of each, and
+their ratio.
 
 ``embedded``: 20 repositories of the embedded corpus (120 files each).
 ``mixed``: the 16 real packages of ``../shared/tools/fetch-real-packages`` (npm, crates, Go,
@@ -112,9 +119,34 @@ def compare(a: Path, b: Path) -> int:
     return 1 if bad else 0
 
 
+def time_builds(before_pkg: str, n: int = 3) -> None:
+    import statistics
+    import tempfile
+    import time
+
+    args = ["--max-repos", "40", "--max-files-per-repo", "300", "--workers", "2",
+            "--vocab-size", "8192", "--seq-len", "2048", "--val-fraction", "0.05"]
+    seconds: dict[str, list[float]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):
+            for name, pythonpath in (("before", before_pkg), ("after", "")):
+                env = dict(os.environ, PYTHONPATH=pythonpath)
+                started = time.perf_counter()
+                subprocess.run([FIMPACK, "build", "--out", f"{tmp}/{name}", *args], env=env,
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=tmp)
+                seconds[name].append(time.perf_counter() - started)
+                print(f"run {i} {name}: {seconds[name][-1]:.1f} s  (load {os.getloadavg()[0]:.2f})",
+                      flush=True)
+    before, after = (statistics.median(seconds[k]) for k in ("before", "after"))
+    print(f"median before {before:.1f} s, after {after:.1f} s: after/before {after / before:.3f}")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["build"]:
         build(Path(sys.argv[2]))
+    elif sys.argv[1:2] == ["time"]:
+        time_builds(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3)
     elif sys.argv[1:2] == ["compare"]:
         sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
     else:
