@@ -107,16 +107,23 @@ def ablate(out: str, sources: list, base: BuildConfig, questions: list[str], *, 
     return results
 
 
+def configs(args) -> tuple[AblateConfig, BuildConfig]:
+    """``fimpack ablate``'s parsed flags as its AblateConfig and the base BuildConfig of its
+    builds (BuildConfig's input group; seed, seq_len, vocabulary, held-out share and tokenizer
+    sample from the AblateConfig)."""
+    cfg = from_args(AblateConfig, args)
+    return cfg, from_args(BuildConfig, args, (INPUT,), seed=cfg.seed, seq_len=cfg.seq_len,
+                          vocab_size=cfg.vocab_size, val_fraction=cfg.val_fraction,
+                          tokenizer_sample_chars=cfg.tokenizer_sample_chars)
+
+
 def main(args) -> int:
-    """``fimpack ablate``'s parsed flags (BuildConfig's input group and AblateConfig): build
-    the variants, train, compare; the Markdown table on stdout, progress on stderr."""
+    """``fimpack ablate``'s parsed flags: build the variants, train, compare; the Markdown
+    table on stdout, progress on stderr."""
     from fimpack.pipelines.embedded import embedded_sources
     from fimpack.pipelines.ingest import discover
 
-    cfg = from_args(AblateConfig, args)
-    base = from_args(BuildConfig, args, (INPUT,), seed=cfg.seed, seq_len=cfg.seq_len,
-                     vocab_size=cfg.vocab_size, val_fraction=cfg.val_fraction,
-                     tokenizer_sample_chars=cfg.tokenizer_sample_chars)
+    cfg, base = configs(args)
     sources = discover(base.input) if base.input else embedded_sources(base.max_repos)
     results = ablate(base.out, sources, base, cfg.variants.split(","), flavor=cfg.flavor,
                      steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed,
