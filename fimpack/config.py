@@ -71,7 +71,7 @@ class NearDedupConfig:
     threshold: float = option(0.7, "Jaccard similarity of a near duplicate (BigCode's)",
                               flag="--near-threshold")
     num_perm: int = option(256, "MinHash permutations")
-    ngram: int = option(5, "words per shingle")
+    ngram: int = option(5, "tokens per shingle")
     bands: int = option(0, "LSH bands; 0: the optimum for the threshold and --num-perm")
     rows: int = option(0, "LSH rows per band; 0: the optimum")
     verify: bool = option(True, "keep LSH candidate pairs without checking estimated Jaccard",
