@@ -1,14 +1,20 @@
 import base64
 import json
 
+import apache_beam as beam
 import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fimpack.config import QualityConfig
 from fimpack.dedup.decontaminate import (benchmark_ngrams, benchmark_texts, contaminated,
                                          humaneval_path)
+from fimpack.dedup.filters import FileFilter, Filter, Keep
 from fimpack.dedup.pii import find_pii, redact
 from fimpack.dedup.quality import quality_reason
-from fimpack.records import SourceFile
+from fimpack.records import Drop, SourceFile
 
 from conftest import STDLIB
 
@@ -75,3 +81,132 @@ def test_decontamination_against_humaneval(tmp_path):
     own = tmp_path / "mine.jsonl"
     own.write_text(json.dumps({"prompt": (STDLIB / "csv.py").read_text()}) + "\n")
     assert contaminated((STDLIB / "csv.py").read_text(), benchmark_ngrams([str(own)]))
+
+
+# ---- the FileFilter base (dedup/filters.py): one way to keep, drop, rewrite and count -----
+
+class _Scripted(FileFilter):
+    """A filter whose check answers what the file's content says: keep, drop, rewrite,
+    count, or raise."""
+
+    stage = "scripted"
+
+    def check(self, f):
+        kind = f.content.split()[0]
+        if kind == "keep":
+            return None
+        if kind == "drop":
+            return "too_dull"
+        if kind == "detail":
+            return "too_dull", f.path
+        if kind == "rewrite":
+            return Keep(SourceFile(f.repo, f.path, f.language, f.content.upper()))
+        if kind == "count":
+            return Keep(None, {"scripted:seen": 1, "scripted:chars": len(f.content)})
+        if kind == "both":
+            return Keep(SourceFile(f.repo, f.path, f.language, "new"), {"scripted:seen": 1})
+        raise RuntimeError(f"boom in {f.path}")
+
+
+KINDS = ("keep", "drop", "detail", "rewrite", "count", "both", "raise")
+
+
+def _outputs(check, f, *side):
+    """What FileFilter.process yields for F, by output: (main, drops, counts)."""
+    main, drops, counts = [], [], []
+    for out in check.process(f, *side):
+        if isinstance(out, beam.pvalue.TaggedOutput):
+            (drops if out.tag == "drops" else counts).append(out.value)
+        else:
+            main.append(out)
+    return main, drops, counts
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(KINDS), max_size=12))
+def test_every_file_is_kept_or_dropped_once_and_counted_at_most_once(kinds):
+    check = _Scripted()
+    for i, kind in enumerate(kinds):
+        f = SourceFile("r", f"f{i}.py", "python", f"{kind} x")
+        main, drops, counts = _outputs(check, f)
+        assert len(main) + len(drops) == 1, (kind, main, drops)
+        assert len(counts) == (1 if kind in ("count", "both") else 0)
+        if drops:
+            assert drops[0].repo == "r" and drops[0].path == f.path
+        if kind == "keep" or kind == "count":
+            assert main == [f]  # Keep(None, ...) passes the file as it came
+        if kind == "raise":
+            assert drops == [Drop("r", f.path, "processing_error",
+                                  f"scripted: RuntimeError: boom in {f.path}")]
+
+
+def test_filter_keeps_rewrites_drops_and_counts_in_a_pipeline():
+    files = [SourceFile("r", f"{k}.py", "python", f"{k} me") for k in KINDS]
+    with TestPipeline() as p:
+        out = p | beam.Create(files) | Filter(_Scripted())
+        assert_that(out.items | beam.Map(lambda f: (f.path, f.content)),
+                    equal_to([("keep.py", "keep me"), ("rewrite.py", "REWRITE ME"),
+                              ("count.py", "count me"), ("both.py", "new")]), label="kept")
+        assert_that(out.drops[0], equal_to([
+            Drop("r", "drop.py", "too_dull"), Drop("r", "detail.py", "too_dull", "detail.py"),
+            Drop("r", "raise.py", "processing_error",
+                 "scripted: RuntimeError: boom in raise.py")]), label="drops")
+        assert_that(out.counts[0], equal_to([{"scripted:seen": 1, "scripted:chars": 8},
+                                             {"scripted:seen": 1}]), label="counts")
+
+
+def test_a_raising_redaction_is_a_processing_error_charged_to_pii(monkeypatch):
+    """A real filter's exception becomes its file's drop, named by its stage; the other
+    files go on (redacted, counted)."""
+    import fimpack.dedup.pii as pii
+    from fimpack.dedup.stages import Filters
+
+    real = pii.redact
+
+    def flaky(text, path=""):
+        if path == "bad.py":
+            raise ValueError("cannot redact")
+        return real(text, path)
+
+    monkeypatch.setattr(pii, "redact", flaky)
+    files = [SourceFile("r", "bad.py", "python", "X = 1\n"),
+             SourceFile("r", "mail.py", "python", 'AUTHOR = "Ada <ada@lovelace.dev>"\n')]
+    with TestPipeline() as p:
+        out = p | beam.Create(files) | Filters(None, [], pii=True, nl=None)
+        assert_that(out.items | beam.Map(lambda f: (f.path, f.content, f.redactions)),
+                    equal_to([("mail.py", 'AUTHOR = "Ada <<EMAIL>>"\n', 1)]), label="kept")
+        assert_that(out.drops | "Drops" >> beam.Flatten(), equal_to([Drop(
+            "r", "bad.py", "processing_error", "pii: ValueError: cannot redact")]),
+            label="drops")
+        assert_that(out.counts | "Counts" >> beam.Flatten(),
+                    equal_to([{"pii:email": 1, "pii_files": 1}]), label="counts")
+
+
+def test_the_licence_filter_reads_its_side_input_in_a_pipeline():
+    """Repository licences reach the check as a side input (AsDict): a file without its own
+    header takes its repository's; outside the policy, or opted out, it is dropped."""
+    from fimpack.dedup.licenses import PERMISSIVE
+    from fimpack.dedup.stages import _LicensePolicy
+
+    files = [SourceFile("mit", "a.py", "python", "A = 1\n"),
+             SourceFile("gpl", "b.py", "python", "B = 1\n"),
+             SourceFile("bare", "c.py", "python", "C = 1\n"),
+             SourceFile("acme-x", "d.py", "python", "D = 1\n"),
+             SourceFile("gpl", "own.py", "python",
+                        "# SPDX-License-Identifier: Apache-2.0\nE = 1\n")]
+    with TestPipeline() as p:
+        licences = p | "Licences" >> beam.Create([("mit", ("MIT", "license_file")),
+                                                  ("gpl", ("GPL-3.0-only", "manifest"))])
+        out = (p | beam.Create(files)
+               | Filter(_LicensePolicy(PERMISSIVE, ("acme-*",), True),
+                        beam.pvalue.AsDict(licences)))
+        assert_that(out.items | beam.Map(lambda f: (f.path, f.license, f.license_source)),
+                    equal_to([("a.py", "MIT", "license_file"),
+                              ("own.py", "Apache-2.0", "header")]), label="kept")
+        assert_that(out.drops[0] | beam.Map(lambda d: (d.path, d.reason, d.detail)),
+                    equal_to([("b.py", "license", "GPL-3.0-only"),
+                              ("c.py", "license", "none detected"),
+                              ("d.py", "opted_out", "acme-*")]), label="drops")
+        assert_that(out.counts[0], equal_to([
+            {"license:MIT": 1, "license_source:license_file": 1},
+            {"license:Apache-2.0": 1, "license_source:header": 1}]), label="counts")
