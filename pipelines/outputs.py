@@ -23,8 +23,10 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from fimpack.dedup import earlier
+from fimpack.filesystems import join, read_bytes
 from fimpack.packing.binpack import best_fit_decreasing
 from fimpack.packing.examples import stable_hash
+from fimpack.packing.pieces import piece_spans
 from fimpack.packing.shards import encode_shard, token_dtype
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.records import AUDIT, SPLITS, ClusterMember, Drop, Example, PartFate
@@ -57,10 +59,6 @@ EXAMPLES_SCHEMA = pa.schema([
 ])
 
 
-def join(*parts: str) -> str:
-    return FileSystems.join(*parts)
-
-
 def write_atomic(path: str, data: bytes) -> str:
     """Write DATA to PATH so that PATH never holds a partial file; its SHA-256."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
@@ -72,20 +70,11 @@ def write_atomic(path: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path) as f:
-        return f.read()
-
-
 def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}"
 
 
 def example_row(example: Example, num_tokens: int, sequence: int) -> dict:
-    pieces, pos = [], 0
-    for p in example.pieces:
-        pieces.append({"kind": p.kind, "file": p.file, "start": pos, "end": pos + len(p.text)})
-        pos += len(p.text)
     return {"id": example.id, "repo": example.repo, "source": example.source,
             "split": example.split, "sequence": sequence, "text": example.text,
             "num_tokens": num_tokens,
@@ -94,7 +83,7 @@ def example_row(example: Example, num_tokens: int, sequence: int) -> dict:
                        "license": f.license, "origin": f.origin, "sha256": f.sha256,
                        "natural_language": f.natural_language or None}
                       for f in example.files],
-            "pieces": pieces}
+            "pieces": piece_spans(example.pieces)}
 
 
 def write_shard(out: str, split: str, index: int, count: int, rows: list, dtype,
