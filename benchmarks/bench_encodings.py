@@ -16,7 +16,8 @@ import collections
 import os
 import sys
 
-from fimpack.pipelines.ingest import Limits, classify
+from fimpack.config import Limits
+from fimpack.pipelines.ingest import classify
 from fimpack.languages import detect_language
 from fimpack.records import SourceFile
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from fimpack.config import Limits  # noqa: F401  (re-exported)
+from fimpack.config import Limits
 from fimpack.pipelines.archives import read_rows, read_tar, read_zip, safe_member_path  # noqa
 from fimpack.pipelines.sources import (RepoSource, classify, discover, list_dir,  # noqa: F401
                                        list_files, read_dir, read_files, read_listed)

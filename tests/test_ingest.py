@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fimpack.pipelines.ingest import (Limits, RepoSource, classify, discover, read_source,
+from fimpack.config import Limits
+from fimpack.pipelines.ingest import (RepoSource, classify, discover, read_source,
                                       safe_member_path)
 from fimpack.records import LICENSE_TEXT, NATURAL_LANGUAGE, Drop, SourceFile
 
