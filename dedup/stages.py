@@ -196,7 +196,8 @@ def _repo_licenses(repo: str, files) -> Iterator:
 
 
 class _LicensePolicy(FileFilter):
-    """Each code file gets its licence and where it came from (``license_source``): its own
+    """Licence files are dropped (``license_file``: read for their licence, never trained on).
+    Each code file gets its licence and where it came from (``license_source``): its own
     header (an SPDX identifier or a licence notice), else its repository's (manifest or
     licence file, from the side input {repo: (expression, source)}); files of opted-out
     repositories, and code files whose licence is outside the policy, are dropped.
@@ -208,6 +209,8 @@ class _LicensePolicy(FileFilter):
         self.policy, self.opt_outs, self.detect = policy, opt_outs, detect
 
     def check(self, f: SourceFile, repo_licenses: dict):
+        if f.language == LICENSE_TEXT:
+            return "license_file"
         pattern = opted_out(f.repo, self.opt_outs)
         if pattern is not None:
             return "opted_out", pattern
@@ -225,12 +228,12 @@ class _LicensePolicy(FileFilter):
 
 class Licenses(beam.PTransform):
     """SourceFiles -> ``StageOut``: SourceFiles with their licence, Drops, licence counters.
-    Licence files
-    and package manifests read per repository (``dedup/licenses.py``; licence files and the
-    manifests that are no code, PKG-INFO / METADATA / gemspec, dropped as ``license_file``;
-    package.json, Cargo.toml, pom.xml... stay code files), then every
-    other file through the policy and the opt-out list. Without DETECT (``--licenses off``)
-    licence files are still dropped, opt-outs still apply, and no licence is read."""
+    Licence files and package manifests are read per repository (``dedup/licenses.py``), then
+    every file goes through ``_LicensePolicy`` with what they said as a side input: licence
+    files and the manifests that are no code (PKG-INFO / METADATA / gemspec) are dropped as
+    ``license_file`` (package.json, Cargo.toml, pom.xml... stay code files), the others meet
+    the policy and the opt-out list. Without DETECT (``--licenses off``) licence files are
+    still dropped, opt-outs still apply, and no licence is read."""
 
     def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...] = (),
                  detect: bool = True):
@@ -238,7 +241,6 @@ class Licenses(beam.PTransform):
         self.policy, self.opt_outs, self.detect = policy, tuple(opt_outs), detect
 
     def expand(self, files):
-        texts = files | "LicenseFiles" >> beam.Filter(lambda f: f.language == LICENSE_TEXT)
         if self.detect:
             detected = (files
                         | "LicenseSources" >> beam.Filter(
@@ -259,10 +261,6 @@ class Licenses(beam.PTransform):
         else:
             repo_licenses = files.pipeline | "NoDetection" >> beam.Create([])
             disagreements = files.pipeline | "NoDisagreements" >> beam.Create([])
-        license_drops = texts | "LicenseFileDrops" >> beam.Map(
-            lambda f: Drop(f.repo, f.path, "license_file"))
-        out = (files
-               | "NotLicenseFiles" >> beam.Filter(lambda f: f.language != LICENSE_TEXT)
-               | "Apply" >> Filter(_LicensePolicy(self.policy, self.opt_outs, self.detect),
-                                   beam.pvalue.AsDict(repo_licenses)))
-        return StageOut(out.items, (license_drops, *out.drops), (*out.counts, disagreements))
+        out = files | "Apply" >> Filter(_LicensePolicy(self.policy, self.opt_outs, self.detect),
+                                        beam.pvalue.AsDict(repo_licenses))
+        return StageOut(out.items, out.drops, (*out.counts, disagreements))

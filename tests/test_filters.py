@@ -14,7 +14,7 @@ from fimpack.dedup.decontaminate import (benchmark_ngrams, benchmark_texts, cont
 from fimpack.dedup.filters import FileFilter, Filter, Keep
 from fimpack.dedup.pii import find_pii, redact
 from fimpack.dedup.quality import quality_reason
-from fimpack.records import Drop, SourceFile
+from fimpack.records import LICENSE_TEXT, Drop, SourceFile
 
 from conftest import STDLIB
 
@@ -188,7 +188,8 @@ def test_the_licence_filter_reads_its_side_input_in_a_pipeline():
     from fimpack.dedup.licenses import PERMISSIVE
     from fimpack.dedup.stages import _LicensePolicy
 
-    files = [SourceFile("mit", "a.py", "python", "A = 1\n"),
+    files = [SourceFile("mit", "LICENSE", LICENSE_TEXT, "MIT License\n"),
+             SourceFile("mit", "a.py", "python", "A = 1\n"),
              SourceFile("gpl", "b.py", "python", "B = 1\n"),
              SourceFile("bare", "c.py", "python", "C = 1\n"),
              SourceFile("acme-x", "d.py", "python", "D = 1\n"),
@@ -204,7 +205,8 @@ def test_the_licence_filter_reads_its_side_input_in_a_pipeline():
                     equal_to([("a.py", "MIT", "license_file"),
                               ("own.py", "Apache-2.0", "header")]), label="kept")
         assert_that(out.drops[0] | beam.Map(lambda d: (d.path, d.reason, d.detail)),
-                    equal_to([("b.py", "license", "GPL-3.0-only"),
+                    equal_to([("LICENSE", "license_file", ""),
+                              ("b.py", "license", "GPL-3.0-only"),
                               ("c.py", "license", "none detected"),
                               ("d.py", "opted_out", "acme-*")]), label="drops")
         assert_that(out.counts[0], equal_to([
