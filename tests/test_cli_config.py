@@ -213,9 +213,11 @@ def test_run_command_defaults_are_the_functions_defaults():
     signature = {**_defaults(evaluate.evaluate), **_defaults(evaluate.main)}
     assert {k: getattr(got, k) for k in signature} == signature
     assert set(signature) == {f.name for f in fields(EvalConfig)} - {"run_dir", "data_dir"}
+    inspect.signature(evaluate.main).bind(**vars(got))  # what cmd_eval passes
     got = from_args(InfillConfig, subparser("infill").parse_args(["RUN", "--prefix", "p"]))
     assert_same(got, InfillConfig("RUN", "p"))
     assert {k: getattr(got, k) for k in _defaults(infill.main)} == _defaults(infill.main)
+    inspect.signature(infill.main).bind(**vars(got))  # what cmd_infill passes
     from fimpack.ablate import ablate
     assert _defaults(ablate)["metric_files"] == AblateConfig.metric_files
 

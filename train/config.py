@@ -75,7 +75,7 @@ class InfillConfig:
     run_dir: str = option(help="run folder (ckpt.pt, tokenizer.model) or a transformers Gemma "
                           "folder", flag="run")
     prefix: str = option(help="the text before the hole")
-    suffix: str = option("", "the text after the hole")
+    suffix: str = option("", "the text after the hole; default: none")
     path: str | None = option(None, "file path for the prompt's path line")
     max_new_tokens: int = option(DEFAULT_MAX_NEW_TOKENS, "tokens it may generate")
     as_json: bool = option(False, "completion, tokens, stop reason", flag="--json")
