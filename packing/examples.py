@@ -197,10 +197,11 @@ class _Builder:
         self.entries.append(entry)
         self.ids.extend(sep + ids)
 
-    def close(self) -> None:
+    def close(self, index: int | None = None) -> None:
+        """The example so far, as example INDEX of its repository (the next one without)."""
         if not self.entries:
             return
-        index = len(self.done)
+        index = len(self.done) if index is None else index
         example = Example(f"{self.id_prefix}:{index:05d}", self.repo, self.source, self.split,
                           tuple(self.entries), tuple(self.pieces))
         self.done.append((example, np.asarray(self.ids + [self.tok.eos_id], dtype=np.int32)))
@@ -222,22 +223,28 @@ Segment = tuple  # (FileEntry, [Piece], [token id]): one file part, formatted an
 
 
 def file_pieces(path: str, body: str, mode: str, rng: random.Random, split: str,
-                language: str) -> list[Piece]:
+                language: str, spans: list | None = None) -> list[Piece]:
     """One file as training text: its ``path\n`` line, then its body plain or in FIM MODE.
-    The evaluation formats its held-out files with this too, so they match training."""
-    return [Piece(PATH, path + "\n", 0)] + fim_pieces(body, mode, rng, 0, split, language)
+    The evaluation formats its held-out files with this too, so they match training. SPANS:
+    BODY's syntax split candidates, when the caller has them (``fim.split_parts``)."""
+    return [Piece(PATH, path + "\n", 0)] + fim_pieces(body, mode, rng, 0, split, language,
+                                                      spans)
 
 
 def file_segments(f: SourceFile, tok: Tokenizer, *, seed: int, fim_rate: float, seq_len: int,
-                  split: str = UNIFORM) -> list[Segment]:
+                  split: str = UNIFORM, spans: list | None = None) -> list[Segment]:
     """One file as segments: ``path\\n`` + body (plain or FIM), tokenised; one segment, or one
     per part when the file is longer than a sequence (split at line ends). Depends on the file
     alone (randomness from (seed, repo, path, part)): the same whatever order or worker
-    formats it (the build formats a repository's files in its per-repository DoFn)."""
+    formats it (the build formats each file on its own, ``packing/perfile.py``). SPANS: the
+    whole content's syntax split candidates, parsed before the tokenizer was ready (a part
+    of a long file is parsed here, on its own)."""
     def segment(body: str, k: int, parts: int) -> Segment:
         rng = file_rng(seed, f.repo, f.path, k)
         mode = choose_mode(rng, fim_rate)
-        pieces = file_pieces(f.path, body, mode, rng, split, f.language)
+        whole = parts == 1 and len(body) == len(f.content)  # the single part is the content
+        pieces = file_pieces(f.path, body, mode, rng, split, f.language,
+                             spans if whole else None)
         return (FileEntry(f.path, f.language, mode, f.redactions, k, parts, f.license,
                           f.origin, f.input_sha256, license_source=f.license_source,
                           encoding=f.encoding), pieces,
@@ -277,26 +284,65 @@ def assemble_repo(repo: str, units: list[tuple[str, list[Segment]]], tok: Tokeni
     examples: files that fit a sequence are grouped along EDGES ({(u, v): weight}, or pairs
     of weight 1) by the partition METHOD, each group one example with its files in the given
     order; a long file's parts are examples of their own, consecutive.
-    ``packing.stages.pack_repository`` is the whole path a repository takes in the build."""
-    # A single-part file costs its tokens + a separator; an example adds bos + eos - 1.
-    sizes = {p: len(segs[0][2]) + 1 for p, segs in units if len(segs) == 1}
+    ``packing.stages.pack_repository`` is the whole path a repository takes in the build;
+    the build itself plans with ``plan_examples`` from token counts and builds each example
+    on its own (``packing/perfile.py``)."""
     by_path = dict(units)
     builder = _Builder(repo, CODE, repo_split(repo, val_fraction, held_out), tok, seq_len)
+    for members in plan_examples(repo, [(p, [len(seg[2]) for seg in segs]) for p, segs in units],
+                                 seq_len=seq_len, edges=edges, method=method, imports=imports):
+        for path, part in members:
+            builder.add(*by_path[path][part])
+        builder.close()
+    return builder.done
+
+
+class _Planner:
+    """``_Builder``'s grouping from token counts alone: which (path, part)s make each example."""
+
+    def __init__(self, seq_len: int):
+        self.seq_len, self.done = seq_len, []
+        self.entries, self.length = [], 1  # bos
+
+    def add(self, member: tuple[str, int], tokens: int) -> None:
+        sep = 1 if self.entries else 0  # the file separator
+        if self.entries and self.length + sep + tokens + 1 > self.seq_len:  # + eos
+            self.close()
+            sep = 0
+        self.entries.append(member)
+        self.length += sep + tokens
+
+    def close(self) -> None:
+        if self.entries:
+            self.done.append(tuple(self.entries))
+        self.entries, self.length = [], 1
+
+
+def plan_examples(repo: str, units: list[tuple[str, list[int]]], *, seq_len: int, edges,
+                  method: str = "greedy", imports=None) -> list[tuple[tuple[str, int], ...]]:
+    """``assemble_repo``'s examples from token counts: UNITS [(path, [tokens of each part])] in
+    dependency order -> each example's (path, part)s, in order. Files that fit a sequence are
+    grouped along EDGES by the partition METHOD; a long file's parts are examples of their
+    own, consecutive. What a repository's examples are needs no text, only these counts."""
+    # A single-part file costs its tokens + a separator; an example adds bos + eos - 1.
+    sizes = {p: parts[0] + 1 for p, parts in units if len(parts) == 1}
+    by_path = dict(units)
     weights = edges if isinstance(edges, dict) else dict.fromkeys(edges, 1.0)
     clusters = {g[0]: g for g in partition([p for p, _ in units], sizes, weights,
                                            seq_len - 1, method, imports)}
-    for path, segs in units:
-        if len(segs) > 1:  # parts of a long file: one example each, consecutive
-            for seg in segs:
-                builder.add(*seg)
-                builder.close()
+    plan = _Planner(seq_len)
+    for path, parts in units:
+        if len(parts) > 1:  # parts of a long file: one example each, consecutive
+            for k, tokens in enumerate(parts):
+                plan.add((path, k), tokens)
+                plan.close()
         elif path in clusters:
             for p in clusters[path]:
-                builder.add(*by_path[p][0])
-            if len(builder.entries) != len(clusters[path]):  # sizes above are exact
+                plan.add((p, 0), by_path[p][0])
+            if len(plan.entries) != len(clusters[path]):  # sizes above are exact
                 raise AssertionError(f"{repo}: cluster at {path} does not fit {seq_len}")
-            builder.close()
-    return builder.done
+            plan.close()
+    return plan.done
 
 
 def document_examples(doc: SourceFile, tok: Tokenizer, *, seq_len: int, val_fraction: float,

@@ -43,14 +43,17 @@ def uniform_split(content: str, rng: random.Random) -> tuple[str, str, str]:
 
 
 def split_parts(content: str, rng: random.Random, split: str = UNIFORM,
-                language: str = "") -> tuple[str, str, str]:
-    """(prefix, middle, suffix) by the SPLIT strategy."""
+                language: str = "", spans: list | None = None) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) by the SPLIT strategy. SPANS: CONTENT's syntax candidates
+    (``syntax.candidate_spans``) when the caller parsed it already (the build does, before
+    the tokenizer is trained: ``packing/perfile.py``)."""
     if split == MIXED:
         split = SYNTAX if rng.random() < 0.5 else UNIFORM
     if split == SYNTAX:
         from fimpack.packing.syntax import syntax_split
 
-        span = syntax_split(content, language, rng)
+        span = (syntax_split(content, language, rng) if spans is None
+                else rng.choice(spans) if spans else None)
         if span is not None:
             i, j = span
             return content[:i], content[i:j], content[j:]
@@ -60,11 +63,12 @@ def split_parts(content: str, rng: random.Random, split: str = UNIFORM,
 
 
 def fim_pieces(content: str, mode: str, rng: random.Random, file: int,
-               split: str = UNIFORM, language: str = "") -> list[Piece]:
+               split: str = UNIFORM, language: str = "",
+               spans: list | None = None) -> list[Piece]:
     """The pieces of one file body in MODE (the path line is added by the caller)."""
     if mode == NONE:
         return [Piece(CONTENT, content, file)]
-    prefix, middle, suffix = split_parts(content, rng, split, language)
+    prefix, middle, suffix = split_parts(content, rng, split, language, spans)
     sentinel = lambda s: Piece(SENTINEL, s, file)  # noqa: E731
     if mode == PSM:
         return [sentinel(FIM_PREFIX), Piece(PREFIX, prefix, file),

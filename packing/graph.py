@@ -294,10 +294,13 @@ def linearise_deepseek(g: nx.DiGraph) -> list[str]:
 # The repository order.
 
 def order_repository(files: list[SourceFile], strategy: str = "codegemma",
-                     extractions: dict[str, Extraction] | None = None) -> RepoOrder:
+                     extractions: dict[str, Extraction] | None = None,
+                     idents: dict | None = None) -> RepoOrder:
     """Order one repository's files for packing (see the module docstring). EXTRACTIONS:
-    ``extract_imports`` of each file, when the caller parsed them already (the build parses
-    files in parallel, before it groups them by repository)."""
+    ``extract_imports`` of each file, and IDENTS, ``testlinks.identifiers`` of each file of
+    a test-linked language, when the caller computed them already: the build does, one file
+    at a time (``packing/perfile.py``), and orders the repository from those records, with
+    files whose content is left out but for the build files ``RepoIndex`` reads."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     by_path = {f.path: f for f in files}
@@ -316,7 +319,7 @@ def order_repository(files: list[SourceFile], strategy: str = "codegemma",
         removed = []
         graph_order = linearise_deepseek(in_graph)
     deps = {u: set(g.successors(u)) for u in g.nodes}
-    links = link_tests(files, deps)
+    links = link_tests(files, deps, idents=idents)
     order = place_rest(graph_order, sorted(by_path), links,
                        {p for p in by_path if is_test(p, by_path[p].language)})
     return RepoOrder(order, edges, removed, links, unresolved, errors, importance, strategy)

@@ -1,31 +1,35 @@
 """The packing stages of a build, Beam composites over packing's plain functions:
 
     kept files -> TrainTokenizer: a seeded sample -> sentencepiece (one worker), or the user's
-               -> PackExamples:   per repository: dependency order -> FIM -> tokenised
-                                  examples of <= seq_len tokens; per document: plain examples
+               -> PackExamples:   per file: parse (before the tokenizer), FIM + token ids;
+                                  per repository: dependency order and examples planned from
+                                  the files' compact records; per example: its parts joined;
+                                  per document: plain examples
 
-Files are parsed, formatted and tokenised inside the per-repository DoFn: formatting them in
-a stage of their own spreads a large repository over workers, but its output (pieces and
-token ids, twice the content) then crosses a shuffle, which made a 105 MB two-worker build
-22% slower on FnApiRunner (bench_build, 2026-12-01).
+Every file is parsed and tokenised once, in stages whose elements are single files
+(``packing/perfile.py``), so a repository as large as a third of the corpus spreads over all
+workers; what crosses a stage boundary is compact (pieces as offsets into the content, token
+ids as array bytes: an earlier per-file stage that sent pieces and id lists as objects made a
+105 MB two-worker build 22% slower, bench_build 2026-12-01). The per-repository step reads
+no content but its build files' (``perfile.INDEX_FILES``).
 """
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from collections.abc import Set as AbstractSet
-from dataclasses import replace
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from fimpack.config import RANDOM, BuildConfig
+from fimpack.config import BuildConfig
 from fimpack.packing import mixture
-from fimpack.packing.examples import (assemble_repo, document_examples, file_segments,
+from fimpack.packing.examples import (document_examples, file_segments, repo_split,
                                       stable_hash)
-from fimpack.packing.graph import order_repository
-from fimpack.packing.imports import extract_imports, has_parser
-from fimpack.packing.partition import edge_weights
+from fimpack.packing.perfile import (build_example, compact, dropped_meta, file_facts, id_dtype,
+                                     pack_files, packed_part, plan_repository, routes)
 from fimpack.packing.split import TOLERANCE, choose_validation
 from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
 from fimpack.packing.fim import UNIFORM
@@ -38,6 +42,13 @@ log = logging.getLogger("fimpack.build")
 FILES_PACKED = Metrics.counter(AUDIT, "code_files_packed")
 DOCS_PACKED = Metrics.counter(AUDIT, "documents_packed")
 EXAMPLES_MADE = Metrics.counter(AUDIT, "examples_made")
+# Code files encoded by this process, a counter per pid (not audited): how the per-file stage
+# spread a build's files over its workers (tests/test_build_stages.py reads it).
+WORKERS = "fimpack.workers"
+
+
+def worker_counter():
+    return Metrics.counter(WORKERS, f"files_encoded_by_pid_{os.getpid()}")
 
 
 class TrainTokenizer(beam.PTransform):
@@ -89,80 +100,133 @@ def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed:
                     fim_rate: float, seq_len: int, val_fraction: float,
                     fim_split: str = UNIFORM, order: str | list[str] = "codegemma",
                     held_out: AbstractSet[str] | None = None, partition: str = BuildConfig.partition) -> tuple[list[Tokenized], list[Drop]]:
-    """A repository's files as the build packs them: (examples, drops).
+    """A repository's files as the build packs them: (examples, drops), by the build's own
+    steps run in one process (``packing/perfile.py``): each file parsed once, for its imports
+    and its syntax-aware FIM split candidates together, then formatted and tokenised
+    (``file_segments``); the files ordered along the import graph by ORDER (one of ORDERS,
+    or an explicit list of paths: a what-if) from those per-file records, then grouped into
+    examples of at most SEQ_LEN tokens along the import edges (``plan_examples``). A file
+    that fails to format is dropped (``processing_error``); a graph failure costs the order
+    (alphabetical), not the files; a failure assembling examples is isolated file by file."""
+    examples, drops = pack_files(
+        repo, files, tok, seed=seed, fim_rate=fim_rate, seq_len=seq_len,
+        val_fraction=val_fraction, fim_split=fim_split, order=order, held_out=held_out,
+        partition=partition, segments_of=file_segments)
+    return [Tokenized(*x) for x in examples], drops
 
-    Each file is parsed once, for its imports and its syntax-aware FIM split together
-    (``parse_tree`` keeps the last tree), and formatted and tokenised right after
-    (``file_segments``); the files are ordered along the import graph by ORDER (one of
-    ORDERS, or an explicit list of paths: a what-if), then grouped into examples of at most
-    SEQ_LEN tokens along the import edges (``assemble_repo``). A file that fails to format is
-    dropped (``processing_error``); a graph failure costs the order (alphabetical), not the
-    files; a failure assembling examples is isolated file by file."""
-    files = sorted(files, key=lambda f: f.path)
-    segments, extractions, drops, graph_error = {}, {}, [], None
-    for f in files:
-        if has_parser(f.language) and graph_error is None:
+
+@beam.typehints.with_output_types(tuple[int, bytes])  # the main output, grouped next
+class _ParseFile(beam.DoFn):
+    """A kept file -> its size record (``sizes``, every file), a document as it is
+    (``docs``), or a code file with its tokenizer-free facts (``perfile.file_facts``: one
+    parse for imports and FIM split candidates, identifiers for test links), keyed by a hash
+    of (repository, path) for ``SpreadFiles``.
+
+    Item 2 of issue 24, the tokenizer off the critical path: this DoFn needs no side input,
+    so Beam fuses it into the stage that produces the kept files, the same stage that keys
+    them for the tokenizer's sample (FnApiRunner runs one fused stage at a time, spread over
+    its workers): every file is parsed while the files are read for the sample, before the
+    trainer starts, and only tokenisation waits for the model."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def process(self, f):
+        yield beam.pvalue.TaggedOutput("sizes", FileSize(f.repo, f.source, f.language,
+                                                         len(f.content)))
+        if f.source != CODE:
+            yield beam.pvalue.TaggedOutput("docs", f)
+            if in_ratio_sample(f):  # measured where the code is tokenised (no other pass)
+                yield stable_hash("spread", f.repo, f.path) >> 1, packed((f, None))
+            return
+        cfg = self.cfg
+        facts = file_facts(f, seed=cfg.seed, fim_rate=cfg.fim_rate, split=cfg.fim_split)
+        yield stable_hash("spread", f.repo, f.path) >> 1, packed((f, facts))  # a signed int64
+
+
+class _EncodeFile(_WithTokenizer):
+    """One code file (after ``SpreadFiles``: a group of one file, keyed by its own hash, so
+    a repository's files go to every worker) -> FIM pieces and token ids
+    (``file_segments``, from the parsed split candidates), as a compact ``FileBody`` keyed by
+    (repo, path) (main output) and a ``FileMeta`` keyed by repository (``meta``); its token
+    ratio sample (``ratios``); a ``Drop`` if it fails to format."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def setup(self):
+        super().setup()
+        self._worker = worker_counter()  # in the process that runs it
+
+    def process(self, item, model: bytes):
+        cfg, tok = self.cfg, self.tokenizer(model)
+        dtype = id_dtype(tok.vocab_size)
+        for value in item[1]:
+            f, facts = pickle.loads(value)
+            yield from _ratio_sample(f, tok)
+            if facts is None:  # a document in the ratio sample, nothing more
+                continue
+            FILES_PACKED.inc()
+            self._worker.inc()
             try:
-                extractions[f.path] = extract_imports(f.content, f.language)
-            except Exception as err:  # costs the order, not the file
-                graph_error = err
-        try:
-            segments[f.path] = file_segments(replace(f, repo=repo), tok, seed=seed,
-                                             fim_rate=fim_rate, seq_len=seq_len,
-                                             split=fim_split)
-        except Exception as err:
-            drops.append(processing_error(repo, f.path, "pack", err))
-    files = [f for f in files if f.path in segments]
-    try:
-        if graph_error is not None:
-            raise graph_error
-        strategy = order if isinstance(order, str) else "codegemma"
-        graph = order_repository(files, strategy=strategy if strategy != RANDOM
-                                 else "codegemma", extractions=extractions)
-        paths, edges = graph.order, edge_weights(graph.importance, graph.test_links, partition)
-        imports = list(graph.importance)
-        if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
-            paths = sorted(paths, key=lambda p: stable_hash("order", str(seed), repo, p))
-        if not isinstance(order, str):
-            paths = [p for p in order if p in segments]
-    except Exception as err:  # a graph failure costs the order, not the files
-        log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
-        paths, edges, imports = [f.path for f in files], {}, None
-    assemble = lambda paths, edges={}: [Tokenized(*x) for x in assemble_repo(  # noqa: E731,B006
-        repo, [(p, segments[p]) for p in paths], tok, seq_len=seq_len,
-        val_fraction=val_fraction, edges=edges, held_out=held_out, method=partition,
-        imports=imports)]
-    try:
-        return assemble(paths, edges), drops
-    except Exception:  # find the file that breaks packing; keep the rest, one by one
-        examples = []
-        for p in paths:
-            try:
-                examples += assemble([p])
+                segments = file_segments(f, tok, seed=cfg.seed, fim_rate=cfg.fim_rate,
+                                         seq_len=cfg.seq_len, split=cfg.fim_split,
+                                         spans=facts.span_list())
+                meta, body = compact(f, facts, segments, dtype)
             except Exception as err:
-                drops.append(processing_error(repo, p, "pack", err))
-        return examples, drops
+                yield beam.pvalue.TaggedOutput("drops",
+                                               processing_error(f.repo, f.path, "pack", err))
+                meta, body = dropped_meta(f, facts), None
+            yield beam.pvalue.TaggedOutput("meta", (f.repo, packed(meta)))
+            if body is not None:
+                yield (f.repo, f.path), packed(body)
 
 
-class _PackRepo(_WithTokenizer):
-    """A repository's files -> ``pack_repository`` -> examples (and their stats) and drops."""
+class _PlanRepo(beam.DoFn):
+    """A repository's ``FileMeta``s -> where each part of each file goes
+    (``perfile.routes``), keyed by (repo, path); the drops of files no example could hold.
+    The dependency graph and the examples' grouping come from the per-file records: no text
+    is parsed or encoded here."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def process(self, item):
+        repo, metas = item
+        cfg = self.cfg
+        planned, drops = plan_repository(repo, [pickle.loads(m) for m in metas],
+                                         seed=cfg.seed, seq_len=cfg.seq_len, order=cfg.order,
+                                         partition=cfg.partition)
+        for drop in drops:
+            yield beam.pvalue.TaggedOutput("drops", drop)
+        for path, where in routes(repo, planned).items():
+            yield (repo, path), tuple(where)
+
+
+def _route_parts(item, where: dict):
+    """A file's body -> each of its parts, keyed by the example it goes into."""
+    (repo, path), body = item
+    places = where.get((repo, path))
+    if not places:
+        return
+    body = pickle.loads(body)
+    for part, number, index, position in places:
+        yield (repo, number), packed_part(body, part, index, position)
+
+
+class _BuildExample(_WithTokenizer):
+    """One example's parts (at most a sequence of tokens) -> the example and its stats."""
 
     def __init__(self, cfg):
         self.cfg = cfg
 
     def process(self, item, model: bytes, choice):
-        held_out = _held_out(choice)
-        repo, files = item
-        files = [pickle.loads(f) for f in files]
-        FILES_PACKED.inc(len(files))
-        cfg = self.cfg
-        examples, drops = pack_repository(
-            repo, files, self.tokenizer(model), seed=cfg.seed, fim_rate=cfg.fim_rate,
-            seq_len=cfg.seq_len, val_fraction=cfg.val_fraction, fim_split=cfg.fim_split,
-            order=cfg.order, held_out=held_out, partition=cfg.partition)
-        for drop in drops:
-            yield beam.pvalue.TaggedOutput("drops", drop)
-        yield from _counted(examples, cfg.seed)
+        (repo, _), parts = item
+        parts = sorted((pickle.loads(p) for p in parts), key=lambda p: p[1])
+        split = repo_split(repo, self.cfg.val_fraction, _held_out(choice))
+        example = build_example(repo, parts[0][0], [p[2:] for p in parts],
+                                self.tokenizer(model), seq_len=self.cfg.seq_len, split=split)
+        yield from _counted([example], self.cfg.seed)
 
 
 class _PackDocument(_WithTokenizer):
@@ -186,16 +250,27 @@ class _PackDocument(_WithTokenizer):
 RATIO_SAMPLE = 8  # one kept file in 8 (by a hash of repo and path) measures tokens per char
 
 
-class _TokenRatio(_WithTokenizer):
-    """(key, (characters, tokens)) of a deterministic sample of the kept files, keyed by
-    (repository, source) and by language: what the split's size estimate multiplies
-    characters by (``split.py``)."""
+class FileSize(NamedTuple):
+    """What the validation split's size estimate reads of a kept file."""
 
-    def process(self, f, model: bytes):
-        if model and stable_hash("ratio", f.repo, f.path) % RATIO_SAMPLE == 0:
-            measured = (len(f.content), len(self.tokenizer(model).encode_text(f.content)))
-            yield ("repo", f.repo, f.source), measured
-            yield ("language", f.language), measured
+    repo: str
+    source: str
+    language: str
+    chars: int
+
+
+def in_ratio_sample(f) -> bool:
+    return stable_hash("ratio", f.repo, f.path) % RATIO_SAMPLE == 0
+
+
+def _ratio_sample(f, tok: Tokenizer):
+    """(key, (characters, tokens)) of F if it is in the deterministic sample of the kept
+    files, keyed by (repository, source) and by language: what the split's size estimate
+    multiplies characters by (``split.py``)."""
+    if in_ratio_sample(f):
+        measured = (len(f.content), len(tok.encode_text(f.content)))
+        yield beam.pvalue.TaggedOutput("ratios", (("repo", f.repo, f.source), measured))
+        yield beam.pvalue.TaggedOutput("ratios", (("language", f.language), measured))
 
 
 def _sum_pairs(pairs) -> tuple[int, int]:
@@ -212,14 +287,16 @@ RATIO_MIN_CHARS = 10_000  # a sample smaller than this does not set a ratio
 def estimated_tokens(f, ratios: dict) -> int:
     """F's tokens estimated from its characters and the measured tokens per character of
     its repository's sampled files (same source), else of its language's, else of the whole
-    sample (1/4 without one): repositories of one language still compress differently."""
+    sample (1/4 without one): repositories of one language still compress differently.
+    F: a SourceFile or its ``FileSize``."""
+    size = f.chars if isinstance(f, FileSize) else len(f.content)
     for key in (("repo", f.repo, f.source), ("language", f.language)):
         chars, tokens = ratios.get(key, (0, 0))
         if chars >= RATIO_MIN_CHARS:
-            return round(len(f.content) * tokens / chars)
+            return round(size * tokens / chars)
     chars = sum(c for k, (c, _) in ratios.items() if k[0] == "language")
     tokens = sum(t for k, (_, t) in ratios.items() if k[0] == "language")
-    return round(len(f.content) * (tokens / chars if chars else 0.25))
+    return round(size * (tokens / chars if chars else 0.25))
 
 
 class ChooseValidation(beam.CombineFn):
@@ -277,7 +354,13 @@ class PackExamples(beam.PTransform):
     """Kept files -> ``StageOut``: Tokenized examples, the Drops of files that failed, an
     ``examples_packed`` count, and ``side["stats"]`` (an ExampleStats per example), with the
     tokenizer MODEL as a side input. CFG: the build's settings (seed, fim_rate, fim_split,
-    order, seq_len, val_fraction)."""
+    order, seq_len, val_fraction, partition).
+
+    Code, one file per element until a repository's plan (``packing/perfile.py``):
+    ParseFiles (no tokenizer, fused with the tokenizer's sample) -> SpreadFiles (a group per
+    file, keyed by its hash) -> EncodeFiles (FIM + ids, compact) -> per repository, PlanRepo
+    from the files' metadata -> RouteParts (each body's parts to their example) ->
+    GroupByExample -> BuildExamples. Documents: one example (or its parts) each."""
 
     def __init__(self, cfg, model):
         super().__init__()
@@ -285,28 +368,35 @@ class PackExamples(beam.PTransform):
 
     def expand(self, files):
         cfg, model = self.cfg, self.model
+        parsed = files | "ParseFiles" >> beam.ParDo(_ParseFile(cfg)).with_outputs(
+            "sizes", "docs", main="code")
+        encoded = (parsed.code
+                   | "SpreadFiles" >> beam.GroupByKey()
+                   | "EncodeFiles" >> beam.ParDo(_EncodeFile(cfg), model).with_outputs(
+                       "meta", "ratios", "drops", main="bodies"))
         ratios = beam.pvalue.AsSingleton(
-            files
-            | "SampleTokenRatios" >> beam.ParDo(_TokenRatio(), model)
+            encoded.ratios
             | "TokenRatios" >> beam.CombinePerKey(_sum_pairs)
             | "TokenRatioDict" >> beam.combiners.ToDict())
         held_out = beam.pvalue.AsSingleton(
-            files
+            parsed.sizes
             | "RepoSizes" >> beam.Map(
                 lambda f, r: (f.repo, f.source, estimated_tokens(f, r)), ratios)
             | "ChooseValidation" >> beam.CombineGlobally(ChooseValidation(cfg.val_fraction)))
-        code = (files
-                | "Code" >> beam.Filter(lambda f: f.source == CODE)
-                | "KeyByRepo" >> beam.Map(lambda f: (f.repo, packed(f)))
-                | "GroupByRepo" >> beam.GroupByKey()
-                | "PackRepo" >> beam.ParDo(_PackRepo(cfg), model, held_out).with_outputs(
-                    "drops", "stats", main="examples"))
-        docs = (files
-                | "Docs" >> beam.Filter(lambda f: f.source != CODE)
+        plans = (encoded.meta
+                 | "GroupByRepo" >> beam.GroupByKey()
+                 | "PlanRepo" >> beam.ParDo(_PlanRepo(cfg)).with_outputs("drops",
+                                                                          main="routes"))
+        code = (encoded.bodies
+                | "RouteParts" >> beam.FlatMap(_route_parts, beam.pvalue.AsDict(plans.routes))
+                | "GroupByExample" >> beam.GroupByKey()
+                | "BuildExamples" >> beam.ParDo(_BuildExample(cfg), model, held_out)
+                .with_outputs("stats", main="examples"))
+        docs = (parsed.docs
                 | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model, held_out)
                 .with_outputs("drops", "stats", main="examples"))
         stats = (code.stats, docs.stats) | "AllStats" >> beam.Flatten()
         return StageOut((code.examples, docs.examples) | "AllExamples" >> beam.Flatten(),
-                        (code.drops, docs.drops),
+                        (encoded.drops, plans.drops, docs.drops),
                         (stats | "PackedCounts" >> beam.Map(lambda _: {"examples_packed": 1}),),
                         side={"stats": stats})

@@ -124,11 +124,19 @@ def _mirror_score(test: str, impl: str) -> int:
     return 2 * suffix + prefix
 
 
-class _Lexicon:
-    """idf-weighted identifier sets of one language family's implementation files."""
+def identifiers(content: str) -> frozenset[str]:
+    """The identifiers (of >= 3 characters) of CONTENT that lexical similarity compares: a
+    file's test-link feature, computed once per file (the build's per-file stage) or here."""
+    return frozenset(_IDENT.findall(content))
 
-    def __init__(self, impls: list[SourceFile]):
-        self.tokens = {f.path: set(_IDENT.findall(f.content)) for f in impls}
+
+class _Lexicon:
+    """idf-weighted identifier sets of one language family's implementation files (IDENTS:
+    {path: identifiers}, each file's, when the caller has them)."""
+
+    def __init__(self, impls: list[SourceFile], idents: dict | None = None):
+        self.tokens = {f.path: set(idents[f.path]) if idents is not None
+                       else set(_IDENT.findall(f.content)) for f in impls}
         df: dict[str, int] = defaultdict(int)
         for toks in self.tokens.values():
             for t in toks:
@@ -144,8 +152,9 @@ class _Lexicon:
         self.norm = {p: math.sqrt(sum(self.idf[t] ** 2 for t in toks)) or 1.0
                      for p, toks in self.tokens.items()}
 
-    def scores(self, content: str, restrict: set[str] | None = None) -> dict[str, float]:
-        toks = set(_IDENT.findall(content))
+    def scores(self, content: str | set, restrict: set[str] | None = None
+               ) -> dict[str, float]:
+        toks = set(_IDENT.findall(content)) if isinstance(content, str) else content
         weights = {t: self.idf[t] for t in toks if t in self.idf}
         norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
         acc: dict[str, float] = defaultdict(float)
@@ -161,9 +170,11 @@ class _Lexicon:
 
 
 def link_tests(files: list[SourceFile], deps: dict[str, set[str]] | None = None,
-               use_names: bool = True) -> list[tuple[str, str]]:
+               use_names: bool = True, idents: dict | None = None) -> list[tuple[str, str]]:
     """(test, implementation) pairs, sorted; DEPS maps a path to the files it imports.
-    ``use_names=False`` skips the name rule (the benchmark measures the fallbacks with it)."""
+    ``use_names=False`` skips the name rule (the benchmark measures the fallbacks with it).
+    IDENTS: {path: ``identifiers(content)``} of every file of a FAMILY language, when the
+    caller computed them per file (the build does; then no file's content is read here)."""
     deps = deps or {}
     tests = [f for f in files if is_test(f.path, f.language)]
     test_paths = {f.path for f in tests}
@@ -195,14 +206,16 @@ def link_tests(files: list[SourceFile], deps: dict[str, set[str]] | None = None,
             links.append((t.path, best))
             continue
         if fam not in lexicons:
-            lexicons[fam] = _Lexicon(by_family.get(fam, []))
+            lexicons[fam] = _Lexicon(by_family.get(fam, []), idents)
         lex = lexicons[fam]
         if fam == "go":  # a Go test tests its own package
             restrict = {p for p in impl_paths if family_of[p] == "go"
                         and posixpath.dirname(p) == posixpath.dirname(t.path)}
         else:  # package facades (__init__.py, index.js, lib.rs) say little about the subject
             restrict = {p for p in imported if _stem(p) not in FACADES} or None
-        text = t.content + "\n" + (name or "")
+        # the test's identifiers and its subject's name (no identifier spans the newline)
+        text = (t.content + "\n" + (name or "") if idents is None
+                else set(idents[t.path]) | set(_IDENT.findall(name or "")))
         scores = lex.scores(text, restrict)
         if name:  # the subject's name inside an implementation's path counts too
             for p in restrict or ():

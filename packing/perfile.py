@@ -1,0 +1,304 @@
+"""A code file's packing work, done once per file, and a repository's examples assembled from
+compact per-file records (issue 24, items 1 and 2).
+
+The build packs a repository in four steps (``packing/stages.py`` wires them):
+
+1. ``file_facts`` (no tokenizer): one tree-sitter parse of the file gives its imports
+   (``extract_imports``) and, when its first part will take a syntax-aware FIM split, the
+   split candidates (``syntax.candidate_spans``) of the same tree; its identifiers are its
+   test-link feature (``testlinks.identifiers``). This step runs before the tokenizer is
+   trained, in the stage that reads the files for the tokenizer's sample.
+2. ``file_segments`` (the tokenizer): FIM pieces and token ids, from the facts' split
+   candidates (no second parse); ``compact`` turns them into a ``FileMeta`` for the
+   repository's plan (no content: token counts, imports, identifiers) and a ``FileBody``
+   (the content once, its pieces as offsets into it, the ids as array bytes).
+3. ``plan_repository`` (per repository, ``FileMeta``s only): the dependency graph and order
+   (``graph.order_repository`` from the facts, never the text) and the examples
+   (``examples.plan_examples``): which (path, part)s make each example.
+4. ``build_example`` (per example): the planned parts of one example, from their bodies.
+
+No element of steps 1, 2 and 4 holds more than one file (or one example, at most a
+sequence); step 3 holds the repository's metadata. ``stages.pack_repository`` runs the same
+four steps in one process: the build and a direct call give the same examples.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import posixpath
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from fimpack.config import MIXED, RANDOM, SYNTAX
+from fimpack.packing.examples import (CODE, _Builder, file_rng, plan_examples, repo_split,
+                                      stable_hash)
+from fimpack.packing.fim import NONE, ORIGINAL_ORDER, choose_mode
+from fimpack.packing.graph import order_repository
+from fimpack.packing.imports import Extraction, extract_imports, has_parser
+from fimpack.packing.partition import edge_weights
+from fimpack.packing.syntax import candidate_spans
+from fimpack.packing.testlinks import FAMILY, identifiers
+from fimpack.records import (PATH, SENTINEL, SENTINELS, Drop, Example, Piece, SourceFile,
+                             processing_error)
+
+log = logging.getLogger("fimpack.build")
+
+# The files whose content ``repo_index.RepoIndex`` reads (module paths, crates, include
+# folders, workspace packages): the only content a repository's plan sees.
+INDEX_FILES = {"go.mod", "Cargo.toml", "CMakeLists.txt", "Makefile", "makefile",
+               "GNUmakefile", "package.json"}
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What one code file says about itself without the tokenizer."""
+
+    extraction: Extraction | None    # imports (None: no grammar, or the parse failed)
+    error: str | None = None         # why extraction failed: costs the repository its order
+    idents: str | None = None        # testlinks.identifiers, sorted, one a line
+    spans: bytes | None = None       # the content's syntax split candidates (int32 pairs),
+                                     # when part 0 takes a syntax split; else None
+
+    def span_list(self) -> list | None:
+        if self.spans is None:
+            return None
+        return [tuple(s) for s in np.frombuffer(self.spans, dtype=np.int32)
+                .reshape(-1, 2).tolist()]
+
+
+def needs_spans(f: SourceFile, *, seed: int, fim_rate: float, split: str) -> bool:
+    """Whether F's first part takes a syntax-aware split: the draws ``file_segments`` makes
+    for it (mode, then the mixed coin) from the same seeded RNG."""
+    if not has_parser(f.language):
+        return False
+    rng = file_rng(seed, f.repo, f.path, 0)
+    if choose_mode(rng, fim_rate) == NONE:
+        return False
+    return split == SYNTAX or (split == MIXED and rng.random() < 0.5)
+
+
+def file_facts(f: SourceFile, *, seed: int, fim_rate: float, split: str) -> FileFacts:
+    """F's facts: one parse for imports and split candidates (``parsing.parse_tree`` keeps
+    the tree between the two), and its identifiers."""
+    extraction = error = spans = None
+    if has_parser(f.language):
+        try:
+            extraction = extract_imports(f.content, f.language)
+        except Exception as err:  # costs the repository its order, not the file
+            error = f"{type(err).__name__}: {err}"
+        if needs_spans(f, seed=seed, fim_rate=fim_rate, split=split):
+            try:
+                spans = np.asarray(candidate_spans(f.content, f.language),
+                                   dtype=np.int32).reshape(-1, 2).tobytes()
+            except Exception:  # formatting parses it again, and drops the file if it fails
+                spans = None
+    idents = ("\n".join(sorted(identifiers(f.content))) if f.language in FAMILY else None)
+    return FileFacts(extraction, error, idents, spans)
+
+
+@dataclass(frozen=True, slots=True)
+class FileMeta:
+    """A code file as its repository's plan sees it: no content (but a build file's)."""
+
+    path: str
+    language: str
+    facts: FileFacts
+    tokens: tuple[int, ...] = ()     # token ids of each part (one part: the whole file)
+    index_content: str = ""          # the content of an INDEX_FILES file, else ""
+    dropped: bool = False            # formatting failed: the file is not packed
+
+    def source(self, repo: str) -> SourceFile:
+        return SourceFile(repo, self.path, self.language, self.index_content)
+
+
+@dataclass(frozen=True, slots=True)
+class FileBody:
+    """A formatted code file, compact: the content once; per part its entry, where its body
+    sits in the content, its pieces as (kind, start, end) offsets into that body (a sentinel
+    as (SENTINEL, index into SENTINELS, -1), the path line as (PATH, 0, 0)) and its token ids
+    as array bytes of DTYPE."""
+
+    content: str
+    parts: tuple  # ((FileEntry, start, end, ((kind, a, b), ...), ids bytes), ...)
+    dtype: str
+
+    def part(self, k: int):
+        """Part K as (entry, body text, piece offsets, ids bytes)."""
+        entry, start, end, spec, ids = self.parts[k]
+        return entry, self.content[start:end], spec, ids
+
+
+def id_dtype(vocab_size: int) -> str:
+    return "uint16" if vocab_size <= 1 << 16 else "uint32"
+
+
+def _piece_spec(pieces: list[Piece], body: str, path: str) -> tuple:
+    """PIECES of one part as offsets into BODY; a text piece that is not where the FIM layout
+    puts it (never, unless the layout changes) keeps its text."""
+    spec, starts, at = [], {}, 0
+    for kind in ORIGINAL_ORDER:  # where each text piece starts in the body
+        starts[kind] = at
+        at += sum(len(p.text) for p in pieces if p.kind == kind)
+    for p in pieces:
+        if p.kind == SENTINEL:
+            spec.append((SENTINEL, SENTINELS.index(p.text), -1))
+        elif p.kind == PATH and p.text == path + "\n":
+            spec.append((PATH, 0, 0))
+        elif p.kind in starts and body.startswith(p.text, starts[p.kind]):
+            spec.append((p.kind, starts[p.kind], starts[p.kind] + len(p.text)))
+        else:
+            spec.append((p.kind, p.text))
+    return tuple(spec)
+
+
+def pieces_of(spec: tuple, body: str, path: str) -> list[Piece]:
+    """The pieces ``_piece_spec`` made offsets of, back (all of file 0)."""
+    out = []
+    for item in spec:
+        kind = item[0]
+        if len(item) == 2:
+            out.append(Piece(kind, item[1], 0))
+        elif kind == SENTINEL:
+            out.append(Piece(SENTINEL, SENTINELS[item[1]], 0))
+        elif kind == PATH:
+            out.append(Piece(PATH, path + "\n", 0))
+        else:
+            out.append(Piece(kind, body[item[1]:item[2]], 0))
+    return out
+
+
+def compact(f: SourceFile, facts: FileFacts, segments: list, dtype: str
+            ) -> tuple[FileMeta, FileBody]:
+    """F's SEGMENTS (``file_segments``) as its plan record and its body."""
+    parts, at = [], 0
+    for entry, pieces, ids in segments:
+        body = "".join(p.text for kind in ORIGINAL_ORDER for p in pieces if p.kind == kind)
+        if not f.content.startswith(body, at):  # parts are consecutive slices of the content
+            raise AssertionError(f"{f.path}: part {entry.part} is not the content's next slice")
+        parts.append((entry, at, at + len(body), _piece_spec(pieces, body, f.path),
+                      np.asarray(ids, dtype=dtype).tobytes()))
+        at += len(body)
+    meta = FileMeta(f.path, f.language, facts, tuple(len(ids) for _, _, ids in segments),
+                    f.content if posixpath.basename(f.path) in INDEX_FILES else "")
+    return meta, FileBody(f.content, tuple(parts), dtype)
+
+
+def dropped_meta(f: SourceFile, facts: FileFacts) -> FileMeta:
+    """A file that failed to format: its repository still sees a failed extraction."""
+    return FileMeta(f.path, f.language, replace(facts, idents=None, spans=None), dropped=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One planned example: its id number in the repository and its (path, part)s."""
+
+    index: int
+    members: tuple[tuple[str, int], ...]
+
+
+def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int,
+                    order="codegemma", partition: str = "greedy",
+                    ) -> tuple[list[Planned], list[Drop]]:
+    """A repository's examples from its files' records: the dependency order by ORDER (one
+    of ORDERS, or an explicit list of paths: a what-if), then the examples of at most
+    SEQ_LEN tokens along the import edges (``plan_examples``). A failed extraction costs the
+    order (alphabetical), not the files; a failure planning examples is isolated file by
+    file (each such file's examples numbered from 0, as before)."""
+    metas = sorted(metas, key=lambda m: m.path)
+    error = next((m.facts.error for m in metas if m.facts.error is not None), None)
+    metas = [m for m in metas if not m.dropped]
+    tokens = {m.path: list(m.tokens) for m in metas}
+    try:
+        if error is not None:
+            raise ValueError(error)
+        strategy = order if isinstance(order, str) else "codegemma"
+        graph = order_repository(
+            [m.source(repo) for m in metas],
+            strategy=strategy if strategy != RANDOM else "codegemma",
+            extractions={m.path: m.facts.extraction for m in metas
+                         if m.facts.extraction is not None},
+            idents={m.path: m.facts.idents.split("\n") if m.facts.idents else ()
+                    for m in metas if m.facts.idents is not None})
+        paths, edges = graph.order, edge_weights(graph.importance, graph.test_links, partition)
+        imports = list(graph.importance)
+        if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
+            paths = sorted(paths, key=lambda p: stable_hash("order", str(seed), repo, p))
+        if not isinstance(order, str):
+            paths = [p for p in order if p in tokens]
+    except Exception as err:  # a graph failure costs the order, not the files
+        log.warning("%s: dependency order failed (%s); alphabetical order", repo, err)
+        paths, edges, imports = [m.path for m in metas], {}, None
+    try:
+        return [Planned(i, members) for i, members in enumerate(plan_examples(
+            repo, [(p, tokens[p]) for p in paths], seq_len=seq_len, edges=edges,
+            method=partition, imports=imports))], []
+    except Exception:  # find the file that breaks packing; keep the rest, one by one
+        planned, drops = [], []
+        for p in paths:
+            try:
+                planned += [Planned(i, members) for i, members in enumerate(plan_examples(
+                    repo, [(p, tokens[p])], seq_len=seq_len, edges={}, method=partition,
+                    imports=imports))]
+            except Exception as err:
+                drops.append(processing_error(repo, p, "pack", err))
+        return planned, drops
+
+
+def build_example(repo: str, index: int, parts: list, tok, *, seq_len: int, split: str
+                  ) -> tuple[Example, np.ndarray]:
+    """Example INDEX of REPO from its PARTS [(entry, body, piece offsets, ids bytes, dtype)]
+    in order, as ``_Builder`` makes it (separators, bos, eos, piece file numbers)."""
+    builder = _Builder(repo, CODE, split, tok, seq_len)
+    for entry, body, spec, ids, dtype in parts:
+        builder.add(entry, pieces_of(spec, body, entry.path),
+                    np.frombuffer(ids, dtype=dtype).tolist())
+    builder.close(index)
+    return builder.done[0]
+
+
+def routes(repo: str, planned: list[Planned]) -> dict[str, list[tuple[int, int, int, int]]]:
+    """{path: [(part, example number, example index, position in it)]}: where each part of
+    each file goes. The example number is unique in the repository (the index is not when
+    examples were planned file by file)."""
+    out: dict[str, list] = {}
+    for number, p in enumerate(planned):
+        for position, (path, part) in enumerate(p.members):
+            out.setdefault(path, []).append((part, number, p.index, position))
+    return out
+
+
+def pack_files(repo: str, files: list[SourceFile], tok, *, seed: int, fim_rate: float,
+               seq_len: int, val_fraction: float, fim_split: str, order, held_out,
+               partition: str, segments_of) -> tuple[list[tuple[Example, np.ndarray]],
+                                                     list[Drop]]:
+    """The four steps for one repository in one process: (examples, drops). SEGMENTS_OF:
+    ``examples.file_segments`` (the stage's module global, which a test replaces)."""
+    dtype = id_dtype(tok.vocab_size)
+    metas, bodies, drops = [], {}, []
+    for f in sorted(files, key=lambda f: f.path):
+        f = replace(f, repo=repo) if f.repo != repo else f
+        facts = file_facts(f, seed=seed, fim_rate=fim_rate, split=fim_split)
+        try:
+            segments = segments_of(f, tok, seed=seed, fim_rate=fim_rate, seq_len=seq_len,
+                                   split=fim_split, spans=facts.span_list())
+            meta, bodies[f.path] = compact(f, facts, segments, dtype)
+        except Exception as err:
+            drops.append(processing_error(repo, f.path, "pack", err))
+            meta = dropped_meta(f, facts)
+        metas.append(meta)
+    planned, more = plan_repository(repo, metas, seed=seed, seq_len=seq_len, order=order,
+                                    partition=partition)
+    split = repo_split(repo, val_fraction, held_out)
+    examples = []
+    for p in planned:
+        parts = [bodies[path].part(k) + (dtype,) for path, k in p.members]
+        examples.append(build_example(repo, p.index, parts, tok, seq_len=seq_len, split=split))
+    return examples, drops + more
+
+
+def packed_part(body: FileBody, k: int, index: int, position: int) -> bytes:
+    """Part K of BODY as it travels to its example: (index, position, entry, body text,
+    piece offsets, ids bytes, dtype), pickled."""
+    return pickle.dumps((index, position) + body.part(k) + (body.dtype,),
+                        protocol=pickle.HIGHEST_PROTOCOL)
