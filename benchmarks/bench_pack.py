@@ -74,6 +74,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from fimpack.config import recorded_setting
 from fimpack.inspect import as_json, pieces_of
 from fimpack.packing.binpack import best_fit_decreasing
 from fimpack.config import PARTITIONS
@@ -112,7 +113,7 @@ def build(out: Path, seq_len: int, args, tokenizer: Path | None) -> dict:
     if args.reuse and manifest.exists():
         m = json.loads(manifest.read_text())
         c = m["config"]
-        if (c["seq_len"] == seq_len and c["max_repos"] == args.max_repos
+        if (recorded_setting(c, "seq_len") == seq_len and c["max_repos"] == args.max_repos
                 and c["limits"]["max_files_per_repo"] == args.max_files
                 and (c.get("input") or None) == (str(args.input) if args.input else None)):
             print(f"  reusing {out} ({m['timing']['seconds']} s when built)")
@@ -283,11 +284,12 @@ def simulate(rows, repos, orders: dict, tok: Tokenizer, cfg: dict, L: int,
                                       [(f["path"], f["part"]) for f in r["files"]]))
     for repo, files in repos.items():
         by_path = {f.path: f for f in files}
+        setting = lambda name, default=None: recorded_setting(cfg, name, default)  # noqa: E731
         examples, _ = pack_repository(repo, list(by_path.values()), tok, seed=cfg["seed"],
-                                      fim_rate=cfg["fim_rate"], seq_len=L,
-                                      val_fraction=cfg["val_fraction"],
-                                      fim_split=cfg["fim_split"], order=orders[repo],
-                                      partition=partition or cfg.get("partition", "greedy"))
+                                      fim_rate=setting("fim_rate"), seq_len=L,
+                                      val_fraction=setting("val_fraction"),
+                                      fim_split=setting("fim_split"), order=orders[repo],
+                                      partition=partition or setting("partition", "greedy"))
         for ex, ids in examples:
             items[shard_of[repo]].append((ex.id, len(ids), repo,
                                           [(f.path, f.part) for f in ex.files]))

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from fimpack.config import recorded_setting
 from fimpack.model.gemma import Gemma, config_for
 from fimpack.train.data import PackedRows, PackedSampler, TokenStream, WindowSampler
 from fimpack.train.trainer import make_optimizer
@@ -37,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     manifest = json.load(open(os.path.join(args.data, "manifest.json")))
-    T, tok = manifest["config"]["seq_len"], manifest["tokenizer"]
+    T, tok = recorded_setting(manifest["config"], "seq_len"), manifest["tokenizer"]
     samplers = {
         "packed": PackedSampler(PackedRows(args.data), T, args.batch_size, tok["pad_id"], seed=0),
         "stream": WindowSampler(TokenStream(args.data), T, args.batch_size, seed=0),

@@ -33,6 +33,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from fimpack.config import recorded_setting
 from fimpack.packing.imports import extract_imports
 from fimpack.packing.graph import build_graph
 from fimpack.packing.samepackage import package_key, same_package_edges
@@ -133,7 +134,7 @@ def locality_before_after(build: Path, method: str) -> dict:
     from fimpack.packing.tokenizer import Tokenizer
 
     cfg = json.loads((build / "manifest.json").read_text())["config"]
-    L = cfg["seq_len"]
+    L = recorded_setting(cfg, "seq_len")
     tok = Tokenizer.load(str(build / "tokenizer.model"))
     rows = bp.load_rows(build)
     files = bp.file_sizes(rows, tok)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from fimpack.config import recorded_setting
 from fimpack.packing.examples import split_rank
 
 
@@ -31,7 +32,7 @@ def main(argv=None) -> int:
           f"{'now':>6} {'repos':>5} {'manifest':>8}")
     for out in map(Path, args.builds):
         manifest = json.loads((out / "manifest.json").read_text())
-        target = manifest["config"]["val_fraction"]
+        target = recorded_setting(manifest["config"], "val_fraction")
         tokens, source, split = defaultdict(int), {}, {}
         for path in sorted(glob.glob(str(out / "examples" / "*.parquet"))):
             for r in pq.read_table(path, columns=["repo", "num_tokens", "source",

@@ -22,8 +22,8 @@ from typing import Iterator
 
 import apache_beam as beam
 
-from fimpack.config import DedupConfig, NearDedupConfig, NLConfig, QualityConfig
-from fimpack.dedup.decontaminate import Decontaminate
+from fimpack.config import DedupConfig, FilterConfig, LicenseConfig, NearDedupConfig
+from fimpack.dedup.decontaminate import HUMANEVAL, Decontaminate
 from fimpack.dedup.earlier import AgainstEarlier
 from fimpack.dedup.exact import ExactDedup
 from fimpack.dedup.near import FileSignatures, KeepPolicy, LSHClusters, RepoSignatures
@@ -31,7 +31,8 @@ from fimpack.dedup.filters import FileFilter, Filter, Keep
 from fimpack.dedup.pii import RedactPII
 from fimpack.dedup.quality import QualityFilter
 from fimpack.dedup.licenses import (ROW_LICENSE, SOURCE_HEADER, allowed, file_license_source,
-                                    is_manifest, opted_out, repo_license_info)
+                                    is_manifest, load_patterns, load_policy, opted_out,
+                                    repo_license_info)
 from fimpack.dedup.nl import DocumentFilter
 from fimpack.counting import cluster_counter
 from fimpack.records import (CODE, LICENSE_TEXT, ClusterMember, Drop, SourceFile, StageOut,
@@ -158,14 +159,15 @@ class Dedup(beam.PTransform):
 
 class Filters(beam.PTransform):
     """Kept SourceFiles -> ``StageOut``: SourceFiles that pass, Drops, counters. The code
-    quality rules (QUALITY None: off), the documents' language and quality (NL None: off),
-    decontamination against BENCHMARKS (empty: off), then PII redaction (counted per file)
-    when PII. Each is a ``filters.FileFilter``: its drops and counters come out the same way."""
+    quality rules (``quality`` None: off), the documents' language and quality (``nl`` None:
+    off), decontamination against ``benchmarks`` (None: HumanEval; empty: off), then PII
+    redaction (counted per file) when ``pii``. Each is a ``filters.FileFilter``: its drops and
+    counters come out the same way."""
 
-    def __init__(self, quality: QualityConfig | None, benchmarks: list[str], pii: bool,
-                 nl: NLConfig | None = NLConfig()):
+    def __init__(self, config: FilterConfig = FilterConfig()):
         super().__init__()
-        self.quality, self.benchmarks, self.pii, self.nl = quality, list(benchmarks), pii, nl
+        self.quality, self.nl, self.pii = config.quality, config.nl, config.pii
+        self.benchmarks = [HUMANEVAL] if config.benchmarks is None else list(config.benchmarks)
 
     def expand(self, files):
         steps = []
@@ -232,13 +234,14 @@ class Licenses(beam.PTransform):
     every file goes through ``_LicensePolicy`` with what they said as a side input: licence
     files and the manifests that are no code (PKG-INFO / METADATA / gemspec) are dropped as
     ``license_file`` (package.json, Cargo.toml, pom.xml... stay code files), the others meet
-    the policy and the opt-out list. Without DETECT (``--licenses off``) licence files are
-    still dropped, opt-outs still apply, and no licence is read."""
+    the policy and the opt-out list. With ``--licenses off`` licence files are still
+    dropped, opt-outs still apply, and no licence is read. The policy and opt-out files are
+    read here, when the pipeline is built (on the driver)."""
 
-    def __init__(self, policy: frozenset | None, opt_outs: tuple[str, ...] = (),
-                 detect: bool = True):
+    def __init__(self, config: LicenseConfig = LicenseConfig()):
         super().__init__()
-        self.policy, self.opt_outs, self.detect = policy, tuple(opt_outs), detect
+        self.policy, self.opt_outs = load_policy(config.policy), load_patterns(config.exclude_repos)
+        self.detect = config.policy != "off"
 
     def expand(self, files):
         if self.detect:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import replace
-
-from fimpack.config import INPUT, BuildConfig
+from fimpack.config import INPUT, BuildConfig, with_settings
 from fimpack.options import from_args
 from fimpack.pipelines.build import run as run_build
 from fimpack.train.ablate import (combine, curve, differences, markdown, resolve_device,
@@ -67,10 +65,10 @@ def ablate(out: str, sources: list, base: BuildConfig, questions: list[str], *, 
     reference = os.path.join(out, "builds", "reference")
     if not os.path.exists(os.path.join(reference, "manifest.json")):
         progress(f"reference build (tokenizer, held-out repositories): {reference}")
-        run_build(replace(base, out=reference, code_fraction=None), sources, [])
+        run_build(with_settings(base, out=reference, code_fraction=None), sources, [])
     tokenizer = os.path.join(reference, "tokenizer.model")
     results: dict = {"settings": {"flavor": flavor, "steps": steps, "batch_size": batch_size,
-                                  "seq_len": base.seq_len, "seed": seed, "repeats": repeats,
+                                  "seq_len": base.pack.seq_len, "seed": seed, "repeats": repeats,
                                   "device": device, "reference": reference},
                      "questions": {}}
     for question, variants in chosen.items():
@@ -80,7 +78,7 @@ def ablate(out: str, sources: list, base: BuildConfig, questions: list[str], *, 
             data = os.path.join(out, "builds", key)
             if not os.path.exists(os.path.join(data, "manifest.json")):
                 progress(f"{question}/{name}: build {key}")
-                run_build(replace(base, out=data, tokenizer=tokenizer, **{**BASE, **settings}),
+                run_build(with_settings(base, out=data, model=tokenizer, **{**BASE, **settings}),
                           sources, [])
             runs = []
             for r in range(repeats):
@@ -112,9 +110,10 @@ def configs(args) -> tuple[AblateConfig, BuildConfig]:
     builds (BuildConfig's input group; seed, seq_len, vocabulary, held-out share and tokenizer
     sample from the AblateConfig)."""
     cfg = from_args(AblateConfig, args)
-    return cfg, from_args(BuildConfig, args, (INPUT,), seed=cfg.seed, seq_len=cfg.seq_len,
-                          vocab_size=cfg.vocab_size, val_fraction=cfg.val_fraction,
-                          tokenizer_sample_chars=cfg.tokenizer_sample_chars)
+    return cfg, with_settings(from_args(BuildConfig, args, (INPUT,)), seed=cfg.seed,
+                              seq_len=cfg.seq_len, vocab_size=cfg.vocab_size,
+                              val_fraction=cfg.val_fraction,
+                              sample_chars=cfg.tokenizer_sample_chars)
 
 
 def main(args) -> int:

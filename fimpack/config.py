@@ -3,9 +3,9 @@ these, the command line takes its flags' defaults and choices from them, and the
 records them (``config``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 
-from fimpack.options import from_args, option
+from fimpack.options import from_args, nested, option
 
 # The option vocabularies (flag choices), owned here at the bottom layer; the modules that act
 # on them (packing.fim, packing.graph, packing.partition, dedup.near) import them from here.
@@ -155,16 +155,54 @@ class NLConfig:
     min_sentences: int = option(3, "C4: fewer sentences is too short")
 
 
-@dataclass
-class BuildConfig:
-    """Every setting of ``fimpack build`` (``fimpack dedup``: the input and deduplication
-    groups); each field's flag, default and help are its ``option``."""
-    out: str = option(help="output folder (local or a Beam filesystem URL)", group=INPUT)
-    input: str | None = option(
-        None, "folder of repositories (subfolders, .tar.gz/.zip archives, .jsonl/.parquet "
-        "rows), one repository (a folder with .git or a package manifest, or an archive) or a "
-        "row file; default: the Python source installed here", group=INPUT)
-    seed: int = option(0, "FIM, splits, sampling: the same seed gives byte-identical outputs")
+@dataclass(frozen=True)
+class LicenseConfig:
+    """The Licenses stage (dedup/licenses.py): the policy and the opt-outs."""
+    policy: str = option(
+        "any", "keep repositories whose licence (licence files, SPDX headers) is allowed: any "
+        "(default; recorded only), permissive (README's list) or a file of SPDX ids; the rest "
+        "are dropped as 'license'. off: no licence read", flag="--licenses",
+        metavar="any|permissive|FILE|off")
+    exclude_repos: str | None = option(None, "opt-outs: repository names or globs, one per "
+                                       "line ('opted_out')", metavar="FILE")
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """The Filters stage (dedup/stages.py): code quality, documents, decontamination, PII."""
+    quality: QualityConfig | None = option(  # None: no filter
+        factory=QualityConfig,
+        off=("--no-quality-filter", None, "keep code files that break the line-length and "
+             "alphanumeric rules"))
+    nl: NLConfig | None = option(  # None: documents not judged
+        factory=NLConfig, prefix="nl-",
+        off=("--no-nl-filter", None, "do not judge documents at all: no language ID, no "
+             "quality rules"))
+    benchmarks: list[str] | None = option(  # None: HumanEval; []: off
+        None, "decontaminate against this JSONL (repeatable; default: HumanEval)",
+        flag="--benchmark", action="append", metavar="JSONL",
+        off=("--no-decontaminate", [], "no decontamination"))
+    pii: bool = option(True, "do not redact emails, IPs, keys", flag="--no-pii")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """The TrainTokenizer stage (packing/tokenizer.py): a sentencepiece model trained on a
+    seeded sample of the kept files, or the user's."""
+    vocab_size: int = option(32_000, "sentencepiece vocabulary trained on a sample (at least "
+                             "512)")
+    model: str | None = option(None, "use this sentencepiece model instead of training one",
+                               flag="--tokenizer")
+    sample_docs: int = option(4_000, "documents in the tokenizer's training sample",
+                              flag="--tokenizer-sample-docs")
+    sample_chars: int = option(20_000_000, "characters in the tokenizer's training sample",
+                               flag="--tokenizer-sample-chars")
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    """The PackExamples stage (packing/): the validation split, file order, FIM and the
+    grouping of a repository's files into examples of at most ``seq_len`` tokens."""
     seq_len: int = option(8192, "tokens per packed training sequence")
     fim_rate: float = option(0.8, "share of files in FIM format (CodeGemma 7B / 2B v1.0)")
     fim_split: str = option(MIXED, "FIM split points: uniform characters, a whole tree-sitter "
@@ -178,54 +216,106 @@ class BuildConfig:
         "single-file moves (refined), per repository whichever of greedy and refined keeps "
         "more import edges in order (best), or consecutive files in order (repository)",
         choices=PARTITIONS)
+    val_fraction: float = option(0.05, "share of the tokens held out as whole repositories "
+                                 "(validation)")
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    """The Mixture stage (packing/mixture.py) and the shards it keys examples into."""
     code_fraction: float | None = option(
         0.8, "code share of tokens; -1 keeps everything (None)",
         to_field=lambda v: None if v < 0 else v)
-    val_fraction: float = option(0.05, "share of the tokens held out as whole repositories "
-                                 "(validation)")
-    vocab_size: int = option(32_000, "sentencepiece vocabulary trained on a sample (at least "
-                             "512)")
-    tokenizer: str | None = option(None, "use this sentencepiece model instead of training one")
-    tokenizer_sample_docs: int = option(4_000, "documents in the tokenizer's training sample")
-    tokenizer_sample_chars: int = option(20_000_000, "characters in the tokenizer's training "
-                                         "sample")
     shard_tokens: int = option(1 << 25, "tokens per shard (a shard is one group in one "
                                "worker's memory; 64 MB of uint16 tokens)")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every setting of ``fimpack build`` (``fimpack dedup``: the input and deduplication
+    groups); each field's flag, default and help are its ``option``. Each stage takes its
+    own part: Ingest ``limits``, Licenses ``licenses``, Dedup ``dedup``, Filters
+    ``filters``, TrainTokenizer ``tokenizer``, PackExamples ``pack``, Mixture ``mix``; the
+    seed is every stage's."""
+    out: str = option(help="output folder (local or a Beam filesystem URL)", group=INPUT)
+    input: str | None = option(
+        None, "folder of repositories (subfolders, .tar.gz/.zip archives, .jsonl/.parquet "
+        "rows), one repository (a folder with .git or a package manifest, or an archive) or a "
+        "row file; default: the Python source installed here", group=INPUT)
+    seed: int = option(0, "FIM, splits, sampling: the same seed gives byte-identical outputs")
     max_repos: int = option(0, "embedded default only: number of code repositories (0 = all)",
                             group=INPUT)
     workers: int = option(1, "FnApiRunner (the default runner) SDK processes; other runners "
                           "(--runner prism, Dataflow, Flink, Spark) size themselves", group=INPUT)
     limits: Limits = option(factory=Limits, group=INPUT)
-    dedup: DedupConfig = option(factory=DedupConfig, group=DEDUP)
-    quality: QualityConfig | None = option(  # None: no filter
-        factory=QualityConfig, group=FILTERS,
-        off=("--no-quality-filter", None, "keep code files that break the line-length and "
-             "alphanumeric rules"))
-    nl: NLConfig | None = option(  # None: documents not judged
-        factory=NLConfig, group=FILTERS, prefix="nl-",
-        off=("--no-nl-filter", None, "do not judge documents at all: no language ID, no "
-             "quality rules"))
-    benchmarks: list[str] | None = option(  # None: HumanEval; []: off
-        None, "decontaminate against this JSONL (repeatable; default: HumanEval)",
-        flag="--benchmark", action="append", metavar="JSONL", group=FILTERS,
-        off=("--no-decontaminate", [], "no decontamination"))
-    pii: bool = option(True, "do not redact emails, IPs, keys", flag="--no-pii", group=FILTERS)
+    licenses: LicenseConfig = option(factory=LicenseConfig, group=INPUT)
     drop_generated: tuple[str, ...] = option(
         GENERATED_KINDS, "keep these of compiled,vendored,minified,generated (comma-separated; "
         "alone: all four), which are dropped before dedup by default", flag="--keep-generated",
         nargs="?", const=",".join(GENERATED_KINDS), parse=generated_kinds, metavar="KINDS",
         to_field=_dropped_kinds, group=DEDUP)
-    licenses: str = option(
-        "any", "keep repositories whose licence (licence files, SPDX headers) is allowed: any "
-        "(default; recorded only), permissive (README's list) or a file of SPDX ids; the rest "
-        "are dropped as 'license'. off: no licence read", metavar="any|permissive|FILE|off",
-        group=INPUT)
-    exclude_repos: str | None = option(None, "opt-outs: repository names or globs, one per "
-                                       "line ('opted_out')", metavar="FILE", group=INPUT)
+    dedup: DedupConfig = option(factory=DedupConfig, group=DEDUP)
+    filters: FilterConfig = option(factory=FilterConfig, group=FILTERS)
+    tokenizer: TokenizerConfig = option(factory=TokenizerConfig)
+    pack: PackConfig = option(factory=PackConfig)
+    mix: MixConfig = option(factory=MixConfig)
     dedup_only: bool = option(False, flag=False)  # set by the command: ``fimpack dedup``
     allow_unaudited: bool = option(False, "accept a runner that reports no metrics: the counts "
                                    "are then checked against the files written only",
                                    group=INPUT)
+
+
+def setting_path(name: str, cls=None) -> tuple[str, ...]:
+    """Where the setting NAME (a field name, as presets and ablations name them) sits in
+    BuildConfig: ("pack", "seq_len"). Setting names are unique across the nested configs
+    (every one is a flag); an unknown one is a KeyError."""
+    for f in fields(cls or BuildConfig):
+        if f.name == name:
+            return (name,)
+        inner = nested(f)
+        if inner is not None:
+            try:
+                return (f.name, *setting_path(name, inner))
+            except KeyError:
+                continue
+    raise KeyError(f"no build setting named {name!r}")
+
+
+def with_settings(cfg, **settings):
+    """CFG with each setting replaced where it sits in the nested configs (``setting_path``):
+    ``with_settings(cfg, seq_len=4096, code_fraction=None)``. A nested config is replaced only
+    by another (or None where it may be off): ``licenses="any"`` is a TypeError, the
+    setting is ``policy``."""
+    for name, value in settings.items():
+        cfg = _replace_at(cfg, setting_path(name, type(cfg)), value)
+    return cfg
+
+
+def build_settings(out: str, **settings) -> BuildConfig:
+    """The BuildConfig of OUT with SETTINGS by name (``with_settings``), the rest defaults."""
+    return with_settings(BuildConfig(out=out), **settings)
+
+
+def recorded_setting(config: dict, name: str, default=None):
+    """The setting NAME of a build's recorded config (``manifest.json``'s ``config``: the
+    BuildConfig as JSON, nested); DEFAULT when it is absent. A manifest written before the
+    stages' configs were nested (2026-12-05) has every setting at the top."""
+    value = config
+    for key in setting_path(name):
+        if not isinstance(value, dict) or key not in value:
+            return config.get(name, default)
+        value = value[key]
+    return value
+
+
+def _replace_at(obj, path: tuple[str, ...], value):
+    if len(path) == 1:
+        old = getattr(obj, path[0])
+        if is_dataclass(old) and value is not None and not is_dataclass(value):
+            raise TypeError(f"{path[0]} is a {type(old).__name__}, not {value!r}: set one of "
+                            "its fields by name")
+        return replace(obj, **{path[0]: value})
+    return replace(obj, **{path[0]: _replace_at(getattr(obj, path[0]), path[1:], value)})
 
 
 def build_config(args, dedup_only: bool) -> BuildConfig:
@@ -235,9 +325,10 @@ def build_config(args, dedup_only: bool) -> BuildConfig:
     if dedup_only:
         return from_args(BuildConfig, args, DEDUP_GROUPS, dedup_only=True)
     preset = PRESETS.get(getattr(args, "preset", None), {})
-    cfg = from_args(BuildConfig, args, **{k: v for k, v in preset.items()
-                                          if getattr(args, k) is None})
-    if cfg.quality is not None and "generated" not in cfg.drop_generated:
+    cfg = with_settings(from_args(BuildConfig, args),
+                        **{k: v for k, v in preset.items() if getattr(args, k) is None})
+    quality = cfg.filters.quality
+    if quality is not None and "generated" not in cfg.drop_generated:
         # generator markers are the generated stage's rule; kept files stay kept
-        cfg = replace(cfg, quality=replace(cfg.quality, generated_marker_lines=0))
+        cfg = with_settings(cfg, generated_marker_lines=0)
     return cfg

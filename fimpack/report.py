@@ -18,6 +18,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 
+from fimpack.config import recorded_setting
 from fimpack.inspect import as_json, wanted
 from fimpack.packing.split import validation_warning
 
@@ -175,9 +176,10 @@ def warnings(manifest: dict) -> list[str]:
     """What a reader should know before the numbers."""
     c, out = manifest["counts"], []
     by_split = c.get("examples_by_split", {})
-    if manifest["config"].get("val_fraction", 0) > 0 and not by_split.get("validation"):
+    val_fraction = recorded_setting(manifest["config"], "val_fraction", 0)
+    if val_fraction > 0 and not by_split.get("validation"):
         out.append("The validation split is empty: evaluation falls back to training data.")
-    elif missed := validation_warning(c, manifest["config"].get("val_fraction", 0)):
+    elif missed := validation_warning(c, val_fraction):
         out.append(missed)
     target, got = c.get("code_fraction_target"), c.get("code_fraction")
     if target is not None and got is not None and abs(got - target) > 0.05:
@@ -327,7 +329,7 @@ def build_report(out: str) -> str:
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
     c = manifest["counts"]
-    seq_len = manifest["config"]["seq_len"]
+    seq_len = recorded_setting(manifest["config"], "seq_len")
     fills, docs_per_seq, splits, repos, repo_files, first = _collect(out, seq_len)
     files, drops = _records(out, "files"), _records(out, "drops")
     table = _summary_table(c)

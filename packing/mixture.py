@@ -18,6 +18,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from fimpack.config import MixConfig
 from fimpack.counting import SumCounters, example_counter, kept_counter
 from fimpack.packing.examples import stable_hash
 from fimpack.records import (AUDIT, CODE, NATURAL_LANGUAGE, SPLITS, Drop, PartFate, StageOut,
@@ -180,9 +181,10 @@ class Mixture(beam.PTransform):
     the build is spread; a repository's examples share a shard, so they can share
     sequences."""
 
-    def __init__(self, seed: int, code_fraction: float | None, shard_tokens: int):
+    def __init__(self, cfg: MixConfig, seed: int):
         super().__init__()
-        self.seed, self.code_fraction, self.shard_tokens = seed, code_fraction, shard_tokens
+        self.seed = seed
+        self.code_fraction, self.shard_tokens = cfg.code_fraction, cfg.shard_tokens
 
     def expand(self, pcolls):
         examples, stats = pcolls["examples"], pcolls["stats"]

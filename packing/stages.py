@@ -24,7 +24,7 @@ from typing import NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from fimpack.config import BuildConfig
+from fimpack.config import PackConfig, TokenizerConfig
 from fimpack.packing import mixture
 from fimpack.packing.examples import (document_examples, file_segments, repo_split,
                                       stable_hash)
@@ -53,14 +53,14 @@ def worker_counter():
 
 class TrainTokenizer(beam.PTransform):
     """Kept files -> the sentencepiece model (one element, bytes; empty with no files),
-    trained in a fresh process on a deterministic sample; or USER_MODEL as given."""
+    trained in a fresh process on a deterministic sample; or USER_MODEL (the bytes of
+    ``cfg.model``, read on the driver) as given."""
 
-    def __init__(self, seed: int, vocab_size: int, sample_docs: int, sample_chars: int,
-                 user_model: bytes | None = None):
+    def __init__(self, cfg: TokenizerConfig, seed: int, user_model: bytes | None = None):
         super().__init__()
-        self.seed, self.vocab_size = str(seed), vocab_size
-        self.sample_docs, self.sample_chars, self.user_model = (sample_docs, sample_chars,
-                                                                user_model)
+        self.seed, self.vocab_size = str(seed), cfg.vocab_size
+        self.sample_docs, self.sample_chars, self.user_model = (cfg.sample_docs,
+                                                                cfg.sample_chars, user_model)
 
     def expand(self, files):
         if self.user_model is not None:
@@ -99,7 +99,8 @@ def _counted(examples, seed: int):
 def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed: int,
                     fim_rate: float, seq_len: int, val_fraction: float,
                     fim_split: str = UNIFORM, order: str | list[str] = "codegemma",
-                    held_out: AbstractSet[str] | None = None, partition: str = BuildConfig.partition) -> tuple[list[Tokenized], list[Drop]]:
+                    held_out: AbstractSet[str] | None = None,
+                    partition: str = PackConfig.partition) -> tuple[list[Tokenized], list[Drop]]:
     """A repository's files as the build packs them: (examples, drops), by the build's own
     steps run in one process (``packing/perfile.py``): each file parsed once, for its imports
     and its syntax-aware FIM split candidates together, then formatted and tokenised
@@ -120,7 +121,8 @@ class _ParseFile(beam.DoFn):
     """A kept file -> its size record (``sizes``, every file), a document as it is
     (``docs``), or a code file with its tokenizer-free facts (``perfile.file_facts``: one
     parse for imports and FIM split candidates, identifiers for test links), keyed by a hash
-    of (repository, path) for ``SpreadFiles``.
+    of (repository, path) for ``SpreadFiles``; a document in the token-ratio sample goes
+    there too (with no facts), to be measured where the code is tokenised.
 
     Item 2 of issue 24, the tokenizer off the critical path: this DoFn needs no side input,
     so Beam fuses it into the stage that produces the kept files, the same stage that keys
@@ -128,8 +130,8 @@ class _ParseFile(beam.DoFn):
     its workers): every file is parsed while the files are read for the sample, before the
     trainer starts, and only tokenisation waits for the model."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, seed: int):
+        self.cfg, self.seed = cfg, seed
 
     def process(self, f):
         yield beam.pvalue.TaggedOutput("sizes", FileSize(f.repo, f.source, f.language,
@@ -140,7 +142,7 @@ class _ParseFile(beam.DoFn):
                 yield stable_hash("spread", f.repo, f.path) >> 1, packed((f, None))
             return
         cfg = self.cfg
-        facts = file_facts(f, seed=cfg.seed, fim_rate=cfg.fim_rate, split=cfg.fim_split)
+        facts = file_facts(f, seed=self.seed, fim_rate=cfg.fim_rate, split=cfg.fim_split)
         yield stable_hash("spread", f.repo, f.path) >> 1, packed((f, facts))  # a signed int64
 
 
@@ -149,10 +151,10 @@ class _EncodeFile(_WithTokenizer):
     a repository's files go to every worker) -> FIM pieces and token ids
     (``file_segments``, from the parsed split candidates), as a compact ``FileBody`` keyed by
     (repo, path) (main output) and a ``FileMeta`` keyed by repository (``meta``); its token
-    ratio sample (``ratios``); a ``Drop`` if it fails to format."""
+    ratio sample (``ratios``, documents' too); a ``Drop`` if it fails to format."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, seed: int):
+        self.cfg, self.seed = cfg, seed
 
     def setup(self):
         super().setup()
@@ -169,7 +171,7 @@ class _EncodeFile(_WithTokenizer):
             FILES_PACKED.inc()
             self._worker.inc()
             try:
-                segments = file_segments(f, tok, seed=cfg.seed, fim_rate=cfg.fim_rate,
+                segments = file_segments(f, tok, seed=self.seed, fim_rate=cfg.fim_rate,
                                          seq_len=cfg.seq_len, split=cfg.fim_split,
                                          spans=facts.span_list())
                 meta, body = compact(f, facts, segments, dtype)
@@ -188,14 +190,14 @@ class _PlanRepo(beam.DoFn):
     The dependency graph and the examples' grouping come from the per-file records: no text
     is parsed or encoded here."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, seed: int):
+        self.cfg, self.seed = cfg, seed
 
     def process(self, item):
         repo, metas = item
         cfg = self.cfg
         planned, drops = plan_repository(repo, [pickle.loads(m) for m in metas],
-                                         seed=cfg.seed, seq_len=cfg.seq_len, order=cfg.order,
+                                         seed=self.seed, seq_len=cfg.seq_len, order=cfg.order,
                                          partition=cfg.partition)
         for drop in drops:
             yield beam.pvalue.TaggedOutput("drops", drop)
@@ -217,8 +219,8 @@ def _route_parts(item, where: dict):
 class _BuildExample(_WithTokenizer):
     """One example's parts (at most a sequence of tokens) -> the example and its stats."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, seed: int):
+        self.cfg, self.seed = cfg, seed
 
     def process(self, item, model: bytes, choice):
         (repo, _), parts = item
@@ -226,12 +228,12 @@ class _BuildExample(_WithTokenizer):
         split = repo_split(repo, self.cfg.val_fraction, _held_out(choice))
         example = build_example(repo, parts[0][0], [p[2:] for p in parts],
                                 self.tokenizer(model), seq_len=self.cfg.seq_len, split=split)
-        yield from _counted([example], self.cfg.seed)
+        yield from _counted([example], self.seed)
 
 
 class _PackDocument(_WithTokenizer):
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, seed: int):
+        self.cfg, self.seed = cfg, seed
 
     def process(self, doc, model: bytes, choice):
         held_out = _held_out(choice)
@@ -241,7 +243,7 @@ class _PackDocument(_WithTokenizer):
                                                   seq_len=self.cfg.seq_len,
                                                   val_fraction=self.cfg.val_fraction,
                                                   held_out=held_out),
-                                self.cfg.seed)
+                                self.seed)
         except Exception as err:
             yield beam.pvalue.TaggedOutput("drops",
                                            processing_error(doc.repo, doc.path, "pack", err))
@@ -353,8 +355,8 @@ def _held_out(choice) -> frozenset:
 class PackExamples(beam.PTransform):
     """Kept files -> ``StageOut``: Tokenized examples, the Drops of files that failed, an
     ``examples_packed`` count, and ``side["stats"]`` (an ExampleStats per example), with the
-    tokenizer MODEL as a side input. CFG: the build's settings (seed, fim_rate, fim_split,
-    order, seq_len, val_fraction, partition).
+    tokenizer MODEL as a side input. CFG: the stage's ``PackConfig`` (seq_len, fim_rate,
+    fim_split, order, partition, val_fraction); SEED: the build's.
 
     Code, one file per element until a repository's plan (``packing/perfile.py``):
     ParseFiles (no tokenizer, fused with the tokenizer's sample) -> SpreadFiles (a group per
@@ -362,17 +364,18 @@ class PackExamples(beam.PTransform):
     from the files' metadata -> RouteParts (each body's parts to their example) ->
     GroupByExample -> BuildExamples. Documents: one example (or its parts) each."""
 
-    def __init__(self, cfg, model):
+    def __init__(self, cfg: PackConfig, seed: int, model):
         super().__init__()
-        self.cfg, self.model = cfg, model
+        self.cfg, self.seed, self.model = cfg, seed, model
 
     def expand(self, files):
         cfg, model = self.cfg, self.model
-        parsed = files | "ParseFiles" >> beam.ParDo(_ParseFile(cfg)).with_outputs(
+        seed = self.seed
+        parsed = files | "ParseFiles" >> beam.ParDo(_ParseFile(cfg, seed)).with_outputs(
             "sizes", "docs", main="code")
         encoded = (parsed.code
                    | "SpreadFiles" >> beam.GroupByKey()
-                   | "EncodeFiles" >> beam.ParDo(_EncodeFile(cfg), model).with_outputs(
+                   | "EncodeFiles" >> beam.ParDo(_EncodeFile(cfg, seed), model).with_outputs(
                        "meta", "ratios", "drops", main="bodies"))
         ratios = beam.pvalue.AsSingleton(
             encoded.ratios
@@ -385,15 +388,15 @@ class PackExamples(beam.PTransform):
             | "ChooseValidation" >> beam.CombineGlobally(ChooseValidation(cfg.val_fraction)))
         plans = (encoded.meta
                  | "GroupByRepo" >> beam.GroupByKey()
-                 | "PlanRepo" >> beam.ParDo(_PlanRepo(cfg)).with_outputs("drops",
+                 | "PlanRepo" >> beam.ParDo(_PlanRepo(cfg, seed)).with_outputs("drops",
                                                                           main="routes"))
         code = (encoded.bodies
                 | "RouteParts" >> beam.FlatMap(_route_parts, beam.pvalue.AsDict(plans.routes))
                 | "GroupByExample" >> beam.GroupByKey()
-                | "BuildExamples" >> beam.ParDo(_BuildExample(cfg), model, held_out)
+                | "BuildExamples" >> beam.ParDo(_BuildExample(cfg, seed), model, held_out)
                 .with_outputs("stats", main="examples"))
         docs = (parsed.docs
-                | "PackDocument" >> beam.ParDo(_PackDocument(cfg), model, held_out)
+                | "PackDocument" >> beam.ParDo(_PackDocument(cfg, seed), model, held_out)
                 .with_outputs("drops", "stats", main="examples"))
         stats = (code.stats, docs.stats) | "AllStats" >> beam.Flatten()
         return StageOut((code.examples, docs.examples) | "AllExamples" >> beam.Flatten(),

@@ -25,9 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from fimpack.config import BuildConfig
 from fimpack.counting import drop_counter, kept_counter
-from fimpack.dedup.decontaminate import HUMANEVAL
 from fimpack.dedup.generated import GeneratedFiles
-from fimpack.dedup.licenses import load_patterns, load_policy
 from fimpack.dedup.stages import Dedup, Filters, Licenses
 from fimpack.errors import BuildFailed
 from fimpack.records import StageOut
@@ -53,8 +51,7 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         return result.items
 
     files = step(p | "Sources" >> beam.Create(sources) | "Ingest" >> Ingest(cfg.limits))
-    files = step(files | "Licenses" >> Licenses(
-        load_policy(cfg.licenses), load_patterns(cfg.exclude_repos), cfg.licenses != "off"))
+    files = step(files | "Licenses" >> Licenses(cfg.licenses))
     if cfg.drop_generated:  # before dedup: a compiled copy must never be the one kept
         files = step(files | "Generated" >> GeneratedFiles(cfg.drop_generated))
     files = step(files | "Dedup" >> Dedup(cfg.dedup))
@@ -63,21 +60,18 @@ def pipeline(p: beam.Pipeline, sources: list[RepoSource], cfg: BuildConfig):
         stages.append(StageOut(None, counts=(files | "KeptCounts" >> beam.Map(
             lambda f: kept_counter(f.source, f.language, f.encoding)),)))
     else:
-        benchmarks = [HUMANEVAL] if cfg.benchmarks is None else cfg.benchmarks
-        files = step(files | "Filters" >> Filters(cfg.quality, benchmarks, cfg.pii, cfg.nl))
-        user = outputs.read_bytes(cfg.tokenizer) if cfg.tokenizer else None
-        model = files | "TrainTokenizer" >> TrainTokenizer(
-            cfg.seed, cfg.vocab_size, cfg.tokenizer_sample_docs, cfg.tokenizer_sample_chars,
-            user)
+        files = step(files | "Filters" >> Filters(cfg.filters))
+        user = outputs.read_bytes(cfg.tokenizer.model) if cfg.tokenizer.model else None
+        model = files | "TrainTokenizer" >> TrainTokenizer(cfg.tokenizer, cfg.seed, user)
         _ = model | "WriteTokenizer" >> beam.Map(
             lambda m: outputs.write_atomic(outputs.join(out, "tokenizer.model"), m) if m
             else None)
         model = beam.pvalue.AsSingleton(model)
-        packed = files | "PackExamples" >> PackExamples(cfg, model)
+        packed = files | "PackExamples" >> PackExamples(cfg.pack, cfg.seed, model)
         step(packed)
         keyed = step({"examples": packed.items, "stats": packed.side["stats"]}
-                     | "Mixture" >> Mixture(cfg.seed, cfg.code_fraction, cfg.shard_tokens))
-        shards = keyed | "WriteShards" >> outputs.WriteShards(out, cfg.seq_len, model)
+                     | "Mixture" >> Mixture(cfg.mix, cfg.seed))
+        shards = keyed | "WriteShards" >> outputs.WriteShards(out, cfg.pack.seq_len, model)
     tables, counts = account(stages)
     record_files = tables | "WriteRecords" >> outputs.WriteRecordTables(
         out, {name: outputs.RECORD_TABLES[name] for name in tables})

@@ -28,6 +28,7 @@ import fimpack
 from fimpack.packing.shards import token_dtype
 from fimpack.packing.split import TOLERANCE as VAL_TOLERANCE, achieved, validation_warning
 from fimpack.packing.tokenizer import Tokenizer
+from fimpack.config import recorded_setting
 from fimpack.counting import SumCounters
 from fimpack.pipelines import outputs
 from fimpack.records import AUDIT, counters_of
@@ -141,10 +142,10 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
             # the held-out share of the tokens (packing/split.py chooses whole repositories)
             "validation_fraction": achieved({s: c.get(f"tokens_{s}", 0)
                                              for s in ("train", "validation")}),
-            "validation_fraction_target": cfg.val_fraction,
+            "validation_fraction_target": cfg.pack.val_fraction,
             "validation_tolerance": VAL_TOLERANCE,
             "code_fraction": round(tokens["code"] / total_tokens, 6) if total_tokens else None,
-            "code_fraction_target": cfg.code_fraction,
+            "code_fraction_target": cfg.mix.code_fraction,
             "files_split": c.get("files_split", 0), "file_parts": c.get("file_parts", 0),
             "sequences": sum(e["sequences"] for e in report["shards"]
                              if e["path"].endswith(".bin")),
@@ -163,7 +164,7 @@ def make_manifest(cfg, report: dict, tok: Tokenizer | None, seconds: float) -> d
         "tokenizer": None if tok is None else {
             "path": "tokenizer.model", "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
             "eos_id": tok.eos_id, "pad_id": tok.pad_id, "control_ids": tok.control_ids,
-            "trained": cfg.tokenizer is None,
+            "trained": cfg.tokenizer.model is None,
             "sha256": hashlib.sha256(tok.proto).hexdigest()},
         "tokens_dtype": None if tok is None else token_dtype(tok.vocab_size).name,
         "shards": report["shards"],
@@ -382,7 +383,7 @@ def summary(manifest: dict) -> str:
     if target is not None and got is not None and abs(got - target) > 0.01:
         lines.append(f"note: code fraction {got:.3f} misses the target {target} by more than 1% "
                      "(too little of one source to sample from)")
-    missed = validation_warning(c, manifest["config"].get("val_fraction", 0))
+    missed = validation_warning(c, recorded_setting(manifest["config"], "val_fraction", 0))
     if missed:
         lines.append("warning: " + missed)
     return "\n".join(lines)

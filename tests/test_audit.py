@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from fimpack.config import BuildConfig, Limits
+from fimpack.config import build_settings, Limits
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
 
@@ -33,7 +33,7 @@ def small_corpus(tmp_path_factory):
 def small_build(corpus, out, beam_args=(), **overrides) -> dict:
     settings = dict(out=str(out), input=str(corpus), vocab_size=600, val_fraction=0.3,
                     limits=Limits(max_file_bytes=200_000), seq_len=1024, code_fraction=0.9)
-    cfg = BuildConfig(**{**settings, **overrides})
+    cfg = build_settings(**{**settings, **overrides})
     return build.run(cfg, discover(str(corpus)), list(beam_args))
 
 

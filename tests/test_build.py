@@ -17,7 +17,7 @@ import pytest
 
 from fimpack import inspect
 from fimpack.cli import _build_parser
-from fimpack.config import BuildConfig, Limits, QualityConfig, build_config
+from fimpack.config import Limits, QualityConfig, build_config, build_settings
 from fimpack.dedup.pii import redact
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
@@ -35,7 +35,7 @@ def run_build(corpus_dir: Path, out: Path, **overrides) -> dict:
     settings = dict(out=str(out), input=str(corpus_dir), vocab_size=1000, val_fraction=0.3,
                     limits=Limits(max_file_bytes=200_000), seq_len=2048, shard_tokens=60_000,
                     code_fraction=None)
-    cfg = BuildConfig(**{**settings, **overrides})
+    cfg = build_settings(**{**settings, **overrides})
     return build.run(cfg, discover(str(corpus_dir)), [])
 
 
@@ -492,9 +492,10 @@ def test_repository_preset_packs_whole_repositories_in_dependency_order(corpus_d
     # order; the same shards, manifest and byte-exact round trip as any build
     args = _build_parser().parse_args(["build", "--out", str(tmp_path), "--preset", "repo-32k"])
     cfg = build_config(args, dedup_only=False)
-    assert (cfg.seq_len, cfg.partition) == (32768, "repository")
-    manifest = run_build(corpus_dir, tmp_path, seq_len=cfg.seq_len, partition=cfg.partition)
-    assert manifest["config"]["partition"] == "repository"
+    assert (cfg.pack.seq_len, cfg.pack.partition) == (32768, "repository")
+    manifest = run_build(corpus_dir, tmp_path, seq_len=cfg.pack.seq_len,
+                         partition=cfg.pack.partition)
+    assert manifest["config"]["pack"]["partition"] == "repository"
     rows = [r for r in inspect.iter_examples(str(tmp_path)) if r["source"] == "code"]
     json_rows = [r for r in rows if r["repo"] == "json"]
     assert len(json_rows) == 1  # the whole package, ~20K tokens at this vocabulary
@@ -591,7 +592,7 @@ def test_a_given_tokenizer_gives_the_same_shards_as_the_trained_one(built, corpu
     # --tokenizer with the model the first build trained: byte-identical shards and examples
     out, manifest = built
     again = tmp_path / "again"
-    manifest2 = run_build(corpus_dir, again, tokenizer=str(out / "tokenizer.model"))
+    manifest2 = run_build(corpus_dir, again, model=str(out / "tokenizer.model"))
     assert manifest2["tokenizer"]["sha256"] == manifest["tokenizer"]["sha256"]
     for sub in ("tokens", "examples"):
         names = sorted(p.name for p in (out / sub).iterdir())

@@ -57,7 +57,7 @@ def test_one_repository_is_encoded_by_every_worker(tokenizer, tmp_path):
     options = PipelineOptions([])
     p = beam.Pipeline(runner=runners.runner_for(options, 2), options=options)
     model = beam.pvalue.AsSingleton(p | "Model" >> beam.Create([tokenizer.proto]))
-    packed = p | "Files" >> beam.Create(files) | PackExamples(cfg, model)
+    packed = p | "Files" >> beam.Create(files) | PackExamples(cfg.pack, cfg.seed, model)
     _ = (packed.items
          | beam.Map(lambda t: (t.example.id, t.ids.tobytes()))
          | beam.io.WriteToText(str(tmp_path / "examples"), shard_name_template=""))
@@ -70,10 +70,11 @@ def test_one_repository_is_encoded_by_every_worker(tokenizer, tmp_path):
     assert len([n for n in counts.values() if n]) >= 2, counts  # both workers encoded files
     assert max(counts.values()) < len(files)
     # the same examples as one process packing the repository whole
+    pack = cfg.pack
     want, drops = pack_repository("one", files, tokenizer, seed=cfg.seed,
-                                  fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
-                                  val_fraction=cfg.val_fraction, fim_split=cfg.fim_split,
-                                  order=cfg.order, partition=cfg.partition)
+                                  fim_rate=pack.fim_rate, seq_len=pack.seq_len,
+                                  val_fraction=pack.val_fraction, fim_split=pack.fim_split,
+                                  order=pack.order, partition=pack.partition)
     assert not drops and len(want) > 1
     got = sorted((tmp_path / "examples").read_text().splitlines())
     assert got == sorted(str((t.example.id, np.asarray(t.ids).tobytes())) for t in want)

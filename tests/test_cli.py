@@ -39,10 +39,10 @@ def test_document_flags():
 
     parse = lambda *flags: _config(_build_parser().parse_args(  # noqa: E731
         ["build", "--out", "OUT", *flags]), dedup_only=False)
-    assert parse("--nl-languages", "EN, de,en").nl.languages == ("de", "en")
-    assert parse("--no-nl-quality-filter").nl.quality is False
-    assert parse("--no-nl-filter").nl is None
-    assert parse("--licenses", "off").licenses == "off"
+    assert parse("--nl-languages", "EN, de,en").filters.nl.languages == ("de", "en")
+    assert parse("--no-nl-quality-filter").filters.nl.quality is False
+    assert parse("--no-nl-filter").filters.nl is None
+    assert parse("--licenses", "off").licenses.policy == "off"
     for bad in ("english", "en,??", ","):
         with pytest.raises(SystemExit):
             parse("--nl-languages", bad)

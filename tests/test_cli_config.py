@@ -12,7 +12,8 @@ import pytest
 
 from fimpack import config
 from fimpack.cli import _build_parser
-from fimpack.config import BuildConfig, build_config
+from fimpack.config import (BuildConfig, PackConfig, build_config, build_settings, setting_path,
+                            with_settings)
 from fimpack.options import from_args
 from fimpack.train.config import AblateConfig, EvalConfig, InfillConfig, TrainConfig
 
@@ -129,10 +130,10 @@ def test_build_flags_and_fields_match_one_to_one():
     # the switches that turn a whole part off set that field, not one under it
     assert {f: effects[f] and min(effects[f], key=len) for f in
             ("--no-quality-filter", "--no-nl-filter", "--no-decontaminate")} == {
-        "--no-quality-filter": "quality", "--no-nl-filter": "nl",
-        "--no-decontaminate": "benchmarks"}
+        "--no-quality-filter": "filters.quality", "--no-nl-filter": "filters.nl",
+        "--no-decontaminate": "filters.benchmarks"}
     assert build_config(subparser("build").parse_args(["--out", "X", "--no-nl-filter"]),
-                        False).nl is None
+                        False).filters.nl is None
 
 
 def test_dedup_flags_are_the_input_and_deduplication_fields():
@@ -161,15 +162,22 @@ def test_run_commands_flags_and_fields_match_one_to_one(command, required, cls):
     assert without_flag(base, covered) == set()
 
 
+def _setting(cfg, name: str):
+    for key in setting_path(name):
+        cfg = getattr(cfg, key)
+    return cfg
+
+
 def test_ablate_flags_are_its_fields_and_the_builds_input_fields():
     from fimpack.ablate import configs
 
     # the builds' fields that come from AblateConfig's, left out of the one-to-one check
-    derived = ("seed", "seq_len", "vocab_size", "val_fraction", "tokenizer_sample_chars")
+    derived = ("seed", "seq_len", "vocab_size", "val_fraction", "sample_chars")
+    defaults = BuildConfig(out="X")
 
     def own(args):
         ablate, build = configs(args)
-        return ablate, replace(build, **{k: getattr(BuildConfig, k) for k in derived})
+        return ablate, with_settings(build, **{k: _setting(defaults, k) for k in derived})
 
     effects, base = flag_effects("ablate", ["--out", "X"], own)
     covered = check_one_field_per_flag(effects, base)
@@ -180,9 +188,9 @@ def test_ablate_flags_are_its_fields_and_the_builds_input_fields():
         f"AblateConfig.{f.name}" for f in fields(AblateConfig)}
     # its flags set the builds' input fields; seed, seq_len, vocabulary, held-out share and
     # tokenizer sample come from the AblateConfig
-    assert build == BuildConfig(out="X", seed=ablate.seed, seq_len=ablate.seq_len,
-                                vocab_size=ablate.vocab_size, val_fraction=ablate.val_fraction,
-                                tokenizer_sample_chars=ablate.tokenizer_sample_chars)
+    assert build == build_settings("X", seed=ablate.seed, seq_len=ablate.seq_len,
+                                   vocab_size=ablate.vocab_size, val_fraction=ablate.val_fraction,
+                                   sample_chars=ablate.tokenizer_sample_chars)
 
 
 def test_build_and_dedup_defaults_are_the_library_defaults():
@@ -196,11 +204,11 @@ def test_presets_set_their_fields_and_a_flag_wins():
     parse = subparser("build").parse_args
     cfg = build_config(parse(["--out", "X", "--preset", "repo-32k", "--seq-len", "4096"]),
                        False)
-    assert (cfg.seq_len, cfg.partition) == (4096, "repository")
+    assert (cfg.pack.seq_len, cfg.pack.partition) == (4096, "repository")
     assert_same(build_config(parse(["--out", "X", "--preset", "codegemma-2b"]), False),
-                BuildConfig(out="X", code_fraction=1.0, fim_rate=0.9))
-    assert build_config(parse(["--out", "X", "--code-fraction", "-1"]), False).code_fraction \
-        is None
+                build_settings("X", code_fraction=1.0, fim_rate=0.9))
+    assert build_config(parse(["--out", "X", "--code-fraction", "-1"]),
+                        False).mix.code_fraction is None
 
 
 def test_run_command_defaults_are_the_functions_defaults():
@@ -236,7 +244,7 @@ def test_one_owner_for_each_option_vocabulary():
     assert partition.PARTITIONS is config.PARTITIONS and near.KEEP_POLICIES is \
         config.KEEP_POLICIES
     assert inspect.signature(stages.pack_repository).parameters["partition"].default \
-        == BuildConfig.partition
+        == PackConfig.partition
     choices = {a.dest: a.choices for a in subparser("build")._actions}
     assert (choices["fim_split"], choices["order"], choices["partition"]) == (
         config.FIM_SPLITS, config.ORDERS, config.PARTITIONS)

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from fimpack.config import BuildConfig, DedupConfig, Limits
+from fimpack.config import build_settings, DedupConfig, Limits
 from fimpack.dedup.earlier import REASON
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
@@ -14,7 +14,7 @@ from conftest import copy_package
 
 
 def dedup_build(root, out, **dedup) -> dict:
-    cfg = BuildConfig(out=str(out), input=str(root), dedup_only=True,
+    cfg = build_settings(out=str(out), input=str(root), dedup_only=True,
                             limits=Limits(max_file_bytes=300_000), dedup=DedupConfig(**dedup))
     return build.run(cfg, discover(str(root)), [])
 

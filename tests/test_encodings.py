@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from fimpack.config import BuildConfig, Limits
+from fimpack.config import build_settings, Limits
 from fimpack.pipelines import build, outputs
 from fimpack.pipelines.encodings import decode
 from fimpack.pipelines.ingest import classify, discover
@@ -121,7 +121,7 @@ def test_build_records_transcoded_files(tmp_path):
     (repo / "greet.py").write_bytes(PY_SJIS.encode("shift_jis"))
     (repo / "tiny.py").write_bytes("caf\u00e9 = 1\n".encode("latin-1"))
     out = tmp_path / "out"
-    cfg = BuildConfig(out=str(out), input=str(tmp_path / "in"), vocab_size=400,
+    cfg = build_settings(out=str(out), input=str(tmp_path / "in"), vocab_size=400,
                             val_fraction=0.0, seq_len=1024, code_fraction=None,
                             benchmarks=[])
     manifest = build.run(cfg, discover(str(tmp_path / "in")), [])

@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fimpack.config import QualityConfig
+from fimpack.config import FilterConfig, QualityConfig
 from fimpack.dedup.decontaminate import (benchmark_ngrams, benchmark_texts, contaminated,
                                          humaneval_path)
 from fimpack.dedup.filters import FileFilter, Filter, Keep
@@ -172,7 +172,7 @@ def test_a_raising_redaction_is_a_processing_error_charged_to_pii(monkeypatch):
     files = [SourceFile("r", "bad.py", "python", "X = 1\n"),
              SourceFile("r", "mail.py", "python", 'AUTHOR = "Ada <ada@lovelace.dev>"\n')]
     with TestPipeline() as p:
-        out = p | beam.Create(files) | Filters(None, [], pii=True, nl=None)
+        out = p | beam.Create(files) | Filters(FilterConfig(quality=None, nl=None, benchmarks=[], pii=True))
         assert_that(out.items | beam.Map(lambda f: (f.path, f.content, f.redactions)),
                     equal_to([("mail.py", 'AUTHOR = "Ada <<EMAIL>>"\n', 1)]), label="kept")
         assert_that(out.drops | "Drops" >> beam.Flatten(), equal_to([Drop(

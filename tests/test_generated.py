@@ -159,10 +159,10 @@ def test_keep_generated_flag():
     base = ["build", "--input", "x", "--out", "y"]
     assert build_config(parse(base), False).drop_generated == GENERATED_KINDS
     cfg = build_config(parse(base + ["--keep-generated"]), False)
-    assert cfg.drop_generated == () and cfg.quality.generated_marker_lines == 0
+    assert cfg.drop_generated == () and cfg.filters.quality.generated_marker_lines == 0
     cfg = build_config(parse(base + ["--keep-generated", "vendored,minified"]), False)
     assert cfg.drop_generated == ("compiled", "generated")
-    assert cfg.quality.generated_marker_lines > 0
+    assert cfg.filters.quality.generated_marker_lines > 0
     with pytest.raises(SystemExit):
         parse(base + ["--keep-generated", "tests"])
 

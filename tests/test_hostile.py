@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fimpack import inspect
-from fimpack.config import BuildConfig, Limits
+from fimpack.config import build_settings, Limits
 from fimpack.packing.shards import TokenShard
 from fimpack.packing.tokenizer import Tokenizer
 from fimpack.pipelines import build, outputs
@@ -89,7 +89,7 @@ def hostile(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile_in")
     make_corpus(root)
     out = tmp_path_factory.mktemp("hostile_out")
-    cfg = BuildConfig(out=str(out), input=str(root), vocab_size=600, seq_len=2048,
+    cfg = build_settings(out=str(out), input=str(root), vocab_size=600, seq_len=2048,
                             code_fraction=None, limits=Limits())
     manifest = build.run(cfg, discover(str(root)), [])
     drops = outputs.read_records(str(out), "drops").to_pylist()

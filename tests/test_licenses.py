@@ -8,7 +8,7 @@ import tarfile
 
 
 from fimpack import inspect
-from fimpack.config import BuildConfig, Limits
+from fimpack.config import LicenseConfig, Limits, build_settings
 from fimpack.dedup.licenses import (PERMISSIVE, allowed, detect, file_license, is_license_file,
                                     load_policy, opted_out, repo_license, spdx_texts)
 from fimpack.pipelines import build
@@ -132,9 +132,9 @@ def test_a_build_drops_by_licence_and_opt_out_with_counted_reasons(tmp_path):
     prose = pydoc_topic("with")  # documents carry no SPDX licence: kept
     (root / "docs.jsonl").write_text(json.dumps({"id": "zen", "text": prose}) + "\n")
     (tmp_path / "optout.txt").write_text("# names or globs\nacme-*\n")
-    cfg = BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
+    cfg = build_settings(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
                             seq_len=2048, val_fraction=0.0, code_fraction=None,
-                            limits=Limits(max_file_bytes=200_000), licenses="permissive",
+                            limits=Limits(max_file_bytes=200_000), policy="permissive",
                             exclude_repos=str(tmp_path / "optout.txt"))
     manifest = build.run(cfg, discover(str(root)), [])
     c = manifest["counts"]
@@ -175,7 +175,7 @@ def test_licenses_off_reads_no_licence_but_drops_licence_files():
     for detect, want in ((True, [("a.py", "GPL-2.0-only")]), (False, [("a.py", None)])):
         with TestPipeline() as p:
             out = (p | beam.Create(files)
-                   | Licenses(load_policy("off" if not detect else "any"), detect=detect))
+                   | Licenses(LicenseConfig("any" if detect else "off")))
             kept = out.items
             drops = out.drops | "Drops" >> beam.Flatten()
             counts = out.counts | "Counts" >> beam.Flatten()
@@ -380,9 +380,9 @@ def test_a_build_reads_licences_as_registries_declare_them(tmp_path):
     (mixed / "package.json").write_text('{"name": "mixed", "license": "MIT"}')
     (mixed / "LICENSE").write_text(spdx_text("BSD-3-Clause"))
     (mixed / "gpl.py").write_text(GPL_HEADER + "X = 1\n")
-    cfg = BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
+    cfg = build_settings(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
                             seq_len=2048, val_fraction=0.0, code_fraction=None,
-                            limits=Limits(max_file_bytes=200_000), licenses="any")
+                            limits=Limits(max_file_bytes=200_000), policy="any")
     manifest = build.run(cfg, discover(str(root)), [])
     c = manifest["counts"]
     assert c["input_files"] == c["kept_files"] + c["dropped_files"]

@@ -13,7 +13,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from conftest import STDLIB, pydoc_topic
-from fimpack.config import NLConfig
+from fimpack.config import FilterConfig, NLConfig
 from fimpack.dedup.nl import (MARKDOWN, RST, TEXT, LanguageID, _Grams, doc_format, judge,
                               prose_lines)
 from fimpack.dedup.stages import Filters
@@ -163,7 +163,7 @@ def test_documents_keep_their_text_and_get_a_language():
             SourceFile("docs", "spam.txt", TEXT, "Buy now. " * 100, NATURAL_LANGUAGE),
             SourceFile("code", "a.py", "python", "A = 1\n")]
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | Filters(None, [], pii=False, nl=NLConfig())
+        out = p | beam.Create(docs) | Filters(FilterConfig(quality=None, nl=NLConfig(), benchmarks=[], pii=False))
         files = out.items
         drops = out.drops | "Drops" >> beam.Flatten()
         counts = out.counts | "Counts" >> beam.Flatten()
@@ -178,7 +178,7 @@ def test_documents_keep_their_text_and_get_a_language():
 def test_no_nl_filter_leaves_documents_unjudged():
     doc = SourceFile("docs", "spam.txt", TEXT, "Buy now. " * 100, NATURAL_LANGUAGE)
     with TestPipeline() as p:
-        out = p | beam.Create([doc]) | Filters(None, [], pii=False, nl=None)
+        out = p | beam.Create([doc]) | Filters(FilterConfig(quality=None, nl=None, benchmarks=[], pii=False))
         assert_that(out.items | beam.Map(lambda f: (f.path, f.natural_language)),
                     equal_to([("spam.txt", "")]), label="kept")
         assert out.drops == ()  # no filter ran: nothing that could drop

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import FileMetadata, FileSystem, MatchResult
 
-from fimpack.config import BuildConfig
+from fimpack.config import build_settings
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import discover
 
@@ -114,7 +114,7 @@ def test_build_reads_and_writes_only_through_beam_filesystems(tmp_path, monkeypa
     sources = discover("memfs://bucket/in")
     assert [(s.name, s.kind) for s in sources] == [("docs.parquet", "rows"), ("http", "zip"),
                                                    ("json", "tar")]
-    cfg = BuildConfig(out="memfs://bucket/out", input="memfs://bucket/in", vocab_size=600,
+    cfg = build_settings(out="memfs://bucket/out", input="memfs://bucket/in", vocab_size=600,
                             seq_len=2048, code_fraction=None)
     manifest = build.run(cfg, sources, [])
     c = manifest["counts"]
@@ -171,7 +171,7 @@ def test_remote_input_gives_the_same_shards_as_a_local_read(tmp_path):
         remote_sources[3].files
 
     def run(sources, out):
-        cfg = BuildConfig(out=str(out), input="in", vocab_size=600, seq_len=1024,
+        cfg = build_settings(out=str(out), input="in", vocab_size=600, seq_len=1024,
                                 code_fraction=None, val_fraction=0.3)
         return build.run(cfg, sources, [])
 

@@ -5,7 +5,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fimpack.config import BuildConfig, Limits
+from fimpack.config import build_settings, Limits
 from fimpack.pipelines import build
 from fimpack.pipelines.ingest import RepoSource, discover, read_source
 from fimpack.records import Drop, SourceFile
@@ -97,9 +97,9 @@ def test_a_build_over_repository_rows_accounts_for_every_file(tmp_path):
     rows = [repo_row("example", files, stars=5, license="Apache-2.0"),
             repo_row("other", {"tool.py": "import sys\nprint(sys.argv)\n", "LICENSE": MIT})]
     (root / "repos.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = BuildConfig(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
+    cfg = build_settings(out=str(tmp_path / "out"), input=str(root), vocab_size=600,
                             seq_len=2048, val_fraction=0.0, code_fraction=None,
-                            limits=LIMITS, licenses="any")
+                            limits=LIMITS, policy="any")
     manifest = build.run(cfg, discover(str(root)), [])
     c = manifest["counts"]
     assert c["input_files"] == c["kept_files"] + c["dropped_files"] == len(files) + 2

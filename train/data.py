@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fimpack.config import recorded_setting
 from fimpack.packing.shards import TokenShard
 
 IGNORE = -100  # targets with this id are skipped by the loss
@@ -273,7 +274,7 @@ def train_sampler(data_dir: str, packing: str, seq_len: int | None, batch_size: 
                              rank=rank, world_size=world), seq_len
     if packing != "packed":
         raise ValueError(f"packing is 'packed' or 'stream', not {packing!r}")
-    built = manifest["config"]["seq_len"]
+    built = recorded_setting(manifest["config"], "seq_len")
     if seq_len is not None and seq_len != built:
         raise ValueError(f"the build packed sequences of {built} tokens; packed training uses "
                          f"them as they are (omit --seq-len), or use --packing stream to cut "
