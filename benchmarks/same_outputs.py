@@ -2,13 +2,13 @@
 
     .venv/bin/python benchmarks/same_outputs.py build DIR     # both builds into DIR/{embedded,mixed}
     .venv/bin/python benchmarks/same_outputs.py compare A B   # same files, same bytes?
-    .venv/bin/python benchmarks/same_outputs.py time BEFORE_PKG [N]  # build time, side by side
+    .venv/bin/python benchmarks/same_outputs.py time BEFORE_PKG [N [AFTER_PKG]]  # build time
 
 ``time``: the embedded build at 40 repositories (300 files each, 2 workers), N times (3) with
 the code of BEFORE_PKG (a folder holding an older checkout's ``fimpack`` package and a
 ``sitecustomize.py`` that drops the editable install from ``sys.meta_path``) and with this
-checkout, alternately, so both see the same load; the median wall seconds of each, and
-their ratio.
+checkout (or AFTER_PKG, made the same way), alternately, so both see the same load; the
+median wall seconds of each, and their ratio.
 
 ``embedded``: 20 repositories of the embedded corpus (120 files each).
 ``mixed``: the 16 real packages of ``../shared/tools/fetch-real-packages`` (npm, crates, Go,
@@ -137,7 +137,7 @@ def compare(a: Path, b: Path) -> int:
     return 1 if bad else 0
 
 
-def time_builds(before_pkg: str, n: int = 3) -> None:
+def time_builds(before_pkg: str, n: int = 3, after_pkg: str = "") -> None:
     import statistics
     import tempfile
     import time
@@ -147,7 +147,7 @@ def time_builds(before_pkg: str, n: int = 3) -> None:
     seconds: dict[str, list[float]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
-            for name, pythonpath in (("before", before_pkg), ("after", "")):
+            for name, pythonpath in (("before", before_pkg), ("after", after_pkg)):
                 env = dict(os.environ, PYTHONPATH=pythonpath)
                 started = time.perf_counter()
                 subprocess.run([FIMPACK, "build", "--out", f"{tmp}/{name}", *args], env=env,
@@ -164,7 +164,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["build"]:
         build(Path(sys.argv[2]))
     elif sys.argv[1:2] == ["time"]:
-        time_builds(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3)
+        time_builds(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3,
+                    sys.argv[4] if len(sys.argv) > 4 else "")
     elif sys.argv[1:2] == ["compare"]:
         sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
     else:
