@@ -27,6 +27,7 @@ import logging
 import pickle
 import posixpath
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,21 +51,41 @@ INDEX_FILES = {"go.mod", "Cargo.toml", "CMakeLists.txt", "Makefile", "makefile",
                "GNUmakefile", "package.json"}
 
 
-@dataclass(frozen=True, slots=True)
-class FileFacts:
-    """What one code file says about itself without the tokenizer."""
+class GraphFacts(NamedTuple):
+    """What a code file tells its repository's dependency graph and test links."""
 
     extraction: Extraction | None    # imports (None: no grammar, or the parse failed)
     error: str | None = None         # why extraction failed: costs the repository its order
     idents: str | None = None        # testlinks.identifiers, sorted, one a line
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What one code file says about itself without the tokenizer: its ``GraphFacts``,
+    pickled once where they are made and unpickled only by the repository's plan, and its
+    syntax split candidates."""
+
+    graph: bytes                     # pickled GraphFacts
     spans: bytes | None = None       # the content's syntax split candidates (int32 pairs),
                                      # when part 0 takes a syntax split; else None
 
-    def span_list(self) -> list | None:
-        if self.spans is None:
-            return None
-        return [tuple(s) for s in np.frombuffer(self.spans, dtype=np.int32)
-                .reshape(-1, 2).tolist()]
+    def span_list(self) -> "Spans | None":
+        return None if self.spans is None else Spans(self.spans)
+
+
+class Spans:
+    """Split candidates as ``syntax.candidate_spans`` lists them, read from their array:
+    what ``random.choice`` needs (a length, and (start, end) by index)."""
+
+    def __init__(self, data: bytes):
+        self._a = np.frombuffer(data, dtype=np.int32).reshape(-1, 2)
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        start, end = self._a[i]
+        return int(start), int(end)
 
 
 def needs_spans(f: SourceFile, *, seed: int, fim_rate: float, split: str) -> bool:
@@ -94,7 +115,8 @@ def file_facts(f: SourceFile, *, seed: int, fim_rate: float, split: str) -> File
             except Exception:  # formatting parses it again, and drops the file if it fails
                 spans = None
     idents = ("\n".join(sorted(identifiers(f.content))) if f.language in FAMILY else None)
-    return FileFacts(extraction, error, idents, spans)
+    return FileFacts(pickle.dumps(GraphFacts(extraction, error, idents),
+                                  protocol=pickle.HIGHEST_PROTOCOL), spans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +125,7 @@ class FileMeta:
 
     path: str
     language: str
-    facts: FileFacts
+    graph: bytes                     # pickled GraphFacts
     tokens: tuple[int, ...] = ()     # token ids of each part (one part: the whole file)
     index_content: str = ""          # the content of an INDEX_FILES file, else ""
     dropped: bool = False            # formatting failed: the file is not packed
@@ -179,14 +201,14 @@ def compact(f: SourceFile, facts: FileFacts, segments: list, dtype: str
         parts.append((entry, at, at + len(body), _piece_spec(pieces, body, f.path),
                       np.asarray(ids, dtype=dtype).tobytes()))
         at += len(body)
-    meta = FileMeta(f.path, f.language, facts, tuple(len(ids) for _, _, ids in segments),
+    meta = FileMeta(f.path, f.language, facts.graph, tuple(len(ids) for _, _, ids in segments),
                     f.content if posixpath.basename(f.path) in INDEX_FILES else "")
     return meta, FileBody(f.content, tuple(parts), dtype)
 
 
 def dropped_meta(f: SourceFile, facts: FileFacts) -> FileMeta:
     """A file that failed to format: its repository still sees a failed extraction."""
-    return FileMeta(f.path, f.language, replace(facts, idents=None, spans=None), dropped=True)
+    return FileMeta(f.path, f.language, facts.graph, dropped=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +228,8 @@ def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int
     order (alphabetical), not the files; a failure planning examples is isolated file by
     file (each such file's examples numbered from 0, as before)."""
     metas = sorted(metas, key=lambda m: m.path)
-    error = next((m.facts.error for m in metas if m.facts.error is not None), None)
+    facts = {m.path: pickle.loads(m.graph) for m in metas}
+    error = next((facts[m.path].error for m in metas if facts[m.path].error is not None), None)
     metas = [m for m in metas if not m.dropped]
     tokens = {m.path: list(m.tokens) for m in metas}
     try:
@@ -216,10 +239,10 @@ def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int
         graph = order_repository(
             [m.source(repo) for m in metas],
             strategy=strategy if strategy != RANDOM else "codegemma",
-            extractions={m.path: m.facts.extraction for m in metas
-                         if m.facts.extraction is not None},
-            idents={m.path: m.facts.idents.split("\n") if m.facts.idents else ()
-                    for m in metas if m.facts.idents is not None})
+            extractions={m.path: facts[m.path].extraction for m in metas
+                         if facts[m.path].extraction is not None},
+            idents={m.path: facts[m.path].idents.split("\n") if facts[m.path].idents else ()
+                    for m in metas if facts[m.path].idents is not None})
         paths, edges = graph.order, edge_weights(graph.importance, graph.test_links, partition)
         imports = list(graph.importance)
         if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
