@@ -3,7 +3,16 @@
 and 2 local workers and on Prism (``--runner prism``, built by ``make engines``).
 
     .venv/bin/python benchmarks/bench_build.py --data bench-data [--sizes 20,60] \
-        [--runs fnapi-1,fnapi-2,prism-1]
+        [--runs fnapi-1,fnapi-2,prism-1] [--input DIR --name NAME] [--given-tokenizer]
+        [--before PKG]
+
+``--input DIR`` builds DIR (e.g. ``benchmarks/fetch_build_corpus.sh``'s sdists) instead of the
+embedded corpus (``--sizes`` is then ignored; input MB = the bytes of its files, archive
+members included). ``--given-tokenizer`` repeats every FnApiRunner run with ``--tokenizer``
+set to the model the first run trained, and checks that its shards are byte-identical to the
+trained run's. ``--before PKG`` runs every build a second time, alternating, with the code of
+PKG (a folder whose ``fimpack`` package is an older checkout, put first on PYTHONPATH): the
+before/after ratios come from the same run, under the same load.
 
 Reports input MB (bytes of the files the build read), wall seconds, MB/s, MB/s per core used,
 the speed-up from 1 to 2 workers and of each other engine against FnApiRunner with one worker,
@@ -37,6 +46,26 @@ def input_mb(max_repos: int, max_files: int) -> float:
                 total += os.path.getsize(os.path.join(src.location, rel))
             except OSError:
                 pass
+    return total / 1e6
+
+
+def folder_mb(path: str) -> float:
+    """Bytes of the files under PATH, an archive's by its members (what a build reads)."""
+    import tarfile
+    import zipfile
+
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            if name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+                with tarfile.open(full) as tar:
+                    total += sum(m.size for m in tar if m.isfile())
+            elif name.endswith((".zip", ".jar", ".whl")):
+                with zipfile.ZipFile(full) as z:
+                    total += sum(i.file_size for i in z.infolist() if not i.is_dir())
+            else:
+                total += os.path.getsize(full)
     return total / 1e6
 
 
@@ -91,24 +120,33 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def fused_stage_count(build_args: list[str]) -> int:
+def fused_stage_count(build_args: list[str], pythonpath: str | None = None) -> int:
     """How many fused stages FnApiRunner runs for ``fimpack build BUILD_ARGS`` (Beam's own
-    fusion of the build's graph, ``build.fused_stages``; nothing runs)."""
-    from fimpack.cli import _build_parser
-    from fimpack.config import build_config
-    from fimpack.pipelines import build
-
-    args, _ = _build_parser().parse_known_args(["build", *build_args])
-    return len(build.fused_stages(build_config(args, False)))
+    fusion of the build's graph, ``build.fused_stages``; nothing runs), with the code on
+    PYTHONPATH (this checkout's without)."""
+    script = ("import json, sys\n"
+              "from fimpack.cli import _build_parser\n"
+              "from fimpack.config import build_config\n"
+              "from fimpack.pipelines import build\n"
+              "args, _ = _build_parser().parse_known_args(['build', *json.loads(sys.argv[1])])\n"
+              "print(len(build.fused_stages(build_config(args, False))))\n")
+    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(build_args)], env=env,
+                          cwd="/", capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1])
 
 
 def run_build(out: str, max_repos: int, max_files: int, workers: int,
-              engine: str = "fnapi", extra: tuple[str, ...] = ()) -> dict:
+              engine: str = "fnapi", extra: tuple[str, ...] = (), input_dir: str | None = None,
+              pythonpath: str | None = None) -> dict:
     """One build; its wall time and the peak RSS of the driver (FnApiRunner keeps the
     PCollections between stages in the driver; on Prism the driver is also the SDK worker)
     and of the largest other process (SDK workers; the Prism engine), and the peak of the
     whole process tree's resident sets summed at one instant, sampled from /proc every 0.2 s."""
-    cmd = [sys.executable, "-m", "fimpack", "build", "--out", out, "--max-repos", str(max_repos),
+    out = os.path.abspath(out)
+    input_dir = os.path.abspath(input_dir) if input_dir else None
+    cmd = [sys.executable, "-m", "fimpack", "build", "--out", out,
+           *(["--input", input_dir] if input_dir else ["--max-repos", str(max_repos)]),
            "--max-files-per-repo", str(max_files), "--vocab-size", "8192", "--workers",
            str(workers), "--code-fraction", "-1"]
     if engine == "prism":
@@ -117,23 +155,32 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int,
     t0 = time.perf_counter()
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     log_path = out.rstrip("/") + ".log"  # a file, not a pipe: a full pipe would stall the build
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
+    with open(log_path, "w") as log:  # from /: no checkout on the path but PYTHONPATH's
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env,
+                                cwd="/")
     # `fimpack build` runs the build in a child process of its own (cli.console_main's
     # supervisor): the driver is that child, the process with the build's own command line.
     build_cmd = " ".join(cmd[1:])
     driver, worker, trainer, tree = 0.0, 0.0, 0.0, 0.0
+    at_peak: dict = {}  # the tree's resident sets by role when their sum peaked
     while proc.poll() is None:
         pids = descendants(proc.pid)
-        tree = max(tree, sum(rss_mb(p) for p in pids | {proc.pid}))  # the whole tree, at once
+        now = {"driver": 0.0, "workers": 0.0, "trainer": 0.0, "supervisor": rss_mb(proc.pid)}
         for pid in pids:
             line = cmdline(pid)
             if "fimpack.packing.tokenizer" in line:  # the tokenizer trainer's process
                 trainer = max(trainer, peak_rss_mb(pid) or 0)
+                now["trainer"] += rss_mb(pid)
             elif build_cmd in line:
                 driver = max(driver, peak_rss_mb(pid) or 0)
+                now["driver"] += rss_mb(pid)
             else:
                 worker = max(worker, peak_rss_mb(pid) or 0)
+                now["workers"] += rss_mb(pid)
+        if sum(now.values()) > tree:  # the whole tree, at once
+            tree = sum(now.values())
+            at_peak = {k: round(v, 1) for k, v in now.items()}
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     if proc.returncode:  # e.g. DataLost from the build's audit: recorded, the bench goes on
@@ -146,11 +193,12 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int,
         manifest = json.load(f)
     return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1),
             "load_average": os.getloadavg(),  # 1/5/15 min, at the end: other users' CPU
-            "fused_stages": fused_stage_count(cmd[4:]),
+            "fused_stages": fused_stage_count(cmd[4:], pythonpath),
             "peak_rss_mb_driver": round(driver, 1), "peak_rss_mb_tree": round(tree, 1),
             "peak_rss_mb_worker": round(worker, 1) if workers > 1 or engine != "fnapi"
             else None,
             "peak_rss_mb_tokenizer_trainer": round(trainer, 1),
+            "rss_mb_at_tree_peak": at_peak,
             "shards_sha256": [e["sha256"] for e in manifest["shards"]],
             "kept_files": manifest["counts"]["kept_files"],
             "tokens": manifest["counts"]["tokens"],
@@ -193,6 +241,24 @@ def encode_parse_floor(out: str, input_mb: float) -> dict:
             "input_mb_per_s_per_core": round(input_mb / (encode_s + parse_s), 2)}
 
 
+def compare_runs(results: dict, runs: list[dict], label: str) -> None:
+    """Speed-ups and shard identity of RUNS (one configuration's) into RESULTS."""
+    by = {(r["repos"], r["workers"]): r for r in runs if r["engine"] == "fnapi"}
+    for size in {r["repos"] for r in runs}:
+        if (size, 1) in by and (size, 2) in by and not any(
+                "failed" in by[(size, w)] for w in (1, 2)):
+            results[f"speedup_1_to_2_workers_{size}{label}"] = round(
+                by[(size, 1)]["wall_s"] / by[(size, 2)]["wall_s"], 2)
+            results[f"identical_shards_1_and_2_workers_{size}{label}"] = (
+                by[(size, 1)]["shards_sha256"] == by[(size, 2)]["shards_sha256"])
+    for r in runs:
+        ref = by.get((r["repos"], 1))
+        if r["engine"] != "fnapi" and ref and "failed" not in r and "failed" not in ref:
+            key = f"{r['engine']}_{r['workers']}_vs_fnapi_1_{r['repos']}{label}"
+            results[f"speedup_{key}"] = round(ref["wall_s"] / r["wall_s"], 2)
+            results[f"identical_shards_{key}"] = r["shards_sha256"] == ref["shards_sha256"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="bench-data")
@@ -203,48 +269,91 @@ def main() -> None:
                          "tokenizer's place on the critical path costs)")
     ap.add_argument("--runs", default="fnapi-1,fnapi-2",
                     help="ENGINE-WORKERS list: fnapi-N (FnApiRunner, N processes), prism-1")
+    ap.add_argument("--input", default=None, metavar="DIR",
+                    help="build DIR instead of the embedded corpus (--sizes ignored)")
+    ap.add_argument("--name", default=None, help="a name for --input's runs (its folder's)")
+    ap.add_argument("--given-tokenizer", action="store_true",
+                    help="repeat each fnapi run with --tokenizer set to the first run's model")
+    ap.add_argument("--before", default=None, metavar="PKG",
+                    help="also run every build with the code of PKG (PYTHONPATH), alternating")
     args = ap.parse_args()
     results = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg(), "runs": []}
-    for size in [int(s) for s in args.sizes.split(",")]:
-        mb = input_mb(size, args.max_files_per_repo)
-        for run in args.runs.split(","):
+    name = args.name or (os.path.basename(args.input.rstrip("/")) if args.input else None)
+    sizes = [0] if args.input else [int(s) for s in args.sizes.split(",")]
+    codes = [("after", None)] + ([("before", os.path.abspath(args.before))]
+                                 if args.before else [])
+    for size in sizes:
+        mb = folder_mb(args.input) if args.input else input_mb(size, args.max_files_per_repo)
+        label = name or f"{size}"
+        plan = [(run, code, None) for run in args.runs.split(",") for code in codes]
+        if args.given_tokenizer:
+            plan += [(run, code, "given") for run in args.runs.split(",") if
+                     run.startswith("fnapi") for code in codes]
+        for run, (code, pythonpath), tok in plan:
             engine, w = run.rsplit("-", 1)
             w = int(w)
-            out = os.path.join(args.data, f"build-{size}-{engine}-w{w}")
-            extra = ("--tokenizer", os.path.abspath(args.tokenizer)) if args.tokenizer else ()
-            r = run_build(out, size, args.max_files_per_repo, w, engine, extra)
-            r.update(repos=size, engine=engine, workers=w, input_mb=round(mb, 2))
+            suffix = (f"-{code}" if args.before else "") + ("-given" if tok else "")
+            out = os.path.join(args.data, f"build-{label}-{engine}-w{w}{suffix}")
+            model = args.tokenizer
+            if tok:  # the model the first run of this code trained
+                first = next(r for r in results["runs"] if r["label"] == label
+                             and r["code"] == code and not r["given_tokenizer"])
+                model = os.path.join(first["out"], "tokenizer.model")
+            extra = ("--tokenizer", os.path.abspath(model)) if model else ()
+            r = run_build(out, size, args.max_files_per_repo, w, engine, extra, args.input,
+                          pythonpath)
+            r.update(repos=size if not args.input else name, label=label, engine=engine,
+                     workers=w, input_mb=round(mb, 2), code=code, given_tokenizer=bool(tok),
+                     out=out)
             if "failed" not in r:
                 r.update(mb_per_s=round(mb / r["wall_s"], 3),
-                         mb_per_s_per_core=round(mb / r["wall_s"] / w, 3))
+                         mb_per_s_per_core=round(mb / r["wall_s"] / w, 3),
+                         peak_tree_over_input=round(r["peak_rss_mb_tree"] / mb, 1))
             results["runs"].append(r)
             print(json.dumps(r), flush=True)
-    by = {(r["repos"], r["workers"]): r for r in results["runs"] if r["engine"] == "fnapi"}
-    for size in {r["repos"] for r in results["runs"]}:
-        if (size, 1) in by and (size, 2) in by and not any(
-                "failed" in by[(size, w)] for w in (1, 2)):
-            results[f"speedup_1_to_2_workers_{size}_repos"] = round(
-                by[(size, 1)]["wall_s"] / by[(size, 2)]["wall_s"], 2)
-            results[f"identical_shards_1_and_2_workers_{size}_repos"] = (
-                by[(size, 1)]["shards_sha256"] == by[(size, 2)]["shards_sha256"])
-    for r in results["runs"]:
-        ref = by.get((r["repos"], 1))
-        if r["engine"] != "fnapi" and ref and "failed" not in r and "failed" not in ref:
-            key = f"{r['engine']}_{r['workers']}_vs_fnapi_1_{r['repos']}_repos"
-            results[f"speedup_{key}"] = round(ref["wall_s"] / r["wall_s"], 2)
-            results[f"identical_shards_{key}"] = r["shards_sha256"] == ref["shards_sha256"]
+    for code, _ in codes:
+        for given in (False, True):
+            runs = [r for r in results["runs"] if r["code"] == code
+                    and r["given_tokenizer"] == given]
+            compare_runs(results, runs, f"_{code}" + ("_given_tokenizer" if given else ""))
+    for r in results["runs"]:  # the given tokenizer against the trained one
+        if r["given_tokenizer"] and "failed" not in r:
+            twin = next((t for t in results["runs"] if not t["given_tokenizer"] and
+                         (t["label"], t["engine"], t["workers"], t["code"]) ==
+                         (r["label"], r["engine"], r["workers"], r["code"])), None)
+            if twin and "failed" not in twin:
+                key = f"{r['label']}_{r['engine']}_{r['workers']}_{r['code']}"
+                results[f"identical_shards_given_vs_trained_tokenizer_{key}"] = (
+                    r["shards_sha256"] == twin["shards_sha256"])
+                results[f"speedup_given_vs_trained_tokenizer_{key}"] = round(
+                    twin["wall_s"] / r["wall_s"], 2)
+    if args.before:
+        for r in results["runs"]:
+            if r["code"] == "after" and "failed" not in r:
+                old = next((t for t in results["runs"] if t["code"] == "before" and
+                            (t["label"], t["engine"], t["workers"], t["given_tokenizer"]) ==
+                            (r["label"], r["engine"], r["workers"], r["given_tokenizer"])),
+                           None)
+                if old and "failed" not in old:
+                    key = (f"{r['label']}_{r['engine']}_{r['workers']}"
+                           + ("_given_tokenizer" if r["given_tokenizer"] else ""))
+                    results[f"after_over_before_wall_{key}"] = round(
+                        r["wall_s"] / old["wall_s"], 3)
+                    results[f"identical_shards_before_after_{key}"] = (
+                        r["shards_sha256"] == old["shards_sha256"])
     first = results["runs"][0] if results["runs"] else None
     if first and "failed" not in first:
-        floor = encode_parse_floor(
-            os.path.join(args.data, f"build-{first['repos']}-{first['engine']}-w"
-                                    f"{first['workers']}"), first["input_mb"])
+        floor = encode_parse_floor(first["out"], first["input_mb"])
         results["floor_encode_and_parse"] = floor
         # The target of issue 11: one worker end to end at >= 50% of the floor's MB/s per core.
         for r in results["runs"]:
             if r["workers"] == 1 and "failed" not in r and r["repos"] == first["repos"]:
-                results[f"fraction_of_floor_{r['engine']}_1_{r['repos']}_repos"] = round(
+                key = (f"{r['engine']}_1_{r['label']}_{r['code']}"
+                       + ("_given_tokenizer" if r["given_tokenizer"] else ""))
+                results[f"fraction_of_floor_{key}"] = round(
                     r["mb_per_s_per_core"] / floor["input_mb_per_s_per_core"], 3)
-    with open(os.path.join(args.data, "results-build.json"), "w") as f:
+    name = f"results-build-{name}.json" if name else "results-build.json"
+    with open(os.path.join(args.data, name), "w") as f:
         json.dump(results, f, indent=1)
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}))
 
