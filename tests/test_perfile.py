@@ -1,0 +1,119 @@
+"""The per-file packing records (``packing/perfile.py``): compact, and lossless.
+
+A formatted file travels as its content once, its pieces as offsets and its ids as array bytes;
+what comes back must be exactly what ``file_segments`` made. The split candidates read from
+their array must give ``random.choice`` the same span as the list ``syntax.candidate_spans``
+returns, draw for draw; and a repository planned from its files' records alone must give the
+examples that ``assemble_repo`` builds from the text."""
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fimpack.config import MIXED, SYNTAX, UNIFORM
+from fimpack.packing.examples import file_segments
+from fimpack.packing.perfile import (FileFacts, Spans, build_example, compact, file_facts,
+                                     id_dtype, plan_repository)
+from fimpack.packing.syntax import candidate_spans
+from fimpack.records import SourceFile
+
+PY = '''import os
+from json import dumps, loads
+
+
+class Box:
+    """A box."""
+
+    def __init__(self, x):
+        self.x = [x, "<|fim_prefix|>", 'é']
+
+    def dump(self):
+        return dumps({"x": self.x}) if self.x else loads("{}")
+'''
+
+lines = st.lists(st.sampled_from([
+    "import os\n", "x = 1\n", "def f(a):\n", "    return a + 1\n", "\n", "# é ü 𝔘\n",
+    "class C:\n", "    pass\n", "s = '<|file_separator|>'\n", "\r\n", "y = [1,\n", "  2]\n"]),
+    min_size=0, max_size=60)
+
+
+@settings(max_examples=40, deadline=None)
+@given(body=lines, seed=st.integers(0, 50), fim_rate=st.sampled_from([0.0, 0.5, 1.0]),
+       split=st.sampled_from([UNIFORM, SYNTAX, MIXED]), seq_len=st.sampled_from([64, 256]))
+def test_a_compact_body_gives_back_the_segments(tokenizer, body, seed, fim_rate, split,
+                                                seq_len):
+    f = SourceFile("r", "pkg/m.py", "python", "".join(body) + PY)
+    facts = file_facts(f, seed=seed, fim_rate=fim_rate, split=split)
+    segments = file_segments(f, tokenizer, seed=seed, fim_rate=fim_rate, seq_len=seq_len,
+                             split=split, spans=facts.span_list())
+    # the split candidates parsed before the tokenizer give the same segments as a parse here
+    assert segments == file_segments(f, tokenizer, seed=seed, fim_rate=fim_rate,
+                                     seq_len=seq_len, split=split)
+    dtype = id_dtype(tokenizer.vocab_size)
+    meta, body_record = compact(f, facts, segments, dtype)
+    body_record = pickle.loads(pickle.dumps(body_record))
+    assert meta.tokens == tuple(len(ids) for _, _, ids in segments)
+    assert body_record.content == f.content and "".join(
+        body_record.part(k)[1] for k in range(len(segments))) == f.content
+    for k, (entry, pieces, ids) in enumerate(segments):
+        example, got = build_example("r", 0, [body_record.part(k) + (dtype,)], tokenizer,
+                                     seq_len=seq_len, split="train")
+        assert example.files == (entry,)
+        assert [(p.kind, p.text) for p in example.pieces] == [(p.kind, p.text) for p in pieces]
+        assert got.tolist() == [tokenizer.bos_id] + list(ids) + [tokenizer.eos_id]
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), text=lines)
+def test_spans_from_their_array_choose_as_the_list_does(seed, text):
+    content = "".join(text) + PY
+    spans = candidate_spans(content, "python")
+    data = np.asarray(spans, dtype=np.int32).reshape(-1, 2).tobytes()
+    a, b = random.Random(seed), random.Random(seed)
+    view = Spans(data)
+    assert len(view) == len(spans) and bool(view) == bool(spans)
+    for _ in range(5):
+        assert a.choice(spans) == b.choice(view)
+    assert FileFacts(b"", data).span_list()[len(spans) - 1] == spans[-1]
+
+
+def test_a_plan_from_records_holds_every_file_once_within_a_sequence(tokenizer):
+    """Planned from token counts alone, the examples hold every file exactly once, in
+    dependency order (an imported file before its importer when they share an example),
+    each at most a sequence, with the ids of its files' segments between bos, separators
+    and eos."""
+    files = [SourceFile("r", f"pkg/m{i}.py", "python",
+                        (f"from pkg import m{i + 1}\n" if i < 5 else "") + PY * (i % 3 + 1))
+             for i in range(8)] + [SourceFile("r", "pkg/__init__.py", "python", "")]
+    dtype = id_dtype(tokenizer.vocab_size)
+    segs, metas, bodies = {}, [], {}
+    for f in files:
+        facts = file_facts(f, seed=1, fim_rate=0.5, split=MIXED)
+        segs[f.path] = file_segments(f, tokenizer, seed=1, fim_rate=0.5, seq_len=512,
+                                     split=MIXED, spans=facts.span_list())
+        meta, bodies[f.path] = compact(f, facts, segs[f.path], dtype)
+        metas.append(meta)
+    planned, drops = plan_repository("r", metas, seed=1, seq_len=512, partition="greedy")
+    assert not drops and len(planned) > 1
+    members = [m for p in planned for m in p.members]
+    assert sorted(members) == sorted((f.path, k) for f in files
+                                     for k in range(len(segs[f.path])))
+    sep = tokenizer.control_ids["<|file_separator|>"]
+    for p in planned:
+        example, ids = build_example("r", p.index, [bodies[path].part(k) + (dtype,)
+                                                     for path, k in p.members], tokenizer,
+                                     seq_len=512, split="train")
+        assert example.id == f"r:{p.index:05d}" and len(ids) <= 512
+        want = [tokenizer.bos_id]
+        for n, (path, k) in enumerate(p.members):
+            want += ([sep] if n else []) + list(segs[path][k][2])
+        assert ids.tolist() == want + [tokenizer.eos_id]
+        paths = [path for path, _ in p.members]
+        for i in range(5):  # m{i} imports m{i+1}: the imported file comes first
+            a, b = f"pkg/m{i}.py", f"pkg/m{i + 1}.py"
+            if a in paths and b in paths:
+                assert paths.index(b) < paths.index(a)
