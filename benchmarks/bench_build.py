@@ -10,8 +10,8 @@ and 2 local workers and on Prism (``--runner prism``, built by ``make engines``)
 embedded corpus (``--sizes`` is then ignored; input MB = the bytes of its files, archive
 members included). ``--given-tokenizer`` repeats every FnApiRunner run with ``--tokenizer``
 set to the model the first run trained, and checks that its shards are byte-identical to the
-trained run's. ``--before PKG`` runs every build a second time, alternating, with the code of
-PKG (a folder whose ``fimpack`` package is an older checkout, put first on PYTHONPATH): the
+trained run's. ``--before PKG`` runs every FnApiRunner build with a trained tokenizer a
+second time, alternating, with the code of PKG (a folder whose ``fimpack`` package is an older checkout, put first on PYTHONPATH): the
 before/after ratios come from the same run, under the same load.
 
 Reports input MB (bytes of the files the build read), wall seconds, MB/s, MB/s per core used,
@@ -136,9 +136,56 @@ def fused_stage_count(build_args: list[str], pythonpath: str | None = None) -> i
     return int(done.stdout.split()[-1])
 
 
+def instrument_stages(path: str) -> None:
+    """Log every FnApiRunner stage's wall time with its transforms two levels deep
+    (``PackExamples/EncodeFiles``), and each worker's share of it, to PATH (TSV rows: STAGE
+    wall_s names / PART wall_s input_bytes): where a build's wall time goes, one stage at a
+    time, and which stages wait on one worker. Wraps two FnApiRunner methods (Beam 2.77) in
+    this process only (the build runs here, without the CLI's supervisor)."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    log = open(path, "w")
+    execute = fn_runner.FnApiRunner._execute_bundle
+    process = fn_runner.BundleManager.process_bundle
+
+    def _execute_bundle(self, context, manager, bundle_input):
+        started = time.time()
+        result = execute(self, context, manager, bundle_input)
+        names = sorted({"/".join(t.unique_name.split("/")[:2]) for t in manager.stage.transforms
+                        if not t.unique_name.startswith("ref_")})
+        log.write(f"STAGE\t{time.time() - started:.2f}\t{'+'.join(names)}\n")
+        log.flush()
+        return result
+
+    def process_bundle(self, inputs, *args, **kwargs):
+        started = time.time()
+        size = sum(len(b) for part in inputs.values() for b in part)
+        result = process(self, inputs, *args, **kwargs)
+        log.write(f"PART\t{time.time() - started:.2f}\t{size}\n")
+        log.flush()
+        return result
+
+    fn_runner.FnApiRunner._execute_bundle = _execute_bundle
+    fn_runner.BundleManager.process_bundle = process_bundle
+
+
+def stage_table(path: str, top: int = 8) -> list[dict]:
+    """The TOP stages by wall time from an ``instrument_stages`` log, with their workers'
+    shares (seconds, input MB)."""
+    stages, parts = [], []
+    for line in open(path):
+        kind, wall, rest = line.rstrip("\n").split("\t", 2)
+        if kind == "PART":
+            parts.append((float(wall), round(int(rest) / 1e6, 1)))
+        else:
+            stages.append({"wall_s": float(wall), "names": rest, "shares": parts})
+            parts = []
+    return sorted(stages, key=lambda st: -st["wall_s"])[:top]
+
+
 def run_build(out: str, max_repos: int, max_files: int, workers: int,
               engine: str = "fnapi", extra: tuple[str, ...] = (), input_dir: str | None = None,
-              pythonpath: str | None = None) -> dict:
+              pythonpath: str | None = None, stage_walls: bool = False) -> dict:
     """One build; its wall time and the peak RSS of the driver (FnApiRunner keeps the
     PCollections between stages in the driver; on Prism the driver is also the SDK worker)
     and of the largest other process (SDK workers; the Prism engine), and the peak of the
@@ -152,6 +199,10 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int,
     if engine == "prism":
         cmd += ["--runner", "prism"]
     cmd += list(extra)
+    walls = out.rstrip("/") + ".stages.tsv"
+    if stage_walls and engine == "fnapi":  # the build in this script's process, instrumented
+        cmd = [sys.executable, os.path.abspath(__file__), "--stage-walls-of", walls, "--",
+               *cmd[3:]]
     t0 = time.perf_counter()
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     log_path = out.rstrip("/") + ".log"  # a file, not a pipe: a full pipe would stall the build
@@ -162,11 +213,15 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int,
     # `fimpack build` runs the build in a child process of its own (cli.console_main's
     # supervisor): the driver is that child, the process with the build's own command line.
     build_cmd = " ".join(cmd[1:])
+    in_process = "--stage-walls-of" in cmd  # no supervisor: the driver is the process itself
     driver, worker, trainer, tree = 0.0, 0.0, 0.0, 0.0
     at_peak: dict = {}  # the tree's resident sets by role when their sum peaked
     while proc.poll() is None:
         pids = descendants(proc.pid)
         now = {"driver": 0.0, "workers": 0.0, "trainer": 0.0, "supervisor": rss_mb(proc.pid)}
+        if in_process:
+            now["driver"] = now.pop("supervisor")
+            driver = max(driver, peak_rss_mb(proc.pid) or 0)
         for pid in pids:
             line = cmdline(pid)
             if "fimpack.packing.tokenizer" in line:  # the tokenizer trainer's process
@@ -191,9 +246,11 @@ def run_build(out: str, max_repos: int, max_files: int, workers: int,
                 "failed": open(log_path).read().strip().splitlines()[-1][:1000]}
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
+    build_args = cmd[cmd.index("build") + 1:]
     return {"command": " ".join(cmd[1:]), "wall_s": round(wall, 1),
             "load_average": os.getloadavg(),  # 1/5/15 min, at the end: other users' CPU
-            "fused_stages": fused_stage_count(cmd[4:], pythonpath),
+            "fused_stages": fused_stage_count(build_args, pythonpath),
+            **({"stage_walls": stage_table(walls)} if in_process else {}),
             "peak_rss_mb_driver": round(driver, 1), "peak_rss_mb_tree": round(tree, 1),
             "peak_rss_mb_worker": round(worker, 1) if workers > 1 or engine != "fnapi"
             else None,
@@ -260,6 +317,11 @@ def compare_runs(results: dict, runs: list[dict], label: str) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--stage-walls-of"]:  # one instrumented build (run_build's child)
+        instrument_stages(sys.argv[2])
+        from fimpack.cli import main as fimpack_main
+
+        sys.exit(fimpack_main(sys.argv[4:]))
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="bench-data")
     ap.add_argument("--sizes", default="20,60", help="numbers of repositories")
@@ -274,6 +336,9 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="a name for --input's runs (its folder's)")
     ap.add_argument("--given-tokenizer", action="store_true",
                     help="repeat each fnapi run with --tokenizer set to the first run's model")
+    ap.add_argument("--stage-walls", action="store_true",
+                    help="run FnApiRunner builds instrumented: wall s of each fused stage and "
+                         "its workers' shares (the top 8 per run, and OUT.stages.tsv)")
     ap.add_argument("--before", default=None, metavar="PKG",
                     help="also run every build with the code of PKG (PYTHONPATH), alternating")
     args = ap.parse_args()
@@ -285,10 +350,12 @@ def main() -> None:
     for size in sizes:
         mb = folder_mb(args.input) if args.input else input_mb(size, args.max_files_per_repo)
         label = name or f"{size}"
-        plan = [(run, code, None) for run in args.runs.split(",") for code in codes]
+        # older code: FnApiRunner runs with a trained tokenizer only
+        plan = [(run, code, None) for run in args.runs.split(",") for code in codes
+                if code[0] == "after" or run.startswith("fnapi")]
         if args.given_tokenizer:
-            plan += [(run, code, "given") for run in args.runs.split(",") if
-                     run.startswith("fnapi") for code in codes]
+            plan += [(run, codes[0], "given") for run in args.runs.split(",")
+                     if run.startswith("fnapi")]
         for run, (code, pythonpath), tok in plan:
             engine, w = run.rsplit("-", 1)
             w = int(w)
@@ -301,7 +368,7 @@ def main() -> None:
                 model = os.path.join(first["out"], "tokenizer.model")
             extra = ("--tokenizer", os.path.abspath(model)) if model else ()
             r = run_build(out, size, args.max_files_per_repo, w, engine, extra, args.input,
-                          pythonpath)
+                          pythonpath, args.stage_walls)
             r.update(repos=size if not args.input else name, label=label, engine=engine,
                      workers=w, input_mb=round(mb, 2), code=code, given_tokenizer=bool(tok),
                      out=out)
