@@ -377,10 +377,9 @@ class PackExamples(beam.PTransform):
                    | "SpreadFiles" >> beam.GroupByKey()
                    | "EncodeFiles" >> beam.ParDo(_EncodeFile(cfg, seed), model).with_outputs(
                        "meta", "ratios", "drops", main="bodies"))
-        ratios = beam.pvalue.AsSingleton(
-            encoded.ratios
-            | "TokenRatios" >> beam.CombinePerKey(_sum_pairs)
-            | "TokenRatioDict" >> beam.combiners.ToDict())
+        # a dict side input of the per-key sums: no global combine (3 fused stages fewer)
+        ratios = beam.pvalue.AsDict(
+            encoded.ratios | "TokenRatios" >> beam.CombinePerKey(_sum_pairs))
         held_out = beam.pvalue.AsSingleton(
             parsed.sizes
             | "RepoSizes" >> beam.Map(

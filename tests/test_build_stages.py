@@ -3,7 +3,8 @@ a pass of the runner over its input, one at a time, with a fixed cost per worker
 2026-12-05 with ``build.fused_stages``: 159 before the connected components' rounds became a
 union-find finish and the record tables and report were written by one set of stages each,
 70 after (benchmarks/bench_build.py reports it with every run); 61 when the per-file packing
-stage was built (issue 24, 2026-12-05, after the stage contract's changes), 64 with it.
+stage was built (issue 24, 2026-12-05, after the stage contract's changes), 63 with it, 61
+with the token ratios as a dict side input instead of a global combine.
 
 And on the per-file packing stage (``packing/perfile.py``): its elements are files, not
 repositories. A repository of many files, packed by a two-worker FnApiRunner, is encoded by
@@ -21,7 +22,7 @@ from fimpack.packing.stages import WORKERS, PackExamples, pack_repository
 from fimpack.pipelines import build, runners
 from fimpack.records import SourceFile
 
-STAGE_LIMIT = 70  # 64 measured; a little room for a stage that earns its place
+STAGE_LIMIT = 66  # 61 measured; a little room for a stage that earns its place
 
 
 def stages(*flags, dedup_only=False) -> list[str]:
