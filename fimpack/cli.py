@@ -381,8 +381,12 @@ def console_main() -> int:
     except UserError as err:
         print(f"fimpack: error: {err.message}", file=sys.stderr)
         return err.exit_code
+    from fimpack.pipelines.worker import malloc_arenas
+
+    # the driver, Prism's and FnApiRunner's workers inherit the arena cap (runners.py)
     child = subprocess.Popen([sys.executable, "-m", "fimpack", *argv],
-                             env={**os.environ, CHILD_ENV: str(os.getpid())},
+                             env={**os.environ, CHILD_ENV: str(os.getpid()),
+                                  "MALLOC_ARENA_MAX": malloc_arenas()},
                              start_new_session=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` or a timeout: the same clean stop
     try:

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ from apache_beam.options.pipeline_options import (DirectOptions, FlinkRunnerOpti
                                                   StandardOptions, TestOptions, WorkerOptions)
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner, worker_handlers
 from apache_beam.transforms.environments import SubprocessSDKEnvironment
+
+from fimpack.pipelines.worker import malloc_arenas
 
 PRISM_ALIASES = {"prism", "prismrunner"}
 DATAFLOW_ALIASES = {"dataflow", "dataflowrunner"}
@@ -91,7 +94,9 @@ def local_runner(options: PipelineOptions, workers: int) -> FnApiRunner:
         direct.direct_running_mode = "multi_processing"
         return FnApiRunner()
     direct.direct_running_mode = None  # the environment below is the multi-process one
-    command = f"{sys.executable} -m fimpack.pipelines.worker"
+    # Beam starts the command through a shell; glibc reads the arena cap at start-up
+    command = (f"MALLOC_ARENA_MAX={shlex.quote(malloc_arenas())} "
+               f"{shlex.quote(sys.executable)} -m fimpack.pipelines.worker")
     return FnApiRunner(
         default_environment=SubprocessSDKEnvironment.from_command_string(command))
 

@@ -45,3 +45,24 @@ def test_runner_side_streams_deliver_every_chunk_written_during_a_slow_flush():
     delivered, ended = _send_slowly(channel, chunks=200, seconds=2.5)
     assert ended
     assert delivered == 200 << 20
+
+
+def test_local_workers_start_with_the_malloc_arena_cap(monkeypatch):
+    """Two or more FnApiRunner workers start through a shell command that caps glibc's malloc
+    arenas (2 unless the user set MALLOC_ARENA_MAX), and run fimpack's worker entry point."""
+    import logging
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from fimpack.pipelines.runners import local_runner
+
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)  # the quiet worker path
+    for user, want in ((None, "2"), ("4", "4")):
+        if user is None:
+            monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+        else:
+            monkeypatch.setenv("MALLOC_ARENA_MAX", user)
+        runner = local_runner(PipelineOptions([]), 2)
+        command = runner._default_environment.command_string
+        assert command.startswith(f"MALLOC_ARENA_MAX={want} ")
+        assert command.endswith("-m fimpack.pipelines.worker")
