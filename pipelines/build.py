@@ -1,16 +1,17 @@
 """``fimpack build``: repositories in, examples, tokenizer and packed token shards out.
 
     sources -> Ingest -> Licenses -> Generated (compiled, vendored, minified, generated)
-            -> Dedup -> Filters (quality, decontamination, PII)
+            -> Dedup -> Filters (quality, NL documents, decontamination, PII)
             -> TrainTokenizer (a sample, one worker; a side input from then on)
-            -> PackExamples (per repository: order -> FIM -> tokenised examples)
+            -> PackExamples (per file: parse, then FIM and token ids; per repository: order
+                             and grouping from the files' records; per example: its parts)
             -> Mixture (code / natural language by tokens; keyed by shard)
             -> WriteShards (best-fit-decreasing sequences; examples + token shards)
             -> Report (counters -> .build/stats.json); drops and clusters as sharded Parquet
 
 Each stage is a composite transform in the module that owns its logic: ``pipelines/ingest``,
 ``dedup/stages``, ``packing/stages``, ``packing/mixture``, ``pipelines/outputs`` and
-``pipelines/manifest``. The driver writes ``manifest.json`` last, after the pipeline has
+``pipelines/manifest``; each takes its own part of BuildConfig and returns a ``StageOut``. The driver writes ``manifest.json`` last, after the pipeline has
 finished and the audit has matched the data (``pipelines/manifest.py``), so a manifest always
 describes complete outputs. Runner set-up: ``pipelines/runners.py``.
 """
