@@ -142,31 +142,9 @@ def instrument_stages(path: str) -> None:
     wall_s names / PART wall_s input_bytes): where a build's wall time goes, one stage at a
     time, and which stages wait on one worker. Wraps two FnApiRunner methods (Beam 2.77) in
     this process only (the build runs here, without the CLI's supervisor)."""
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from stage_wall import instrument
 
-    log = open(path, "w")
-    execute = fn_runner.FnApiRunner._execute_bundle
-    process = fn_runner.BundleManager.process_bundle
-
-    def _execute_bundle(self, context, manager, bundle_input):
-        started = time.time()
-        result = execute(self, context, manager, bundle_input)
-        names = sorted({"/".join(t.unique_name.split("/")[:2]) for t in manager.stage.transforms
-                        if not t.unique_name.startswith("ref_")})
-        log.write(f"STAGE\t{time.time() - started:.2f}\t{'+'.join(names)}\n")
-        log.flush()
-        return result
-
-    def process_bundle(self, inputs, *args, **kwargs):
-        started = time.time()
-        size = sum(len(b) for part in inputs.values() for b in part)
-        result = process(self, inputs, *args, **kwargs)
-        log.write(f"PART\t{time.time() - started:.2f}\t{size}\n")
-        log.flush()
-        return result
-
-    fn_runner.FnApiRunner._execute_bundle = _execute_bundle
-    fn_runner.BundleManager.process_bundle = process_bundle
+    instrument(path, depth=2)
 
 
 def stage_table(path: str, top: int = 8) -> list[dict]:

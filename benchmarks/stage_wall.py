@@ -16,14 +16,17 @@ import time
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 
-def instrument(path: str) -> None:
+def instrument(path: str, depth: int = 1) -> None:
+    """Log every FnApiRunner stage's wall time with its transforms' names DEPTH levels deep
+    (2: ``PackExamples/EncodeFiles``), and each worker's share of it, to PATH."""
     log = open(path, "w")
     execute, process = fn_runner.FnApiRunner._execute_bundle, fn_runner.BundleManager.process_bundle
 
     def _execute_bundle(self, context, manager, bundle_input):
         started = time.time()
         result = execute(self, context, manager, bundle_input)
-        names = sorted({t.unique_name.split("/")[0] for t in manager.stage.transforms
+        names = sorted({"/".join(t.unique_name.split("/")[:depth])
+                        for t in manager.stage.transforms
                         if not t.unique_name.startswith("ref_")})
         log.write(f"STAGE\t{time.time() - started:.2f}\t{'+'.join(names)}\n")
         log.flush()
