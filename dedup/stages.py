@@ -240,7 +240,8 @@ class Licenses(beam.PTransform):
 
     def __init__(self, config: LicenseConfig = LicenseConfig()):
         super().__init__()
-        self.policy, self.opt_outs = load_policy(config.policy), load_patterns(config.exclude_repos)
+        self.policy = load_policy(config.policy)
+        self.opt_outs = load_patterns(config.exclude_repos)
         self.detect = config.policy != "off"
 
     def expand(self, files):
@@ -260,10 +261,10 @@ class Licenses(beam.PTransform):
                         | "GroupLicenseFiles" >> beam.GroupByKey()
                         | "Detect" >> beam.FlatMapTuple(_repo_licenses).with_outputs(
                             "counts", main="licenses"))
-            repo_licenses, disagreements = detected.licenses, detected.counts
-        else:
+            repo_licenses, disagreements = detected.licenses, (detected.counts,)
+        else:  # no licence read: an empty side input, nothing to disagree
             repo_licenses = files.pipeline | "NoDetection" >> beam.Create([])
-            disagreements = files.pipeline | "NoDisagreements" >> beam.Create([])
+            disagreements = ()
         out = files | "Apply" >> Filter(_LicensePolicy(self.policy, self.opt_outs, self.detect),
                                         beam.pvalue.AsDict(repo_licenses))
-        return StageOut(out.items, out.drops, (*out.counts, disagreements))
+        return StageOut(out.items, out.drops, (*out.counts, *disagreements))
