@@ -226,7 +226,8 @@ def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int
     of ORDERS, or an explicit list of paths: a what-if), then the examples of at most
     SEQ_LEN tokens along the import edges (``plan_examples``). A failed extraction costs the
     order (alphabetical), not the files; a failure planning examples is isolated file by
-    file (each such file's examples numbered from 0, as before)."""
+    file, its examples numbered on from the files planned before it (ids stay unique in the
+    repository)."""
     metas = sorted(metas, key=lambda m: m.path)
     facts = {m.path: pickle.loads(m.graph) for m in metas}
     error = next((facts[m.path].error for m in metas if facts[m.path].error is not None), None)
@@ -262,7 +263,7 @@ def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int
             try:
                 planned += [Planned(i, members) for i, members in enumerate(plan_examples(
                     repo, [(p, tokens[p])], seq_len=seq_len, edges={}, method=partition,
-                    imports=imports))]
+                    imports=imports), start=len(planned))]
             except Exception as err:
                 drops.append(processing_error(repo, p, "pack", err))
         return planned, drops
@@ -277,17 +278,19 @@ def build_example(repo: str, index: int, parts: list, tok, *, seq_len: int, spli
         builder.add(entry, pieces_of(spec, body, entry.path),
                     np.frombuffer(ids, dtype=dtype).tolist())
     builder.close(index)
+    if len(builder.done) != 1:  # the plan said the parts fit one sequence
+        raise AssertionError(f"{repo}:{index:05d}: planned parts fill {len(builder.done)} "
+                             "examples")
     return builder.done[0]
 
 
-def routes(repo: str, planned: list[Planned]) -> dict[str, list[tuple[int, int, int, int]]]:
-    """{path: [(part, example number, example index, position in it)]}: where each part of
-    each file goes. The example number is unique in the repository (the index is not when
-    examples were planned file by file)."""
+def routes(repo: str, planned: list[Planned]) -> dict[str, list[tuple[int, int, int]]]:
+    """{path: [(part, example index, position in it)]}: where each part of each file goes
+    (the index is unique in the repository)."""
     out: dict[str, list] = {}
-    for number, p in enumerate(planned):
+    for p in planned:
         for position, (path, part) in enumerate(p.members):
-            out.setdefault(path, []).append((part, number, p.index, position))
+            out.setdefault(path, []).append((part, p.index, position))
     return out
 
 

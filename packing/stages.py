@@ -212,8 +212,8 @@ def _route_parts(item, where: dict):
     if not places:
         return
     body = pickle.loads(body)
-    for part, number, index, position in places:
-        yield (repo, number), packed_part(body, part, index, position)
+    for part, index, position in places:
+        yield (repo, index), packed_part(body, part, index, position)
 
 
 class _BuildExample(_WithTokenizer):

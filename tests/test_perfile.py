@@ -117,3 +117,33 @@ def test_a_plan_from_records_holds_every_file_once_within_a_sequence(tokenizer):
             a, b = f"pkg/m{i}.py", f"pkg/m{i + 1}.py"
             if a in paths and b in paths:
                 assert paths.index(b) < paths.index(a)
+
+
+def test_a_plan_made_file_by_file_still_numbers_examples_once(tokenizer, monkeypatch):
+    """When planning the repository as a whole fails, each file is planned alone; the
+    examples are numbered on across files, so their ids (and the shard's sort by id) stay
+    unique, and each routes its own parts."""
+    from fimpack.packing import perfile
+
+    real = perfile.plan_examples
+
+    def whole_fails(repo, sizes, **kw):
+        if len(sizes) > 1:
+            raise ValueError("made to fail for the whole repository")
+        return real(repo, sizes, **kw)
+
+    monkeypatch.setattr(perfile, "plan_examples", whole_fails)
+    files = [SourceFile("r", f"m{i}.py", "python", PY * (i + 1)) for i in range(4)]
+    dtype = id_dtype(tokenizer.vocab_size)
+    metas = []
+    for f in files:
+        facts = file_facts(f, seed=1, fim_rate=0.5, split=MIXED)
+        segs = file_segments(f, tokenizer, seed=1, fim_rate=0.5, seq_len=128, split=MIXED,
+                             spans=facts.span_list())
+        metas.append(compact(f, facts, segs, dtype)[0])
+    planned, drops = plan_repository("r", metas, seed=1, seq_len=128, partition="greedy")
+    assert not drops and len(planned) > len(files)  # the longer files take several examples
+    assert [p.index for p in planned] == list(range(len(planned)))
+    where = perfile.routes("r", planned)
+    assert sorted(i for places in where.values() for _, i, _ in places) == \
+        sorted(p.index for p in planned for _ in p.members)
