@@ -34,7 +34,7 @@ import numpy as np
 from fimpack.config import MIXED, RANDOM, SYNTAX
 from fimpack.packing.examples import (CODE, _Builder, file_rng, plan_examples, repo_split,
                                       stable_hash)
-from fimpack.packing.fim import NONE, ORIGINAL_ORDER, choose_mode
+from fimpack.packing.fim import NONE, ORIGINAL_ORDER, choose_mode, original_start, reconstruct
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import Extraction, extract_imports, has_parser
 from fimpack.packing.partition import edge_weights
@@ -158,23 +158,20 @@ def id_dtype(vocab_size: int) -> str:
 def _piece_spec(pieces: list[Piece], body: str, path: str) -> tuple:
     """PIECES of one part as offsets into BODY; a text piece that is not where the FIM layout
     puts it (never, unless the layout changes) keeps its text."""
-    spec, starts, at = [], {}, 0
-    for kind in ORIGINAL_ORDER:  # where each text piece starts in the body
-        starts[kind] = at
-        at += sum(len(p.text) for p in pieces if p.kind == kind)
-    for p in pieces:
+    spec = []
+    for k, p in enumerate(pieces):
         if p.kind == SENTINEL:
             spec.append((SENTINEL, SENTINELS.index(p.text), -1))
         elif p.kind == PATH and p.text == path + "\n":
             spec.append((PATH, 0, 0))
-        elif p.kind in starts and body.startswith(p.text, starts[p.kind]):
-            spec.append((p.kind, starts[p.kind], starts[p.kind] + len(p.text)))
+        elif p.kind in ORIGINAL_ORDER and body.startswith(p.text, at := original_start(pieces, k)):
+            spec.append((p.kind, at, at + len(p.text)))
         else:
             spec.append((p.kind, p.text))
     return tuple(spec)
 
 
-def pieces_of(spec: tuple, body: str, path: str) -> list[Piece]:
+def pieces_from_spec(spec: tuple, body: str, path: str) -> list[Piece]:
     """The pieces ``_piece_spec`` made offsets of, back (all of file 0)."""
     out = []
     for item in spec:
@@ -195,7 +192,7 @@ def compact(f: SourceFile, facts: FileFacts, segments: list, dtype: str
     """F's SEGMENTS (``file_segments``) as its plan record and its body."""
     parts, at = [], 0
     for entry, pieces, ids in segments:
-        body = "".join(p.text for kind in ORIGINAL_ORDER for p in pieces if p.kind == kind)
+        body = reconstruct(pieces, 0)
         if not f.content.startswith(body, at):  # parts are consecutive slices of the content
             raise AssertionError(f"{f.path}: part {entry.part} is not the content's next slice")
         parts.append((entry, at, at + len(body), _piece_spec(pieces, body, f.path),
@@ -275,7 +272,7 @@ def build_example(repo: str, index: int, parts: list, tok, *, seq_len: int, spli
     in order, as ``_Builder`` makes it (separators, bos, eos, piece file numbers)."""
     builder = _Builder(repo, CODE, split, tok, seq_len)
     for entry, body, spec, ids, dtype in parts:
-        builder.add(entry, pieces_of(spec, body, entry.path),
+        builder.add(entry, pieces_from_spec(spec, body, entry.path),
                     np.frombuffer(ids, dtype=dtype).tolist())
     builder.close(index)
     if len(builder.done) != 1:  # the plan said the parts fit one sequence

@@ -3,8 +3,9 @@
 A formatted file travels as its content once, its pieces as offsets and its ids as array bytes;
 what comes back must be exactly what ``file_segments`` made. The split candidates read from
 their array must give ``random.choice`` the same span as the list ``syntax.candidate_spans``
-returns, draw for draw; and a repository planned from its files' records alone must give the
-examples that ``assemble_repo`` builds from the text."""
+returns, draw for draw; and a repository planned from its files' records alone must hold every
+file part once, in dependency order, within a sequence (the whole build's examples are checked
+against ``pack_repository`` in one process by ``test_build_stages``)."""
 from __future__ import annotations
 
 import pickle
