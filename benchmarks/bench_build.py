@@ -54,14 +54,16 @@ def folder_mb(path: str) -> float:
     import tarfile
     import zipfile
 
+    from fimpack.pipelines.sources import ARCHIVE_SUFFIXES
+
     total = 0
     for root, _, names in os.walk(path):
         for name in names:
             full = os.path.join(root, name)
-            if name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+            if name.endswith(ARCHIVE_SUFFIXES) and not name.endswith(".zip"):
                 with tarfile.open(full) as tar:
                     total += sum(m.size for m in tar if m.isfile())
-            elif name.endswith((".zip", ".jar", ".whl")):
+            elif name.endswith(".zip"):  # what ingest reads as archives, and nothing else
                 with zipfile.ZipFile(full) as z:
                     total += sum(i.file_size for i in z.infolist() if not i.is_dir())
             else:
