@@ -157,6 +157,9 @@ def stage_table(path: str, top: int = 8) -> list[dict]:
         kind, wall, rest = line.rstrip("\n").split("\t", 2)
         if kind == "PART":
             parts.append((float(wall), round(int(rest) / 1e6, 1)))
+        elif kind == "MEM":  # the stage just logged: each process's peak MB during it
+            stages[-1]["peak_mb"] = {"driver": float(wall),
+                                     "workers": [float(m) for m in rest.split(",") if m]}
         else:
             stages.append({"wall_s": float(wall), "names": rest, "shares": parts})
             parts = []

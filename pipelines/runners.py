@@ -41,7 +41,7 @@ from apache_beam.options.pipeline_options import (DirectOptions, FlinkRunnerOpti
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner, worker_handlers
 from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
-from fimpack.pipelines.worker import malloc_arenas
+from fimpack.pipelines.worker import malloc_arenas, trim_freed_memory
 
 PRISM_ALIASES = {"prism", "prismrunner"}
 DATAFLOW_ALIASES = {"dataflow", "dataflowrunner"}
@@ -107,7 +107,8 @@ def runner_for(options: PipelineOptions, workers: int):
     no_timed_flush_on_runner_streams()  # in-process runners: FnApiRunner, embedded job server
     standard = options.view_as(StandardOptions)
     name = (standard.runner or "").lower()
-    if not name:
+    if not name:  # FnApiRunner: this process holds every collection between stages
+        trim_freed_memory(when_idle=False, every=1.0)
         return local_runner(options, workers)
     if name in DATAFLOW_ALIASES:
         standard.runner = "DataflowRunner"
@@ -121,6 +122,7 @@ def runner_for(options: PipelineOptions, workers: int):
         portable = options.view_as(PortableOptions)
         if not portable.environment_type:
             portable.environment_type = "LOOPBACK"  # the SDK harness runs in this process
+            trim_freed_memory(when_idle=True)
     return None
 
 

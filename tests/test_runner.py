@@ -66,3 +66,27 @@ def test_local_workers_start_with_the_malloc_arena_cap(monkeypatch):
         command = runner._default_environment.command_string
         assert command.startswith(f"MALLOC_ARENA_MAX={want} ")
         assert command.endswith("-m fimpack.pipelines.worker")
+
+
+def test_trimmer_trims_on_the_clock_or_once_per_fall_into_idle():
+    """The driver's trimmer trims at every look; a worker's only at the first look after it
+    worked and then used under IDLE_CPU of a core (between stages), never while it works."""
+    from fimpack.pipelines.worker import IDLE_CPU, trim_step
+
+    every = 0.5
+    work, rest = every, IDLE_CPU * every / 2  # CPU seconds used since the last look
+    assert [trim_step(False, False, cpu, every)[0] for cpu in (work, rest, rest)] == [True] * 3
+    busy, trims = False, []
+    for cpu in (rest, work, work, rest, rest, work, rest):
+        trim, busy = trim_step(True, busy, cpu, every)
+        trims.append(trim)
+    assert trims == [False, False, False, True, False, False, True]
+
+
+def test_trimmer_starts_one_thread_per_process():
+    import threading
+
+    from fimpack.pipelines.worker import trim_freed_memory
+
+    assert trim_freed_memory(when_idle=True) and trim_freed_memory(when_idle=False)
+    assert [t.name for t in threading.enumerate()].count("malloc-trim") == 1
