@@ -140,8 +140,10 @@ class _Mix(beam.DoFn):
         if kept:
             EXAMPLES_KEPT.inc()
             split = example.split
+            # the id and token count travel beside the bytes: the shard writer sorts and
+            # packs by them, and unpickles one batch of examples at a time
             yield ((split, stable_hash("shard", example.repo) % counts[f"shards_{split}"]),
-                   packed(item))
+                   (example.id, len(ids), packed(item)))
             yield beam.pvalue.TaggedOutput("counts", example_counter(item))
         else:  # counted as data too: packed = kept + sampled out (the build's audit)
             yield beam.pvalue.TaggedOutput("counts", {"examples_sampled_out": 1})
@@ -172,7 +174,7 @@ class _FileFate(beam.CombineFn):
 
 class Mixture(beam.PTransform):
     """{"examples": Tokenized examples, "stats": their ExampleStats} -> ``StageOut``: kept
-    examples keyed by shard as packed bytes; Drops of the files whose every part fell out;
+    examples keyed by shard as (id, tokens, packed bytes); Drops of the files whose every part fell out;
     the kept examples' and kept files' counters; and the ``files`` table (each kept file's
     ((repo, path), PartFate), its provenance row in ``OUT/files``: ``outputs.file_row``). The plan (one token
     histogram per source and split) and the shard counts come from the small stats records, so the

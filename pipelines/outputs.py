@@ -86,35 +86,65 @@ def example_row(example: Example, num_tokens: int, sequence: int) -> dict:
             "pieces": piece_spans(example.pieces)}
 
 
-def write_shard(out: str, split: str, index: int, count: int, rows: list, dtype,
-                seq_len: int) -> list[dict]:
+ROWS_PER_BATCH = 256  # examples made into Python dicts, then Arrow, at a time
+
+
+def write_shard(out: str, split: str, index: int, count: int, rows, dtype, seq_len: int,
+                lengths: list[int] | None = None) -> list[dict]:
     """Pack one shard's examples into sequences (best-fit decreasing) and write the examples
     Parquet, the token shard and its sequence index; their manifest entries.
-    ROWS are (example, token ids) sorted by example id."""
+    ROWS: (example, token ids) sorted by example id, a sequence read by index (a
+    ``PackedRows`` unpickles each on access); LENGTHS: their token counts, when known without
+    reading them. The rows are read ROWS_PER_BATCH at a time in sequence order, each batch
+    turned into Arrow at once, so only one batch is ever Python objects."""
     name = shard_name(split, index, count)
-    bins = best_fit_decreasing([len(ids) for _, ids in rows], seq_len)
+    lengths = lengths if lengths is not None else [len(ids) for _, ids in rows]
+    bins = best_fit_decreasing(lengths, seq_len)
     order = [i for b in bins for i in b]
     sequence_of = {i: s for s, b in enumerate(bins) for i in b}
-    table = pa.Table.from_pylist(
-        [example_row(rows[i][0], len(rows[i][1]), sequence_of[i]) for i in order],
-        schema=EXAMPLES_SCHEMA)
+    batches, arrays = [], []
+    for k in range(0, len(order), ROWS_PER_BATCH):
+        batch = [(i, rows[i]) for i in order[k:k + ROWS_PER_BATCH]]
+        batches.append(pa.RecordBatch.from_pylist(
+            [example_row(example, len(ids), sequence_of[i]) for i, (example, ids) in batch],
+            schema=EXAMPLES_SCHEMA))
+        arrays += [np.asarray(ids, dtype=dtype) for _, (_, ids) in batch]
+    # One contiguous table: Parquet's pages (so its bytes) follow the table's chunks
+    table = pa.Table.from_batches(batches, schema=EXAMPLES_SCHEMA).combine_chunks()
+    del batches
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    data, idx = encode_shard([rows[i][1] for i in order], dtype)
+    del table
+    data, idx = encode_shard(arrays, dtype)
     starts = np.zeros(len(bins) + 1, dtype=np.int64)  # example index where each sequence starts
     starts[1:] = np.cumsum([len(b) for b in bins])
     packs = io.BytesIO()
     np.save(packs, starts)
-    tokens = int(sum(len(ids) for _, ids in rows))
+    tokens = int(sum(lengths))
     entries = []
     for rel, payload in ((f"examples/{name}.parquet", buf.getvalue()),
                          (f"tokens/{name}.bin", data), (f"tokens/{name}.idx", idx),
                          (f"tokens/{name}.packs.npy", packs.getvalue())):
         digest = write_atomic(join(out, rel), payload)
         entries.append({"path": rel, "bytes": len(payload), "sha256": digest,
-                        "split": split, "examples": len(rows), "tokens": tokens,
+                        "split": split, "examples": len(lengths), "tokens": tokens,
                         "sequences": len(bins), "seq_len": seq_len})
     return entries
+
+
+class PackedRows:
+    """A shard's rows as ``Mixture`` keys them, (example id, token count, packed
+    (example, ids)), sorted by id; row I unpickled when read."""
+
+    def __init__(self, rows):
+        self._rows = sorted(rows)
+        self.lengths = [n for _, n, _ in self._rows]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int):
+        return pickle.loads(self._rows[i][2])
 
 
 DROPS_SCHEMA = pa.schema([("repo", pa.string()), ("path", pa.string()),
@@ -320,9 +350,10 @@ class _WriteShard(beam.DoFn):
         key, rows = item
         split = key[0]
         index, count = self._names[1][key]
-        rows = sorted((pickle.loads(r) for r in rows), key=lambda r: r[0].id)
+        rows = PackedRows(rows)
         dtype = token_dtype(Tokenizer(model).vocab_size) if model else np.dtype(np.uint16)
-        entries = write_shard(self.out, split, index, count, rows, dtype, self.seq_len)
+        entries = write_shard(self.out, split, index, count, rows, dtype, self.seq_len,
+                              rows.lengths)
         EXAMPLES_WRITTEN.inc(len(rows))
         log.info("wrote %s shard %d: %d examples in %d sequences", split, index, len(rows),
                  entries[-1]["sequences"])
@@ -342,7 +373,7 @@ def dense_shard_names(keys: list) -> dict:
 
 
 class WriteShards(beam.PTransform):
-    """Kept examples keyed by (split, bucket), as packed bytes -> one shard per non-empty
+    """Kept examples keyed by (split, bucket), as (id, tokens, packed bytes) -> one shard per non-empty
     bucket (examples Parquet, token .bin/.idx, .packs.npy; see ``write_shard``) -> the list of
     their manifest entries (one element each). MODEL: the tokenizer, a side input."""
 
