@@ -78,7 +78,12 @@ def read_tar(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
     try:
         with open_binary(src.location) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
             members = [m for m in tar if not m.isdir()]
-            for i, m, rel, drop in _placed(src, members, lambda m: m.name):
+            # Numbered in path order (the file cap), read in the archive's own order: a
+            # compressed stream seeks back by decompressing from the start, so members read
+            # out of order cost the archive's size each (a 17 MB tar.gz of two folders not in
+            # path order: 205 s instead of 2.4 s)
+            placed = sorted(_placed(src, members, lambda m: m.name), key=lambda p: p[1].offset)
+            for i, m, rel, drop in placed:
                 if drop is None and (m.issym() or m.islnk()):
                     drop = Drop(src.name, rel, "symlink")
                 elif drop is None and not m.isfile():
