@@ -32,23 +32,19 @@ from typing import NamedTuple
 import numpy as np
 
 from fimpack.config import MIXED, RANDOM, SYNTAX
-from fimpack.packing.examples import (CODE, _Builder, file_rng, plan_examples, repo_split,
-                                      stable_hash)
+from fimpack.packing.examples import (CODE, _Builder, file_rng, file_segments, plan_examples,
+                                      repo_split, stable_hash)
 from fimpack.packing.fim import NONE, ORIGINAL_ORDER, choose_mode, original_start, reconstruct
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import Extraction, extract_imports, has_parser
 from fimpack.packing.partition import edge_weights
+from fimpack.packing.repo_index import BUILD_FILES
 from fimpack.packing.syntax import candidate_spans
 from fimpack.packing.testlinks import FAMILY, identifiers
 from fimpack.records import (PATH, SENTINEL, SENTINELS, Drop, Example, Piece, SourceFile,
                              processing_error)
 
 log = logging.getLogger("fimpack.build")
-
-# The files whose content ``repo_index.RepoIndex`` reads (module paths, crates, include
-# folders, workspace packages): the only content a repository's plan sees.
-INDEX_FILES = {"go.mod", "Cargo.toml", "CMakeLists.txt", "Makefile", "makefile",
-               "GNUmakefile", "package.json"}
 
 
 class GraphFacts(NamedTuple):
@@ -127,7 +123,7 @@ class FileMeta:
     language: str
     graph: bytes                     # pickled GraphFacts
     tokens: tuple[int, ...] = ()     # token ids of each part (one part: the whole file)
-    index_content: str = ""          # the content of an INDEX_FILES file, else ""
+    index_content: str = ""          # a build file's content (repo_index.BUILD_FILES), else ""
     dropped: bool = False            # formatting failed: the file is not packed
 
     def source(self, repo: str) -> SourceFile:
@@ -199,13 +195,22 @@ def compact(f: SourceFile, facts: FileFacts, segments: list, dtype: str
                       np.asarray(ids, dtype=dtype).tobytes()))
         at += len(body)
     meta = FileMeta(f.path, f.language, facts.graph, tuple(len(ids) for _, _, ids in segments),
-                    f.content if posixpath.basename(f.path) in INDEX_FILES else "")
+                    f.content if posixpath.basename(f.path) in BUILD_FILES else "")
     return meta, FileBody(f.content, tuple(parts), dtype)
 
 
-def dropped_meta(f: SourceFile, facts: FileFacts) -> FileMeta:
-    """A file that failed to format: its repository still sees a failed extraction."""
-    return FileMeta(f.path, f.language, facts.graph, dropped=True)
+def encode_file(f: SourceFile, facts: FileFacts, tok, *, seed: int, fim_rate: float,
+                seq_len: int, split: str) -> tuple[FileMeta, FileBody | None, Drop | None]:
+    """F formatted and tokenised (``file_segments``, from its FACTS' split candidates: no
+    second parse): its plan record and body; or, when it fails to format, a record marked
+    dropped (its repository still sees its imports) and the Drop."""
+    try:
+        segments = file_segments(f, tok, seed=seed, fim_rate=fim_rate, seq_len=seq_len,
+                                 split=split, spans=facts.span_list())
+        return (*compact(f, facts, segments, id_dtype(tok.vocab_size)), None)
+    except Exception as err:
+        return (FileMeta(f.path, f.language, facts.graph, dropped=True), None,
+                processing_error(f.repo, f.path, "pack", err))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +219,19 @@ class Planned:
 
     index: int
     members: tuple[tuple[str, int], ...]
+
+
+def order_from_records(repo: str, metas: list[FileMeta], facts: dict[str, GraphFacts],
+                       strategy: str = "codegemma"):
+    """``graph.order_repository`` of REPO from its files' records (their FACTS by path): the
+    same order, edges and test links as from the full files, reading no content but the
+    build files' (``repo_index.BUILD_FILES``)."""
+    return order_repository(
+        [m.source(repo) for m in metas], strategy=strategy,
+        extractions={m.path: facts[m.path].extraction for m in metas
+                     if facts[m.path].extraction is not None},
+        idents={m.path: facts[m.path].idents.split("\n") if facts[m.path].idents else ()
+                for m in metas if facts[m.path].idents is not None})
 
 
 def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int,
@@ -234,13 +252,8 @@ def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int
         if error is not None:
             raise ValueError(error)
         strategy = order if isinstance(order, str) else "codegemma"
-        graph = order_repository(
-            [m.source(repo) for m in metas],
-            strategy=strategy if strategy != RANDOM else "codegemma",
-            extractions={m.path: facts[m.path].extraction for m in metas
-                         if facts[m.path].extraction is not None},
-            idents={m.path: facts[m.path].idents.split("\n") if facts[m.path].idents else ()
-                    for m in metas if facts[m.path].idents is not None})
+        graph = order_from_records(repo, metas, facts,
+                                   strategy if strategy != RANDOM else "codegemma")
         paths, edges = graph.order, edge_weights(graph.importance, graph.test_links, partition)
         imports = list(graph.importance)
         if strategy == RANDOM:  # the ablation's baseline: the same clusters, no order
@@ -293,23 +306,20 @@ def routes(repo: str, planned: list[Planned]) -> dict[str, list[tuple[int, int, 
 
 def pack_files(repo: str, files: list[SourceFile], tok, *, seed: int, fim_rate: float,
                seq_len: int, val_fraction: float, fim_split: str, order, held_out,
-               partition: str, segments_of) -> tuple[list[tuple[Example, np.ndarray]],
-                                                     list[Drop]]:
-    """The four steps for one repository in one process: (examples, drops). SEGMENTS_OF:
-    ``examples.file_segments`` (the stage's module global, which a test replaces)."""
+               partition: str) -> tuple[list[tuple[Example, np.ndarray]], list[Drop]]:
+    """The four steps for one repository in one process: (examples, drops)."""
     dtype = id_dtype(tok.vocab_size)
     metas, bodies, drops = [], {}, []
     for f in sorted(files, key=lambda f: f.path):
         f = replace(f, repo=repo) if f.repo != repo else f
         facts = file_facts(f, seed=seed, fim_rate=fim_rate, split=fim_split)
-        try:
-            segments = segments_of(f, tok, seed=seed, fim_rate=fim_rate, seq_len=seq_len,
-                                   split=fim_split, spans=facts.span_list())
-            meta, bodies[f.path] = compact(f, facts, segments, dtype)
-        except Exception as err:
-            drops.append(processing_error(repo, f.path, "pack", err))
-            meta = dropped_meta(f, facts)
+        meta, body, drop = encode_file(f, facts, tok, seed=seed, fim_rate=fim_rate,
+                                       seq_len=seq_len, split=fim_split)
         metas.append(meta)
+        if drop is None:
+            bodies[f.path] = body
+        else:
+            drops.append(drop)
     planned, more = plan_repository(repo, metas, seed=seed, seq_len=seq_len, order=order,
                                     partition=partition)
     split = repo_split(repo, val_fraction, held_out)

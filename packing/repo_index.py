@@ -22,6 +22,11 @@ JS_ALIAS_PREFIXES = ("@/", "~/", "#/", "~", "#")
 _GO_MODULE = re.compile(r"^\s*module\s+\"?([^\s\"]+)", re.MULTILINE)
 _CARGO_NAME = re.compile(r"^\[package\][^\[]*?^\s*name\s*=\s*[\"']([^\"']+)",
                          re.MULTILINE | re.DOTALL)
+MAKEFILES = ("CMakeLists.txt", "Makefile", "makefile", "GNUmakefile")
+# The only files whose content RepoIndex reads (module paths, crates, include folders,
+# workspace packages); every other file it sees by path alone, so packing's plan carries no
+# other content (packing/perfile.py).
+BUILD_FILES = frozenset({"go.mod", "Cargo.toml", "package.json", *MAKEFILES})
 _NAMESPACE = "<namespace>"  # a Python namespace package: in the repository, but no file
 
 
@@ -147,7 +152,7 @@ class RepoIndex:
                     root = next((r for r in (_join(src, "lib.rs"), _join(src, "main.rs"))
                                  if r in self.paths), None)
                     self._rust_crates[m.group(1).replace("-", "_")] = (src, root)
-            elif base in ("CMakeLists.txt", "Makefile", "makefile", "GNUmakefile"):
+            elif base in MAKEFILES:
                 self.build_include_dirs += [d for d in build_include_dirs(f.path, f.content)
                                             if d in self.dirs]
             elif base == "package.json" and "node_modules/" not in f.path:

@@ -11,7 +11,7 @@ Every file is parsed and tokenised once, in stages whose elements are single fil
 workers; what crosses a stage boundary is compact (pieces as offsets into the content, token
 ids as array bytes: an earlier per-file stage that sent pieces and id lists as objects made a
 105 MB two-worker build 22% slower, bench_build 2026-12-01). The per-repository step reads
-no content but its build files' (``perfile.INDEX_FILES``).
+no content but its build files' (``repo_index.BUILD_FILES``).
 """
 from __future__ import annotations
 
@@ -26,10 +26,9 @@ from apache_beam.metrics import Metrics
 
 from fimpack.config import PackConfig, TokenizerConfig
 from fimpack.packing import mixture
-from fimpack.packing.examples import (document_examples, file_segments, repo_split,
-                                      stable_hash)
-from fimpack.packing.perfile import (build_example, compact, dropped_meta, file_facts, id_dtype,
-                                     pack_files, packed_part, plan_repository, routes)
+from fimpack.packing.examples import document_examples, repo_split, stable_hash
+from fimpack.packing.perfile import (build_example, encode_file, file_facts, pack_files,
+                                     packed_part, plan_repository, routes)
 from fimpack.packing.split import TOLERANCE, choose_validation
 from fimpack.packing.tokenizer import Tokenizer, train_model_in_fresh_process
 from fimpack.packing.fim import UNIFORM
@@ -112,7 +111,7 @@ def pack_repository(repo: str, files: list[SourceFile], tok: Tokenizer, *, seed:
     examples, drops = pack_files(
         repo, files, tok, seed=seed, fim_rate=fim_rate, seq_len=seq_len,
         val_fraction=val_fraction, fim_split=fim_split, order=order, held_out=held_out,
-        partition=partition, segments_of=file_segments)
+        partition=partition)
     return [Tokenized(*x) for x in examples], drops
 
 
@@ -162,7 +161,6 @@ class _EncodeFile(_WithTokenizer):
 
     def process(self, item, model: bytes):
         cfg, tok = self.cfg, self.tokenizer(model)
-        dtype = id_dtype(tok.vocab_size)
         for value in item[1]:
             f, facts = pickle.loads(value)
             yield from _ratio_sample(f, tok)
@@ -170,15 +168,11 @@ class _EncodeFile(_WithTokenizer):
                 continue
             FILES_PACKED.inc()
             self._worker.inc()
-            try:
-                segments = file_segments(f, tok, seed=self.seed, fim_rate=cfg.fim_rate,
-                                         seq_len=cfg.seq_len, split=cfg.fim_split,
-                                         spans=facts.span_list())
-                meta, body = compact(f, facts, segments, dtype)
-            except Exception as err:
-                yield beam.pvalue.TaggedOutput("drops",
-                                               processing_error(f.repo, f.path, "pack", err))
-                meta, body = dropped_meta(f, facts), None
+            meta, body, drop = encode_file(f, facts, tok, seed=self.seed,
+                                           fim_rate=cfg.fim_rate, seq_len=cfg.seq_len,
+                                           split=cfg.fim_split)
+            if drop is not None:
+                yield beam.pvalue.TaggedOutput("drops", drop)
             yield beam.pvalue.TaggedOutput("meta", (f.repo, packed(meta)))
             if body is not None:
                 yield (f.repo, f.path), packed(body)

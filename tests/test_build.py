@@ -322,7 +322,7 @@ def test_report_warnings_say_what_is_wrong_first():
 def test_a_failing_file_is_dropped_and_the_build_goes_on(corpus_dir, tmp_path, monkeypatch):
     """An exception on one file drops that file with its reason; everything else builds."""
     import fimpack.dedup.quality as quality
-    import fimpack.packing.stages as build_module
+    import fimpack.packing.perfile as build_module
 
     real_quality, real_format = quality.quality_reason, build_module.file_segments
 
@@ -406,9 +406,10 @@ def test_records_lost_by_the_runner_fail_the_build(corpus_dir, tmp_path, monkeyp
 
     real_write = outputs_module.write_shard
 
-    def lossy_write(out, split, index, count, rows, *args):
-        return real_write(out, split, index, count, rows[:-1] if split == "train" else rows,
-                          *args)
+    def lossy_write(out, split, index, count, rows, dtype, seq_len, lengths=None):
+        if split == "train":  # the last row lost, and with it its length
+            rows, lengths = [rows[i] for i in range(len(rows) - 1)], None
+        return real_write(out, split, index, count, rows, dtype, seq_len, lengths)
 
     monkeypatch.setattr(outputs_module, "write_shard", lossy_write)
     with pytest.raises(build.DataLost, match="examples kept but never written to a shard"):

@@ -148,3 +148,46 @@ def test_a_plan_made_file_by_file_still_numbers_examples_once(tokenizer, monkeyp
     where = perfile.routes("r", planned)
     assert sorted(i for places in where.values() for _, i, _ in places) == \
         sorted(p.index for p in planned for _ in p.members)
+
+
+POLYGLOT = {  # every kind of build file RepoIndex reads, each one needed for an edge below
+    "go/go.mod": "module example.com/m\n\ngo 1.22\n",
+    "go/main.go": 'package main\nimport "example.com/m/util"\n',
+    "go/util/a.go": "package util\n",
+    "rust/Cargo.toml": '[package]\nname = "demo"\nversion = "0.1.0"\n',
+    "rust/src/lib.rs": "pub mod net;\n",
+    "rust/src/net.rs": "pub fn f() {}\n",
+    "rust/tests/it.rs": "use demo::net::f;\n",
+    "js/packages/shapes/package.json": '{"name": "@w/shapes", "main": "index.js"}\n',
+    "js/packages/shapes/index.js": "export const square = 1;\n",
+    "js/app.js": 'import { square } from "@w/shapes";\n',
+    "Makefile": "CFLAGS = -Ic/include\n",
+    "c/include/api.h": "int api(void);\n",
+    "c/main.c": '#include "api.h"\nint main(void) { return api(); }\n',
+    "py/shapes.py": "def area_of_square(side):\n    return side * side\n",
+    "py/test_shapes.py": "from shapes import area_of_square\n\n"
+                         "def test_area_of_square():\n    assert area_of_square(2) == 4\n",
+}
+
+
+def test_the_plan_orders_a_repository_from_records_as_from_its_files():
+    """The repository's plan sees no content but its build files' (repo_index.BUILD_FILES):
+    its order, edges and test links must be those of the full files, or a build file whose
+    content it lacks (a go.mod, Cargo.toml, package.json, Makefile) loses its edges."""
+    from fimpack.languages import detect_language
+    from fimpack.packing.graph import order_repository
+    from fimpack.packing.perfile import order_from_records
+
+    files = [SourceFile("poly", path, detect_language(path) or "text", text)
+             for path, text in sorted(POLYGLOT.items())]
+    whole = order_repository(files)
+    facts = {f.path: file_facts(f, seed=0, fim_rate=0.0, split=UNIFORM) for f in files}
+    metas = [compact(f, facts[f.path], [], "uint16")[0] for f in files]
+    assert sum(bool(m.index_content) for m in metas) == 4  # the build files only
+    plan = order_from_records("poly", metas, {p: pickle.loads(x.graph) for p, x in facts.items()})
+    for needs in [("go/main.go", "go/util/a.go"), ("rust/tests/it.rs", "rust/src/net.rs"),
+                  ("js/app.js", "js/packages/shapes/index.js"), ("c/main.c", "c/include/api.h")]:
+        assert needs in whole.edges, needs
+    assert ("py/test_shapes.py", "py/shapes.py") in whole.test_links
+    assert (plan.order, plan.edges, plan.test_links) == (whole.order, whole.edges,
+                                                         whole.test_links)
