@@ -42,18 +42,26 @@ def uniform_split(content: str, rng: random.Random) -> tuple[str, str, str]:
     return content[:i], content[i:j], content[j:]
 
 
+def resolve_split(rng: random.Random, split: str) -> str:
+    """SPLIT as ``split_parts`` applies it: MIXED becomes SYNTAX or UNIFORM by one draw of
+    RNG, the draw after ``choose_mode``'s (``perfile.needs_spans`` makes the same two)."""
+    if split == MIXED:
+        return SYNTAX if rng.random() < 0.5 else UNIFORM
+    return split
+
+
 def split_parts(content: str, rng: random.Random, split: str = UNIFORM,
                 language: str = "", spans: list | None = None) -> tuple[str, str, str]:
     """(prefix, middle, suffix) by the SPLIT strategy. SPANS: CONTENT's syntax candidates
     (``syntax.candidate_spans``) when the caller parsed it already (the build does, before
     the tokenizer is trained: ``packing/perfile.py``)."""
-    if split == MIXED:
-        split = SYNTAX if rng.random() < 0.5 else UNIFORM
+    split = resolve_split(rng, split)
     if split == SYNTAX:
-        from fimpack.packing.syntax import syntax_split
+        if spans is None:  # the import is lazy: tree-sitter's grammars load only if needed
+            from fimpack.packing.syntax import candidate_spans
 
-        span = (syntax_split(content, language, rng) if spans is None
-                else rng.choice(spans) if spans else None)
+            spans = candidate_spans(content, language)
+        span = rng.choice(spans) if spans else None
         if span is not None:
             i, j = span
             return content[:i], content[i:j], content[j:]

@@ -31,10 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fimpack.config import MIXED, RANDOM, SYNTAX
+from fimpack.config import RANDOM, SYNTAX
 from fimpack.packing.examples import (CODE, _Builder, file_rng, file_segments, plan_examples,
                                       repo_split, stable_hash)
-from fimpack.packing.fim import NONE, ORIGINAL_ORDER, choose_mode, original_start, reconstruct
+from fimpack.packing.fim import (NONE, ORIGINAL_ORDER, choose_mode, original_start, reconstruct,
+                                 resolve_split)
 from fimpack.packing.graph import order_repository
 from fimpack.packing.imports import Extraction, extract_imports, has_parser
 from fimpack.packing.partition import edge_weights
@@ -86,13 +87,11 @@ class Spans:
 
 def needs_spans(f: SourceFile, *, seed: int, fim_rate: float, split: str) -> bool:
     """Whether F's first part takes a syntax-aware split: the draws ``file_segments`` makes
-    for it (mode, then the mixed coin) from the same seeded RNG."""
+    for it (``choose_mode``, then ``resolve_split``) from the same seeded RNG."""
     if not has_parser(f.language):
         return False
     rng = file_rng(seed, f.repo, f.path, 0)
-    if choose_mode(rng, fim_rate) == NONE:
-        return False
-    return split == SYNTAX or (split == MIXED and rng.random() < 0.5)
+    return choose_mode(rng, fim_rate) != NONE and resolve_split(rng, split) == SYNTAX
 
 
 def file_facts(f: SourceFile, *, seed: int, fim_rate: float, split: str) -> FileFacts:
@@ -281,10 +280,11 @@ def plan_repository(repo: str, metas: list[FileMeta], *, seed: int, seq_len: int
 
 def build_example(repo: str, index: int, parts: list, tok, *, seq_len: int, split: str
                   ) -> tuple[Example, np.ndarray]:
-    """Example INDEX of REPO from its PARTS [(entry, body, piece offsets, ids bytes, dtype)]
+    """Example INDEX of REPO from its PARTS [(entry, body, piece offsets, ids bytes)]
     in order, as ``_Builder`` makes it (separators, bos, eos, piece file numbers)."""
     builder = _Builder(repo, CODE, split, tok, seq_len)
-    for entry, body, spec, ids, dtype in parts:
+    dtype = id_dtype(tok.vocab_size)  # the ids' array type, from the same tokenizer
+    for entry, body, spec, ids in parts:
         builder.add(entry, pieces_from_spec(spec, body, entry.path),
                     np.frombuffer(ids, dtype=dtype).tolist())
     builder.close(index)
@@ -308,7 +308,6 @@ def pack_files(repo: str, files: list[SourceFile], tok, *, seed: int, fim_rate: 
                seq_len: int, val_fraction: float, fim_split: str, order, held_out,
                partition: str) -> tuple[list[tuple[Example, np.ndarray]], list[Drop]]:
     """The four steps for one repository in one process: (examples, drops)."""
-    dtype = id_dtype(tok.vocab_size)
     metas, bodies, drops = [], {}, []
     for f in sorted(files, key=lambda f: f.path):
         f = replace(f, repo=repo) if f.repo != repo else f
@@ -325,13 +324,12 @@ def pack_files(repo: str, files: list[SourceFile], tok, *, seed: int, fim_rate: 
     split = repo_split(repo, val_fraction, held_out)
     examples = []
     for p in planned:
-        parts = [bodies[path].part(k) + (dtype,) for path, k in p.members]
+        parts = [bodies[path].part(k) for path, k in p.members]
         examples.append(build_example(repo, p.index, parts, tok, seq_len=seq_len, split=split))
     return examples, drops + more
 
 
 def packed_part(body: FileBody, k: int, index: int, position: int) -> bytes:
     """Part K of BODY as it travels to its example: (index, position, entry, body text,
-    piece offsets, ids bytes, dtype), pickled."""
-    return pickle.dumps((index, position) + body.part(k) + (body.dtype,),
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    piece offsets, ids bytes), pickled."""
+    return pickle.dumps((index, position) + body.part(k), protocol=pickle.HIGHEST_PROTOCOL)

@@ -8,7 +8,6 @@ language has no grammar, or whose tree offers no candidate, fall back to uniform
 """
 from __future__ import annotations
 
-import random
 import re
 
 import numpy as np
@@ -57,8 +56,3 @@ def candidate_spans(content: str, language: str) -> list[tuple[int, int]]:
         chars = np.concatenate([[0], np.cumsum(lead)])
         spans = [(int(chars[s]), int(chars[e])) for s, e in spans]
     return spans
-
-
-def syntax_split(content: str, language: str, rng: random.Random) -> tuple[int, int] | None:
-    spans = candidate_spans(content, language)
-    return rng.choice(spans) if spans else None

@@ -61,7 +61,7 @@ def test_a_compact_body_gives_back_the_segments(tokenizer, body, seed, fim_rate,
     assert body_record.content == f.content and "".join(
         body_record.part(k)[1] for k in range(len(segments))) == f.content
     for k, (entry, pieces, ids) in enumerate(segments):
-        example, got = build_example("r", 0, [body_record.part(k) + (dtype,)], tokenizer,
+        example, got = build_example("r", 0, [body_record.part(k)], tokenizer,
                                      seq_len=seq_len, split="train")
         assert example.files == (entry,)
         assert [(p.kind, p.text) for p in example.pieces] == [(p.kind, p.text) for p in pieces]
@@ -105,7 +105,7 @@ def test_a_plan_from_records_holds_every_file_once_within_a_sequence(tokenizer):
                                      for k in range(len(segs[f.path])))
     sep = tokenizer.control_ids["<|file_separator|>"]
     for p in planned:
-        example, ids = build_example("r", p.index, [bodies[path].part(k) + (dtype,)
+        example, ids = build_example("r", p.index, [bodies[path].part(k)
                                                      for path, k in p.members], tokenizer,
                                      seq_len=512, split="train")
         assert example.id == f"r:{p.index:05d}" and len(ids) <= 512
@@ -191,3 +191,27 @@ def test_the_plan_orders_a_repository_from_records_as_from_its_files():
     assert ("py/test_shapes.py", "py/shapes.py") in whole.test_links
     assert (plan.order, plan.edges, plan.test_links) == (whole.order, whole.edges,
                                                          whole.test_links)
+
+
+def test_needs_spans_says_when_formatting_would_parse(tokenizer, monkeypatch):
+    """The build parses a file for its FIM split candidates before the tokenizer exists,
+    only when ``needs_spans`` says the first part takes a syntax split: it must say so
+    exactly when formatting without them would parse (else formatting parses a second time,
+    or the build parses for nothing)."""
+    import fimpack.packing.syntax as syntax
+    from fimpack.packing.perfile import needs_spans
+
+    parsed = []
+    real = syntax.candidate_spans
+    monkeypatch.setattr(syntax, "candidate_spans",
+                        lambda content, language: parsed.append(1) or real(content, language))
+    seen = set()
+    for k in range(120):
+        split, fim_rate = (MIXED, SYNTAX, UNIFORM)[k % 3], (0.0, 0.5, 0.9, 1.0)[k % 4]
+        f = SourceFile("r", f"m{k}.py", "python", PY)
+        parsed.clear()
+        file_segments(f, tokenizer, seed=k, fim_rate=fim_rate, seq_len=512, split=split)
+        want = needs_spans(f, seed=k, fim_rate=fim_rate, split=split)
+        assert bool(parsed) == want, (k, split, fim_rate)
+        seen.add(want)
+    assert seen == {True, False}
