@@ -174,8 +174,8 @@ class _FileFate(beam.CombineFn):
 
 class Mixture(beam.PTransform):
     """{"examples": Tokenized examples, "stats": their ExampleStats} -> ``StageOut``: kept
-    examples keyed by shard as (id, tokens, packed bytes); Drops of the files whose every part fell out;
-    the kept examples' and kept files' counters; and the ``files`` table (each kept file's
+    examples keyed by shard as (id, tokens, packed bytes); Drops of the files whose every
+    part fell out; the kept examples' and kept files' counters; and the ``files`` table (each kept file's
     ((repo, path), PartFate), its provenance row in ``OUT/files``: ``outputs.file_row``). The plan (one token
     histogram per source and split) and the shard counts come from the small stats records, so the
     examples are read once, to be kept or dropped and keyed.

@@ -81,7 +81,7 @@ def read_tar(src: RepoSource, limits: Limits) -> Iterator[SourceFile | Drop]:
             # Numbered in path order (the file cap), read in the archive's own order: a
             # compressed stream seeks back by decompressing from the start, so members read
             # out of order cost the archive's size each (a 17 MB tar.gz of two folders not in
-            # path order: 205 s instead of 2.4 s)
+            # path order: 200 s, read in its own order 0.9 s)
             placed = sorted(_placed(src, members, lambda m: m.name), key=lambda p: p[1].offset)
             for i, m, rel, drop in placed:
                 if drop is None and (m.issym() or m.islnk()):

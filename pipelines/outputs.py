@@ -373,9 +373,10 @@ def dense_shard_names(keys: list) -> dict:
 
 
 class WriteShards(beam.PTransform):
-    """Kept examples keyed by (split, bucket), as (id, tokens, packed bytes) -> one shard per non-empty
-    bucket (examples Parquet, token .bin/.idx, .packs.npy; see ``write_shard``) -> the list of
-    their manifest entries (one element each). MODEL: the tokenizer, a side input."""
+    """Kept examples keyed by (split, bucket), as (id, tokens, packed bytes) -> one shard per
+    non-empty bucket (examples Parquet, token .bin/.idx, .packs.npy; see ``write_shard``) ->
+    the list of their manifest entries (one element each). MODEL: the tokenizer, a side
+    input."""
 
     def __init__(self, out: str, seq_len: int, model):
         super().__init__()

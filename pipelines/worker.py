@@ -2,7 +2,6 @@
 with its per-bundle INFO chatter kept off the terminal while fimpack's progress lines stay.
 Everything still reaches the runner through the Fn logging service."""
 import ctypes
-import ctypes.util
 import logging
 import os
 import sys
@@ -40,9 +39,9 @@ def trim_freed_memory(when_idle: bool, every: float = TRIM_CHECK_S) -> bool:
     (BENCHMARKS.md, "Where the memory sits")."""
     if _trimming:
         return True
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is None:
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: macOS, musl
         return False
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
 
