@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+from stage_wall import descendants, proc_mb  # this folder is on sys.path: run as a script
+
 
 def input_mb(max_repos: int, max_files: int) -> float:
     from fimpack.pipelines.embedded import embedded_sources
@@ -73,26 +75,12 @@ def folder_mb(path: str) -> float:
 
 def peak_rss_mb(pid: int) -> float | None:
     """VmHWM (peak resident set) of a live process, MB; None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    return proc_mb(pid, "VmHWM")
 
 
 def rss_mb(pid: int) -> float:
     """VmRSS (resident set now) of a live process, MB; 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return 0.0
-    return 0.0
+    return proc_mb(pid, "VmRSS") or 0.0
 
 
 def cmdline(pid: int) -> str:
@@ -101,25 +89,6 @@ def cmdline(pid: int) -> str:
             return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-def descendants(pid: int) -> set[int]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            if k not in found:
-                found.add(k)
-                todo.append(k)
-    return found
 
 
 def fused_stage_count(build_args: list[str], pythonpath: str | None = None) -> int:

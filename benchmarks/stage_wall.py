@@ -16,17 +16,17 @@ import os
 import sys
 import time
 
-from apache_beam.runners.portability.fn_api_runner import fn_runner
-
 
 def instrument(path: str, depth: int = 1) -> None:
     """Log every FnApiRunner stage's wall time with its transforms' names DEPTH levels deep
     (2: ``PackExamples/EncodeFiles``), and each worker's share of it, to PATH."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
     log = open(path, "w")
     execute, process = fn_runner.FnApiRunner._execute_bundle, fn_runner.BundleManager.process_bundle
 
     def _execute_bundle(self, context, manager, bundle_input):
-        workers = _children(os.getpid())
+        workers = descendants(os.getpid())
         for pid in [os.getpid(), *workers]:
             _reset_peak(pid)
         started = time.time()
@@ -35,8 +35,8 @@ def instrument(path: str, depth: int = 1) -> None:
                         for t in manager.stage.transforms
                         if not t.unique_name.startswith("ref_")})
         log.write(f"STAGE\t{time.time() - started:.2f}\t{'+'.join(names)}\n")
-        peaks = [_peak_mb(pid) for pid in workers]
-        log.write(f"MEM\t{_peak_mb(os.getpid()):.0f}\t"
+        peaks = [proc_mb(pid, "VmHWM") or 0 for pid in workers]
+        log.write(f"MEM\t{proc_mb(os.getpid(), 'VmHWM'):.0f}\t"
                   f"{','.join(f'{p:.0f}' for p in peaks if p > 50)}\n")
         log.flush()
         return result
@@ -53,22 +53,38 @@ def instrument(path: str, depth: int = 1) -> None:
     fn_runner.BundleManager.process_bundle = process_bundle
 
 
-def _children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """PID's descendant processes (FnApiRunner's SDK workers under their launchers, a
-    tokenizer trainer)."""
-    out = []  # a child is listed under the thread that started it
+    tokenizer trainer), from /proc."""
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            if k not in found:
+                found.add(k)
+                todo.append(k)
+    return sorted(found)
+
+
+def proc_mb(pid: int, field: str) -> float | None:
+    """A memory FIELD of /proc/PID/status in MB (VmHWM: the peak resident set, VmRSS: the
+    resident set now); None once the process is gone."""
     try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:  # gone
-        return out
-    for tid in threads:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                for child in map(int, f.read().split()):
-                    out += [child, *_children(child)]
-        except OSError:
-            pass
-    return sorted(out)
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def _reset_peak(pid: int) -> None:
@@ -77,17 +93,6 @@ def _reset_peak(pid: int) -> None:
             f.write("5")  # resets VmHWM to the current resident set
     except OSError:
         pass
-
-
-def _peak_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 if __name__ == "__main__":
