@@ -199,14 +199,15 @@ class _PlanRepo(beam.DoFn):
             yield (repo, path), tuple(where)
 
 
-def _route_parts(item, where: dict):
-    """A file's body -> each of its parts, keyed by the example it goes into."""
-    (repo, path), body = item
-    places = where.get((repo, path))
-    if not places:
+def _route_parts(item):
+    """A file's body joined with its routes (``JoinRoutes``) -> each of its parts, keyed by
+    the example it goes into. A body with no route (a file no example holds) goes nowhere."""
+    (repo, path), joined = item
+    bodies, places = list(joined["body"]), list(joined["routes"])
+    if not bodies or not places:
         return
-    body = pickle.loads(body)
-    for part, index, position in places:
+    body = pickle.loads(bodies[0])
+    for part, index, position in places[0]:
         yield (repo, index), packed_part(body, part, index, position)
 
 
@@ -355,7 +356,8 @@ class PackExamples(beam.PTransform):
     Code, one file per element until a repository's plan (``packing/perfile.py``):
     ParseFiles (no tokenizer, fused with the tokenizer's sample) -> SpreadFiles (a group per
     file, keyed by its hash) -> EncodeFiles (FIM + ids, compact) -> per repository, PlanRepo
-    from the files' metadata -> RouteParts (each body's parts to their example) ->
+    from the files' metadata -> JoinRoutes (each body with its routes, on (repo, path)) ->
+    RouteParts (each body's parts to their example) ->
     GroupByExample -> BuildExamples. Documents: one example (or its parts) each."""
 
     def __init__(self, cfg: PackConfig, seed: int, model):
@@ -383,8 +385,11 @@ class PackExamples(beam.PTransform):
                  | "GroupByRepo" >> beam.GroupByKey()
                  | "PlanRepo" >> beam.ParDo(_PlanRepo(cfg, seed)).with_outputs("drops",
                                                                           main="routes"))
-        code = (encoded.bodies
-                | "RouteParts" >> beam.FlatMap(_route_parts, beam.pvalue.AsDict(plans.routes))
+        # Each body meets its routes in a join on (repo, path): a shuffle that scales with
+        # the files, where a side input of every route would be held whole by each worker
+        code = ({"body": encoded.bodies, "routes": plans.routes}
+                | "JoinRoutes" >> beam.CoGroupByKey()
+                | "RouteParts" >> beam.FlatMap(_route_parts)
                 | "GroupByExample" >> beam.GroupByKey()
                 | "BuildExamples" >> beam.ParDo(_BuildExample(cfg, seed), model, held_out)
                 .with_outputs("stats", main="examples"))

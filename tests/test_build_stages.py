@@ -22,7 +22,7 @@ from fimpack.packing.stages import WORKERS, PackExamples, pack_repository
 from fimpack.pipelines import build, runners
 from fimpack.records import SourceFile
 
-STAGE_LIMIT = 66  # 61 measured; a little room for a stage that earns its place
+STAGE_LIMIT = 66  # 62 measured; a little room for a stage that earns its place
 
 
 def stages(*flags, dedup_only=False) -> list[str]:
