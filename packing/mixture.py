@@ -175,10 +175,11 @@ class _FileFate(beam.CombineFn):
 class Mixture(beam.PTransform):
     """{"examples": Tokenized examples, "stats": their ExampleStats} -> ``StageOut``: kept
     examples keyed by shard as (id, tokens, packed bytes); Drops of the files whose every
-    part fell out; the kept examples' and kept files' counters; and the ``files`` table (each kept file's
-    ((repo, path), PartFate), its provenance row in ``OUT/files``: ``outputs.file_row``). The plan (one token
-    histogram per source and split) and the shard counts come from the small stats records, so the
-    examples are read once, to be kept or dropped and keyed.
+    part fell out; the kept examples' and kept files' counters; and the ``files`` table (each
+    kept file's ((repo, path), PartFate), its provenance row in ``OUT/files``:
+    ``outputs.file_row``). The plan (one token histogram per source and split) and the shard
+    counts come from the small stats records, so the examples are read once, to be kept or
+    dropped and keyed.
     Shard counts come from the data (not the worker count), so outputs are identical however
     the build is spread; a repository's examples share a shard, so they can share
     sequences."""

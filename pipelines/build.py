@@ -11,9 +11,10 @@
 
 Each stage is a composite transform in the module that owns its logic: ``pipelines/ingest``,
 ``dedup/stages``, ``packing/stages``, ``packing/mixture``, ``pipelines/outputs`` and
-``pipelines/manifest``; each takes its own part of BuildConfig and returns a ``StageOut``. The driver writes ``manifest.json`` last, after the pipeline has
-finished and the audit has matched the data (``pipelines/manifest.py``), so a manifest always
-describes complete outputs. Runner set-up: ``pipelines/runners.py``.
+``pipelines/manifest``; each takes its own part of BuildConfig and returns a ``StageOut``.
+The driver writes ``manifest.json`` last, after the pipeline has finished and the audit has
+matched the data (``pipelines/manifest.py``), so a manifest always describes complete
+outputs. Runner set-up: ``pipelines/runners.py``.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ from apache_beam.options.pipeline_options import (DirectOptions, FlinkRunnerOpti
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner, worker_handlers
 from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
-from fimpack.pipelines.worker import malloc_arenas, trim_freed_memory
+from fimpack.pipelines.worker import DRIVER_TRIM_S, malloc_arenas, trim_freed_memory
 
 PRISM_ALIASES = {"prism", "prismrunner"}
 DATAFLOW_ALIASES = {"dataflow", "dataflowrunner"}
@@ -108,7 +108,7 @@ def runner_for(options: PipelineOptions, workers: int):
     standard = options.view_as(StandardOptions)
     name = (standard.runner or "").lower()
     if not name:  # FnApiRunner: this process holds every collection between stages
-        trim_freed_memory(when_idle=False, every=1.0)
+        trim_freed_memory(when_idle=False, every=DRIVER_TRIM_S)
         return local_runner(options, workers)
     if name in DATAFLOW_ALIASES:
         standard.runner = "DataflowRunner"

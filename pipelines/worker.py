@@ -19,7 +19,8 @@ def malloc_arenas() -> str:
     return os.environ.get("MALLOC_ARENA_MAX") or "2"
 
 
-TRIM_CHECK_S = 0.5  # how often the trimmer looks
+TRIM_CHECK_S = 0.5  # how often an idle-mode trimmer looks
+DRIVER_TRIM_S = 1.0  # how often FnApiRunner's driver trims (measured: no cost beyond noise)
 IDLE_CPU = 0.25     # below this share of a core over a look, the process is idle
 _trimming: list = []  # the one trimmer thread of this process, once started
 
